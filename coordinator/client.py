@@ -1,0 +1,119 @@
+"""Submitting and reading jobs from Python, straight to ZooKeeper.
+
+::
+
+    from coordinator.client import Client
+
+    with Client.connect("127.0.0.1:2181") as zkq:
+        job = zkq.submit("resize", {"image": "a.png"}, priority=10, max_attempts=3)
+        done = zkq.wait(job.id, timeout=60)
+        print(done.state, done.result)
+
+(Web applications submit over HTTP through the frontends instead; this is what those
+frontends, the ``zkq`` command and the tests use.)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from kazoo.exceptions import NoNodeError
+
+from coordinator.config import ClusterConfig
+from coordinator.errors import Unavailable
+from coordinator.job import Job
+from coordinator.store import JobSpec, JobStore
+from coordinator.zk import ZkSession, zk_errors
+
+
+class Client:
+    def __init__(self, config: ClusterConfig, connect_timeout: float = 10.0) -> None:
+        self.config = config
+        self.session = ZkSession(config.zk, name="client")
+        self.store = JobStore(self.session, config.limits)
+        self.connect_timeout = connect_timeout
+
+    @classmethod
+    def connect(cls, hosts: str | None = None, root: str | None = None, **settings: Any) -> Client:
+        client = cls(ClusterConfig.load(hosts=hosts, root=root, **settings))
+        client.start()
+        return client
+
+    def start(self) -> None:
+        if not self.session.start(wait=self.connect_timeout):
+            self.session.stop()
+            raise Unavailable(
+                f"could not reach ZooKeeper at {self.config.zk.hosts} within "
+                f"{self.connect_timeout:g}s: is the ensemble running?"
+            )
+        self.session.ensure_paths(self.config.zk.layout.fixed_parents())
+
+    def close(self) -> None:
+        self.session.stop()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self.connect_timeout if timeout is None else timeout)
+
+    # -- jobs -----------------------------------------------------------------------------
+    def submit(
+        self,
+        job_type: str,
+        payload: Any = None,
+        *,
+        priority: int = 0,
+        max_attempts: int = 1,
+        timeout: float = 300.0,
+        job_id: str | None = None,
+        request_timeout: float | None = None,
+    ) -> Job:
+        spec = JobSpec(job_type, payload, priority, max_attempts, timeout, job_id)
+        return self.store.submit(spec, self._deadline(request_timeout))
+
+    def submit_many(
+        self, specs: Sequence[JobSpec], request_timeout: float | None = None
+    ) -> list[Job]:
+        return self.store.submit_many(specs, self._deadline(request_timeout))
+
+    def get(self, job_id: str) -> Job:
+        return self.store.get(job_id, self._deadline(None))
+
+    def wait(self, job_id: str, timeout: float) -> Job:
+        return self.store.wait(job_id, timeout)
+
+    def cancel(self, job_id: str) -> Job:
+        return self.store.cancel(job_id, self._deadline(None))
+
+    def jobs(self, after: str | None = None) -> Iterator[Job]:
+        return self.store.iter_jobs(after)
+
+    # -- workers --------------------------------------------------------------------------
+    def workers(self) -> list[dict[str, Any]]:
+        """Each live worker's registration, with the jobs in its inbox."""
+        layout = self.config.zk.layout
+        client = self.session.client
+        out: list[dict[str, Any]] = []
+        with zk_errors():
+            for worker_id in sorted(client.get_children(layout.workers)):
+                try:
+                    raw, stat = client.get(layout.worker(worker_id))
+                    inbox = sorted(client.get_children(layout.inbox(worker_id)))
+                except NoNodeError:
+                    continue
+                info = json.loads(raw)
+                info["id"] = worker_id
+                info["inbox"] = inbox
+                info["session"] = f"0x{stat.ephemeralOwner:x}"
+                out.append(info)
+        return out

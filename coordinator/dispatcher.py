@@ -1,0 +1,439 @@
+"""The leader's dispatcher: pending entries in memory, handed to workers with free slots.
+
+Only the leader reads pending entries (no herd): it lists each pending shard once, keeps
+the names in a heap per type, and re-lists a shard only when its child watch fires.  It
+watches ``workers`` (who is alive), each worker's data (draining or not) and each inbox
+(how many slots are taken), and ``paused`` (types an operator held back).
+
+Everything runs on one thread.  Watch callbacks (on kazoo's thread) only add a path to the
+dirty set and wake the loop.  kazoo forgets every watch when the connection drops, so after
+each reconnection the loop marks everything dirty and lists it all again: it reconciles
+from ZooKeeper and trusts nothing it remembered or inherited from a previous leader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kazoo.exceptions import NoNodeError, NotEmptyError
+from kazoo.protocol.states import WatchedEvent
+
+from coordinator.errors import ZkqError
+from coordinator.ids import id_time
+from coordinator.job import Job, JobState
+from coordinator.paths import parse_pending_name
+from coordinator.stats import DispatchStats
+from coordinator.store import JobStore
+from coordinator.zk import TRANSIENT_ERRORS, ZkSession
+
+log = logging.getLogger(__name__)
+
+#: how long an emptied pending shard is kept before the leader deletes it; it covers
+#: submitters whose clocks run behind and tick nodes they are about to write into
+EMPTY_SHARD_GRACE = 120.0
+
+
+@dataclass
+class WorkerView:
+    """What the leader knows of one live worker."""
+
+    id: str
+    types: frozenset[str]
+    slots: int
+    draining: bool = False
+    inbox: set[str] = field(default_factory=set)
+
+    @property
+    def free(self) -> int:
+        return 0 if self.draining else max(0, self.slots - len(self.inbox))
+
+
+@dataclass
+class Deadline:
+    worker: str
+    at: float  # wall-clock time after which the attempt is overdue
+
+
+class Dispatcher:
+    """Runs while this process leads; :meth:`run` returns when leadership must end."""
+
+    def __init__(
+        self,
+        session: ZkSession,
+        store: JobStore,
+        should_stop: Callable[[], bool],
+        wake: threading.Event,
+        batch_size: int = 64,
+        overdue_grace: float = 2.0,
+        stats: DispatchStats | None = None,
+    ) -> None:
+        self.session = session
+        self.client = session.client
+        self.store = store
+        self.layout = store.layout
+        self.should_stop = should_stop
+        self.wake = wake
+        self.batch_size = batch_size
+        self.overdue_grace = overdue_grace
+        self.stats = stats or DispatchStats()
+        self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()
+        # pending: per type a heap of (name, shard path); per shard the names we hold
+        self._heaps: dict[str, list[tuple[str, str]]] = {}
+        self._shards: dict[str, set[str]] = {}
+        self._shard_type: dict[str, str] = {}
+        self._eras: dict[str, set[str]] = {}  # era path -> tick names seen
+        self.workers: dict[str, WorkerView] = {}
+        self.paused: set[str] = set()
+        self._deadlines: dict[str, Deadline] = {}
+        self._connections_seen = -1
+
+    # -- watches: called on kazoo's thread, so they only mark and wake ---------------------
+    def _watch(self, event: WatchedEvent) -> None:
+        with self._dirty_lock:
+            self._dirty.add(event.path or "")
+        self.wake.set()
+
+    def _mark(self, *paths: str) -> None:
+        with self._dirty_lock:
+            self._dirty.update(paths)
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        generation = self.session.generation
+        log.info("leading: reconciling from ZooKeeper")
+        while not self.should_stop():
+            if self.session.generation != generation:
+                log.warning("session lost while leading: stepping down")
+                return
+            if not self.session.connected.is_set():
+                # SUSPENDED: dispatch nothing until the connection is back
+                self.session.connected.wait(0.5)
+                continue
+            self.wake.clear()
+            try:
+                if self.session.connections != self._connections_seen:
+                    self._connections_seen = self.session.connections
+                    self._reconcile_all()
+                self._process_dirty()
+                assigned = self._assign()
+                self._reap_overdue()
+            except TRANSIENT_ERRORS as exc:
+                log.info("ZooKeeper unavailable while dispatching (%s)", type(exc).__name__)
+                continue
+            except ZkqError as exc:
+                log.warning("dispatch step failed: %s", exc)
+                self.wake.wait(0.2)
+                continue
+            if not assigned:
+                self.wake.wait(self._next_timer())
+
+    def _next_timer(self) -> float:
+        if not self._deadlines:
+            return 1.0
+        soonest = min(d.at for d in self._deadlines.values())
+        return max(0.01, min(1.0, soonest - time.time()))
+
+    def _reconcile_all(self) -> None:
+        self._heaps.clear()
+        self._shards.clear()
+        self._shard_type.clear()
+        self._eras.clear()
+        self._mark(self.layout.pending, self.layout.workers, self.layout.paused)
+        self._mark(self.layout.inboxes)
+        for worker in self.workers.values():
+            self._mark(self.layout.inbox(worker.id), self.layout.worker(worker.id))
+
+    def _process_dirty(self) -> None:
+        while True:
+            with self._dirty_lock:
+                if not self._dirty:
+                    return
+                batch, self._dirty = self._dirty, set()
+            # parents first, so a new shard is known before its entries are listed
+            for path in sorted(batch, key=lambda p: p.count("/")):
+                self._relist(path)
+
+    def _children(self, path: str) -> list[str] | None:
+        try:
+            return list(self.client.get_children(path, watch=self._watch))
+        except NoNodeError:
+            return None
+
+    def _relist(self, path: str) -> None:
+        layout = self.layout
+        if path == layout.pending:
+            for job_type in self._children(path) or []:
+                self._mark(layout.pending_type(job_type))
+        elif path == layout.workers:
+            self._relist_workers()
+        elif path == layout.inboxes:
+            self._reap_orphan_inboxes()
+        elif path == layout.paused:
+            self.paused = set(self._children(path) or [])
+        elif path.startswith(layout.pending + "/"):
+            self._relist_pending(path)
+        elif path.startswith(layout.inboxes + "/"):
+            worker_id = path.rsplit("/", 1)[1]
+            self._relist_inbox(worker_id)
+        elif path.startswith(layout.workers + "/"):
+            worker_id = path.rsplit("/", 1)[1]
+            if worker_id in self.workers:
+                self._read_worker(worker_id)
+
+    # -- pending ---------------------------------------------------------------------------
+    def _relist_pending(self, path: str) -> None:
+        parts = path[len(self.layout.pending) + 1 :].split("/")
+        names = self._children(path)
+        if len(parts) == 1:  # a type: its eras
+            for era in names or []:
+                self._mark(self.layout.pending_era(parts[0], era))
+        elif len(parts) == 2:  # an era: its ticks
+            if names is None:
+                self._eras.pop(path, None)
+                return
+            seen = self._eras.setdefault(path, set())
+            for tick in names:
+                if tick not in seen:
+                    seen.add(tick)
+                    self._mark(self.layout.pending_tick(parts[0], parts[1], tick))
+            seen.intersection_update(names)
+            if not names:
+                self._drop_if_old(path, parts[1] + "zz")
+        elif len(parts) == 3:  # a shard: its entries
+            self._load_shard(parts[0], path, names)
+
+    def _load_shard(self, job_type: str, path: str, names: list[str] | None) -> None:
+        held = self._shards.setdefault(path, set())
+        self._shard_type[path] = job_type
+        if names is None:
+            held.clear()
+            return
+        listed = set(names)
+        heap = self._heaps.setdefault(job_type, [])
+        for name in listed - held:
+            heapq.heappush(heap, (name, path))
+        # names gone from the listing (cancelled) stay in the heap and are skipped on pop
+        held.clear()
+        held.update(listed)
+        if not listed:
+            era, tick = path.rsplit("/", 2)[-2:]
+            self._drop_if_old(path, era + tick)
+
+    def _drop_if_old(self, path: str, bucket_prefix: str) -> None:
+        """Delete an empty pending shard or era whose time ended long ago."""
+        try:
+            ended = id_time(bucket_prefix.ljust(26, "Z")[:26])
+        except ValueError:
+            return
+        if time.time() - ended < EMPTY_SHARD_GRACE:
+            return
+        try:
+            self.client.delete(path)
+        except (NoNodeError, NotEmptyError):
+            return
+        self._shards.pop(path, None)
+        self._shard_type.pop(path, None)
+
+    def _pop_best(self, types: frozenset[str]) -> tuple[str, str, str] | None:
+        """The best pending entry among ``types``: (type, name, shard)."""
+        best: tuple[str, str, str] | None = None
+        for job_type in types:
+            if job_type in self.paused:
+                continue
+            heap = self._heaps.get(job_type)
+            while heap:
+                name, shard = heap[0]
+                if name in self._shards.get(shard, ()):
+                    break
+                heapq.heappop(heap)  # stale: assigned or cancelled meanwhile
+            if heap and (best is None or heap[0][0] < best[1]):
+                best = (job_type, heap[0][0], heap[0][1])
+        if best is not None:
+            heapq.heappop(self._heaps[best[0]])
+            self._shards[best[2]].discard(best[1])
+        return best
+
+    def pending_count(self) -> dict[str, int]:
+        return {
+            t: sum(1 for n, s in h if n in self._shards.get(s, ())) for t, h in self._heaps.items()
+        }
+
+    # -- workers and inboxes ---------------------------------------------------------------
+    def _relist_workers(self) -> None:
+        alive = set(self._children(self.layout.workers) or [])
+        for gone in set(self.workers) - alive:
+            self._worker_gone(gone)
+        for new in alive - set(self.workers):
+            if self._read_worker(new):
+                self._mark(self.layout.inbox(new))
+        self._mark(self.layout.inboxes)
+
+    def _read_worker(self, worker_id: str) -> bool:
+        try:
+            raw, _ = self.client.get(self.layout.worker(worker_id), watch=self._watch)
+        except NoNodeError:
+            self._worker_gone(worker_id)
+            return False
+        try:
+            info: dict[str, Any] = json.loads(raw)
+            types = frozenset(info["types"])
+            slots = int(info["slots"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("worker %s registered unreadable data; ignoring it", worker_id)
+            return False
+        view = self.workers.get(worker_id)
+        if view is None:
+            view = self.workers[worker_id] = WorkerView(worker_id, types, slots)
+            log.info("worker %s joined: %d slots for %s", worker_id, slots, ",".join(sorted(types)))
+        view.draining = bool(info.get("draining"))
+        return True
+
+    def _relist_inbox(self, worker_id: str) -> None:
+        view = self.workers.get(worker_id)
+        names = self._children(self.layout.inbox(worker_id))
+        if view is None:
+            return
+        current = set(names or [])
+        unknown = [jid for jid in current if jid not in self._deadlines]
+        view.inbox = current
+        for jid in set(self._deadlines) - current:
+            if self._deadlines[jid].worker == worker_id:
+                del self._deadlines[jid]
+        if unknown:
+            for job, _ in self.store.get_many(unknown).values():
+                self._track(job, worker_id)
+
+    def _track(self, job: Job, worker_id: str) -> None:
+        began = (
+            job.started_at if job.state == JobState.RUNNING and job.started_at else job.updated_at
+        )
+        self._deadlines[job.id] = Deadline(worker_id, began + job.timeout + self.overdue_grace)
+
+    def _worker_gone(self, worker_id: str) -> None:
+        """Its session is gone (or it drained): every job in its inbox goes back."""
+        self.workers.pop(worker_id, None)
+        inbox = self.layout.inbox(worker_id)
+        for jid in self._children_plain(inbox):
+            job = self.store.requeue(jid, "lost", f"worker {worker_id} is gone")
+            self._deadlines.pop(jid, None)
+            if job is not None:
+                self.stats.requeued += 1
+                log.info("job %s requeued (%s) from lost worker %s", jid, job.state, worker_id)
+            with contextlib.suppress(NoNodeError):
+                self.client.delete(self.layout.inbox_entry(worker_id, jid))
+        with contextlib.suppress(NoNodeError, NotEmptyError):
+            self.client.delete(inbox)
+        log.info("worker %s left", worker_id)
+
+    def _children_plain(self, path: str) -> list[str]:
+        try:
+            return list(self.client.get_children(path))
+        except NoNodeError:
+            return []
+
+    def _reap_orphan_inboxes(self) -> None:
+        """Inboxes whose worker is not registered: a worker that died while no leader
+        was watching.  Registration creates both in one multi, so this is never a race."""
+        alive = set(self._children_plain(self.layout.workers))
+        for worker_id in self._children(self.layout.inboxes) or []:
+            if worker_id not in alive:
+                self._worker_gone(worker_id)
+
+    # -- assignment ------------------------------------------------------------------------
+    def _assign(self) -> int:
+        total = 0
+        while True:
+            picks: list[tuple[str, str, str]] = []  # (job id, worker, shard)
+            reserved: dict[str, int] = {}
+            progress = True
+            while progress and len(picks) < self.batch_size:
+                progress = False
+                for view in self.workers.values():  # one per worker per round: fair
+                    if view.free - reserved.get(view.id, 0) <= 0:
+                        continue
+                    best = self._pop_best(view.types)
+                    if best is None:
+                        continue
+                    _, name, shard = best
+                    picks.append((parse_pending_name(name)[1], view.id, shard))
+                    reserved[view.id] = reserved.get(view.id, 0) + 1
+                    progress = True
+                    if len(picks) >= self.batch_size:
+                        break
+            if not picks:
+                return total
+            total += self._commit_picks(picks)
+
+    def _commit_picks(self, picks: list[tuple[str, str, str]]) -> int:
+        records = self.store.get_many([jid for jid, _, _ in picks])
+        choices: list[tuple[Job, int, str]] = []
+        for jid, worker_id, shard in picks:
+            found = records.get(jid)
+            if found is None or found[0].state != JobState.PENDING:
+                self._drop_stray_entry(jid, shard, found[0] if found else None)
+                continue
+            choices.append((found[0], found[1], worker_id))
+        assigned, refused = self.store.assign_many(choices)
+        for job in assigned:
+            view = self.workers.get(job.worker or "")
+            if view is not None:
+                view.inbox.add(job.id)
+            self._track(job, job.worker or "")
+        for job, error in refused:
+            log.info("assignment of %s refused (%s); re-reading", job.id, type(error).__name__)
+            self._mark(self.layout.pending_shard(job.type, job.id))
+            if job.worker is None:
+                self._mark(self.layout.workers)
+        self.stats.assigned += len(assigned)
+        self.stats.transactions += 1 + len(refused)
+        return len(assigned)
+
+    def _drop_stray_entry(self, job_id: str, shard: str, job: Job | None) -> None:
+        """A pending entry whose job is not pending.  Transactions keep the two in step,
+        so this means a record removed by hand; delete the entry rather than pick it again."""
+        log.warning(
+            "pending entry for %s has %s; deleting the entry",
+            job_id,
+            f"a {job.state} job" if job else "no job record",
+        )
+        for name in self._children_plain(shard):
+            if name.endswith("-" + job_id):
+                with contextlib.suppress(NoNodeError):
+                    self.client.delete(f"{shard}/{name}")
+
+    # -- overdue attempts --------------------------------------------------------------------
+    def _reap_overdue(self) -> None:
+        now = time.time()
+        due = [jid for jid, d in self._deadlines.items() if d.at <= now]
+        if not due:
+            return
+        for jid, (job, _) in self.store.get_many(due).items():
+            deadline = self._deadlines.get(jid)
+            if job.terminal or job.state == JobState.PENDING:
+                self._deadlines.pop(jid, None)
+                continue
+            began = (
+                job.started_at
+                if job.state == JobState.RUNNING and job.started_at
+                else job.updated_at
+            )
+            if began + job.timeout + self.overdue_grace > now and deadline is not None:
+                deadline.at = began + job.timeout + self.overdue_grace  # started late
+                continue
+            result = self.store.requeue(
+                jid, "timeout", f"attempt exceeded its timeout of {job.timeout:g}s"
+            )
+            self._deadlines.pop(jid, None)
+            if result is not None:
+                self.stats.requeued += 1
+                self.stats.timeouts += 1
+                log.warning("job %s overdue on %s: taken back (%s)", jid, job.worker, result.state)

@@ -1,0 +1,241 @@
+"""The job record: a piece of data fetched again, not a live object.
+
+A record is JSON stored in ``jobs/<era>/<tick>/<id>``.  Its ``state`` is a string enum with
+one table of allowed transitions (:data:`TRANSITIONS`); the functions of
+:mod:`coordinator.lifecycle` are the only writers, and each checks that table before it
+builds its transaction.  The znode's version, not anything in the JSON, is the fencing
+token.
+
+Terminal states and what they mean:
+
+- ``succeeded``: a handler returned; ``result`` holds what it returned.
+- ``failed``: the handler raised and the job asked for no retry (``max_attempts`` 1).
+- ``dead``: the job was retried and every attempt was spent (handler errors, lost workers
+  or timeouts); the last error is kept.  A dead letter for an operator to look at.
+- ``cancelled``: somebody cancelled it before it ended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from coordinator.errors import InvalidInput, InvalidTransition, PayloadTooLarge
+
+SCHEMA_VERSION = 1
+MAX_ATTEMPTS_LIMIT = 100
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+TRACEBACK_LIMIT = 8 * 1024
+
+
+class JobState(enum.StrEnum):
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD, JobState.CANCELLED}
+)
+
+#: the one table of allowed transitions
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.PENDING: frozenset({JobState.ASSIGNED, JobState.CANCELLED}),
+    # an assigned job goes back to pending when its worker dies before starting it
+    JobState.ASSIGNED: frozenset({JobState.RUNNING, JobState.PENDING, JobState.CANCELLED}),
+    JobState.RUNNING: frozenset(
+        {
+            JobState.SUCCEEDED,
+            JobState.FAILED,
+            JobState.DEAD,
+            JobState.PENDING,  # retry after an error, or requeue of a lost/overdue attempt
+            JobState.CANCELLED,
+        }
+    ),
+    JobState.SUCCEEDED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.DEAD: frozenset(),
+    JobState.CANCELLED: frozenset(),
+}
+
+
+def check_transition(job: Job, to: JobState) -> None:
+    if to not in TRANSITIONS[job.state]:
+        raise InvalidTransition(f"job {job.id} is {job.state}; it cannot become {to}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size limits on what a record carries; always well under ZooKeeper's 1 MB."""
+
+    payload_bytes: int = 64 * 1024
+    result_bytes: int = 64 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("payload_bytes", "result_bytes"):
+            value = getattr(self, name)
+            if not 0 < value <= 256 * 1024:
+                raise ValueError(f"{name} must be between 1 and 262144 bytes, not {value}")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at running the job, kept in the record for operators."""
+
+    number: int
+    worker: str
+    started_at: float
+    ended_at: float | None = None
+    outcome: str | None = None  # succeeded | error | lost | timeout | cancelled
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    type: str
+    payload: Any = None
+    priority: int = 0
+    max_attempts: int = 1
+    timeout: float = 300.0
+    state: JobState = JobState.PENDING
+    attempts: int = 0
+    worker: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: Any = None
+    error: dict[str, str] | None = None
+    history: tuple[Attempt, ...] = ()
+    parent: str | None = None
+    children: tuple[str, ...] = ()
+    tenant: str | None = None
+    schema: int = SCHEMA_VERSION
+
+    # -- derived --------------------------------------------------------------------------
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+    def replace(self, **changes: Any) -> Job:
+        return dataclasses.replace(self, **changes)
+
+    def spec(self) -> dict[str, Any]:
+        """What the submitter asked for: equal specs mean a retried submission."""
+        return {
+            "type": self.type,
+            "payload": self.payload,
+            "priority": self.priority,
+            "max_attempts": self.max_attempts,
+            "timeout": self.timeout,
+            "parent": self.parent,
+            "tenant": self.tenant,
+        }
+
+    # -- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["state"] = str(self.state)
+        data["history"] = [dataclasses.asdict(a) for a in self.history]
+        data["children"] = list(self.children)
+        return data
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        schema = data.get("schema", SCHEMA_VERSION)
+        if schema > SCHEMA_VERSION:
+            raise InvalidInput(
+                f"job record schema {schema} is newer than this zkq understands "
+                f"({SCHEMA_VERSION}): upgrade zkq"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["state"] = JobState(values.get("state", JobState.PENDING))
+        values["history"] = tuple(Attempt(**a) for a in values.get("history", ()))
+        values["children"] = tuple(values.get("children", ()))
+        return cls(**values)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Job:
+        return cls.from_dict(json.loads(raw))
+
+
+def encoded_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+def check_payload(payload: Any, limits: Limits) -> None:
+    try:
+        size = encoded_size(payload)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"payload is not JSON-serialisable: {exc}") from exc
+    if size > limits.payload_bytes:
+        raise PayloadTooLarge(
+            f"payload is {size} bytes, over the limit of {limits.payload_bytes}: "
+            "store large data elsewhere and pass a reference"
+        )
+
+
+def check_result(result: Any, limits: Limits) -> None:
+    size = encoded_size(result)
+    if size > limits.result_bytes:
+        raise PayloadTooLarge(
+            f"result is {size} bytes, over the limit of {limits.result_bytes}: "
+            "store large results elsewhere and return a reference"
+        )
+
+
+def validate_spec(job_type: str, priority: int, max_attempts: int, timeout: float) -> None:
+    """Reject a job the cluster could not honour, with what to change."""
+    if not isinstance(job_type, str) or not job_type or len(job_type) > 64:
+        raise InvalidInput("type must be a non-empty string of at most 64 characters")
+    if not all(c.isalnum() or c in "-_." for c in job_type) or job_type.startswith("."):
+        raise InvalidInput(f"type {job_type!r} may hold only letters, digits, '-', '_' and '.'")
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 999:
+        raise InvalidInput("priority must be an integer from 0 (lowest) to 999 (highest)")
+    if (
+        isinstance(max_attempts, bool)
+        or not isinstance(max_attempts, int)
+        or not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT
+    ):
+        raise InvalidInput(f"max_attempts must be an integer from 1 to {MAX_ATTEMPTS_LIMIT}")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= MAX_TIMEOUT_SECONDS
+    ):
+        raise InvalidInput(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT_SECONDS}]")
+
+
+def truncate_traceback(text: str) -> str:
+    if len(text) <= TRACEBACK_LIMIT:
+        return text
+    return "…(truncated)\n" + text[-TRACEBACK_LIMIT:]
+
+
+__all__ = [
+    "TERMINAL_STATES",
+    "TRANSITIONS",
+    "Attempt",
+    "Job",
+    "JobState",
+    "Limits",
+    "check_payload",
+    "check_result",
+    "check_transition",
+]

@@ -1,0 +1,94 @@
+"""``zkq coordinator``: two or more instances, one elected leader that dispatches.
+
+Leadership is a kazoo :class:`~kazoo.recipe.election.Election` (an ephemeral sequential
+node; the lowest leads, each other watches its predecessor, so a change wakes one standby,
+not all).  The leader runs a :class:`~coordinator.dispatcher.Dispatcher` until:
+
+- it is told to stop (SIGTERM): it leaves the election at once, deleting its node, so the
+  next standby leads within a round trip instead of a session timeout;
+- its session is lost: its election node is gone already, so it steps down and rejoins as
+  a standby under the new session.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from kazoo.exceptions import CancelledError
+from kazoo.recipe.election import Election
+
+from coordinator.config import ClusterConfig
+from coordinator.dispatcher import Dispatcher
+from coordinator.stats import DispatchStats
+from coordinator.store import JobStore
+from coordinator.zk import TRANSIENT_ERRORS, ZkSession
+
+log = logging.getLogger(__name__)
+
+
+class Coordinator:
+    def __init__(self, config: ClusterConfig, name: str | None = None) -> None:
+        self.config = config
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.session = ZkSession(config.zk, name="coordinator")
+        self.store = JobStore(self.session, config.limits)
+        self.stats = DispatchStats()
+        self.leading = threading.Event()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._election: Election | None = None
+        self.session.on_state_change(lambda _state: self._wake.set())
+
+    def stop(self) -> None:
+        """Leave leadership and the election now; safe to call from a signal handler."""
+        self._stop.set()
+        self._wake.set()
+        election = self._election
+        if election is not None:
+            # cancel() interrupts a standby's wait; a leader leaves when its loop sees _stop
+            threading.Thread(target=election.cancel, daemon=True).start()
+
+    def run(self) -> None:
+        self.session.start()
+        while not self._stop.is_set() and not self.session.wait_connected(1.0):
+            log.info("waiting for ZooKeeper at %s", self.config.zk.hosts)
+        if self._stop.is_set():
+            self.session.stop()
+            return
+        self.session.ensure_paths(self.config.zk.layout.fixed_parents())
+        while not self._stop.is_set():
+            self.session.wait_connected()
+            self._election = Election(
+                self.session.client, self.config.zk.layout.election, self.name
+            )
+            try:
+                self._election.run(self._lead)
+            except CancelledError:
+                pass
+            except TRANSIENT_ERRORS as exc:
+                log.info("election interrupted (%s); rejoining", type(exc).__name__)
+                self._stop.wait(0.2)
+            except Exception:
+                log.exception("leadership ended by an error; rejoining the election")
+                self._stop.wait(1.0)
+        self.session.stop()
+        log.info("coordinator %s stopped", self.name)
+
+    def _lead(self) -> None:
+        log.info("coordinator %s is the leader", self.name)
+        self.leading.set()
+        generation = self.session.generation
+        try:
+            Dispatcher(
+                self.session,
+                self.store,
+                should_stop=lambda: self._stop.is_set() or self.session.generation != generation,
+                wake=self._wake,
+                stats=self.stats,
+            ).run()
+        finally:
+            self.leading.clear()
+            log.info("coordinator %s stepped down", self.name)

@@ -1,0 +1,381 @@
+"""Jobs in ZooKeeper: read them, and run the transitions of :mod:`coordinator.lifecycle`.
+
+Two retry disciplines, because a multi that died with ConnectionLoss may or may not have
+been applied:
+
+- *fenced* writers (a worker's start, complete, fail) hold the version they read.  After a
+  transient error they re-read: the record holding exactly the bytes they wrote means the
+  multi went through; the same version as before means try again; anything else means
+  another actor moved the job on, and the write is refused with :class:`Fenced`.  They
+  never rebase onto a newer version: that would undo a requeue or a cancel.
+- *deciding* writers (submit, cancel, the leader's assign and requeue) re-read and decide
+  again from what they find, because their decision depends only on the current state.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.exceptions import NodeExistsError, NoNodeError
+
+from coordinator import lifecycle
+from coordinator.errors import Fenced, JobIdTaken, JobNotFound
+from coordinator.ids import new_job_id, validate_job_id
+from coordinator.job import Job, JobState, Limits, check_payload, check_result, validate_spec
+from coordinator.paths import Layout, bucket_of
+from coordinator.zk import Op, TransactionFailed, ZkSession, commit, zk_errors
+
+log = logging.getLogger(__name__)
+
+#: keep each multi well under jute.maxbuffer (1 MB), whatever the payloads
+MAX_MULTI_BYTES = 512 * 1024
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a submitter asks for.  ``job_id`` is chosen here when not given."""
+
+    type: str
+    payload: Any = None
+    priority: int = 0
+    max_attempts: int = 1
+    timeout: float = 300.0
+    job_id: str | None = None
+    tenant: str | None = None
+    parent: str | None = None
+
+    def to_job(self, now: float, limits: Limits) -> Job:
+        validate_spec(self.type, self.priority, self.max_attempts, self.timeout)
+        check_payload(self.payload, limits)
+        job_id = validate_job_id(self.job_id) if self.job_id else new_job_id()
+        return Job(
+            id=job_id,
+            type=self.type,
+            payload=self.payload,
+            priority=self.priority,
+            max_attempts=self.max_attempts,
+            timeout=float(self.timeout),
+            created_at=now,
+            updated_at=now,
+            tenant=self.tenant,
+            parent=self.parent,
+        )
+
+
+class JobStore:
+    """Jobs of one cluster, bound to one session and root (a kazoo-style recipe)."""
+
+    def __init__(self, session: ZkSession, limits: Limits | None = None) -> None:
+        self.session = session
+        self.client = session.client
+        self.layout: Layout = session.settings.layout
+        self.limits = limits or Limits()
+        self._known_parents: set[str] = set()
+        self._parents_lock = threading.Lock()
+
+    # -- reading ---------------------------------------------------------------------------
+    def _read(self, job_id: str) -> tuple[Job, int, bytes]:
+        try:
+            raw, stat = self.client.get(self.layout.job(job_id))
+        except NoNodeError:
+            raise JobNotFound(job_id) from None
+        return Job.from_bytes(raw), stat.version, raw
+
+    def get_versioned(self, job_id: str, deadline: float | None = None) -> tuple[Job, int]:
+        validate_job_id(job_id)
+        with zk_errors():
+            job, version, _ = self.session.retry(lambda: self._read(job_id), deadline)
+        return job, version
+
+    def get(self, job_id: str, deadline: float | None = None) -> Job:
+        return self.get_versioned(job_id, deadline)[0]
+
+    def get_many(self, job_ids: Sequence[str]) -> dict[str, tuple[Job, int]]:
+        """Pipelined reads; jobs that no longer exist are left out."""
+        with zk_errors():
+            pending = [(jid, self.client.get_async(self.layout.job(jid))) for jid in job_ids]
+            found: dict[str, tuple[Job, int]] = {}
+            for jid, async_result in pending:
+                try:
+                    raw, stat = async_result.get()
+                except NoNodeError:
+                    continue
+                found[jid] = (Job.from_bytes(raw), stat.version)
+        return found
+
+    def wait(self, job_id: str, timeout: float, until: Callable[[Job], bool] | None = None) -> Job:
+        """Block until the job ends (or ``until(job)`` holds) or ``timeout`` passes; return
+        the record as it is then.  One data watch on the one job: no polling, no herd."""
+        until = until or (lambda job: job.terminal)
+        deadline = time.monotonic() + timeout
+        changed = threading.Event()
+
+        def on_change(_event: Any) -> None:
+            changed.set()
+
+        path = self.layout.job(validate_job_id(job_id))
+        while True:
+            changed.clear()
+            with zk_errors():
+                try:
+                    raw, _ = self.session.retry(
+                        lambda: self.client.get(path, watch=on_change), deadline
+                    )
+                except NoNodeError:
+                    raise JobNotFound(job_id) from None
+            job = Job.from_bytes(raw)
+            remaining = deadline - time.monotonic()
+            if until(job) or remaining <= 0:
+                return job
+            changed.wait(remaining)
+
+    def iter_jobs(self, after: str | None = None) -> Iterator[Job]:
+        """Every job record in id (time) order, from ``after`` (exclusive) on."""
+        era_floor, tick_floor = (after[:6], after[6:8]) if after else ("", "")
+        with zk_errors():
+            for era in sorted(self._children(self.layout.jobs)):
+                if era < era_floor:
+                    continue
+                for tick in sorted(self._children(self.layout.job_era(era))):
+                    if era == era_floor and tick < tick_floor:
+                        continue
+                    ids = sorted(self._children(self.layout.job_tick(era, tick)))
+                    ids = [i for i in ids if after is None or i > after]
+                    for n in range(0, len(ids), 200):
+                        chunk = ids[n : n + 200]
+                        found = self.get_many(chunk)
+                        yield from (found[jid][0] for jid in chunk if jid in found)
+
+    def _children(self, path: str) -> list[str]:
+        try:
+            return list(self.session.retry(lambda: self.client.get_children(path)))
+        except NoNodeError:
+            return []
+
+    # -- submit ------------------------------------------------------------------------------
+    def _ensure_parents(self, job: Job, force: bool = False) -> None:
+        parents = (
+            self.layout.job_tick(*bucket_of(job.id)),
+            self.layout.pending_shard(job.type, job.id),
+        )
+        for parent in parents:
+            with self._parents_lock:
+                known = parent in self._known_parents
+            if force or not known:
+                self.session.retry(functools.partial(self.client.ensure_path, parent))
+                with self._parents_lock:
+                    if len(self._known_parents) > 10_000:
+                        self._known_parents.clear()
+                    self._known_parents.add(parent)
+
+    def submit(self, spec: JobSpec, deadline: float | None = None) -> Job:
+        return self.submit_many([spec], deadline)[0]
+
+    def submit_many(self, specs: Sequence[JobSpec], deadline: float | None = None) -> list[Job]:
+        """Write new jobs in as few transactions as keep each under :data:`MAX_MULTI_BYTES`.
+
+        Idempotent: a job whose id exists with the same spec is returned as it stands (a
+        retry after a lost reply); with another spec it is :class:`JobIdTaken`.
+        """
+        now = time.time()
+        jobs = [spec.to_job(now, self.limits) for spec in specs]
+        out: dict[str, Job] = {}
+        with zk_errors():
+            for batch in _batches(jobs):
+                for job in batch:
+                    self._ensure_parents(job)
+                out.update(self._submit_batch(batch, deadline))
+        return [out[job.id] for job in jobs]
+
+    def _submit_batch(self, batch: list[Job], deadline: float | None) -> dict[str, Job]:
+        ops: list[Op] = []
+        for job in batch:
+            ops.extend(lifecycle.submit(self.layout, job))
+
+        def attempt() -> dict[str, Job]:
+            try:
+                commit(self.client, ops)
+                return {job.id: job for job in batch}
+            except TransactionFailed as failed:
+                culprit = batch[failed.index // 2]
+                if isinstance(failed.error, NoNodeError):
+                    # a bucket pruned under us (or a stale cache): make it and go again
+                    self._ensure_parents(culprit, force=True)
+                    return attempt()
+                if isinstance(failed.error, NodeExistsError) and len(batch) > 1:
+                    # some of these went in before a lost reply: settle them one by one
+                    return {job.id: self._submit_batch([job], deadline)[job.id] for job in batch}
+                if isinstance(failed.error, NodeExistsError):
+                    stored = self._read(culprit.id)[0]
+                    if stored.spec() != culprit.spec():
+                        raise JobIdTaken(
+                            f"job id {culprit.id} is taken by a different job: "
+                            "choose a new id, or resend the same job"
+                        ) from None
+                    return {culprit.id: stored}
+                raise
+
+        return self.session.retry(attempt, deadline, "submit")
+
+    # -- worker's fenced writes ------------------------------------------------------------
+    def _fenced(self, job_id: str, version: int, step: lifecycle.Step) -> tuple[Job, int]:
+        """Commit ``step`` against ``version``; see the module doc for the retry rule."""
+        written = step.job.to_bytes()
+        first = True
+
+        def attempt() -> tuple[Job, int]:
+            nonlocal first
+            if not first:
+                try:
+                    _, current_version, raw = self._read(job_id)
+                except JobNotFound:
+                    raise Fenced(f"job {job_id} is gone") from None
+                if raw == written:
+                    return step.job, current_version
+                if current_version != version:
+                    raise Fenced(f"job {job_id} moved on (version {current_version})")
+            first = False
+            try:
+                results = commit(self.client, step.ops)
+            except TransactionFailed as failed:
+                raise Fenced(
+                    f"job {job_id}: {type(failed.error).__name__} at op {failed.index}; "
+                    "another actor changed it"
+                ) from None
+            return step.job, _set_version(results, version)
+
+        with zk_errors():
+            return self.session.retry(attempt, None, "fenced write")
+
+    def start(self, job: Job, version: int, worker_id: str) -> tuple[Job, int]:
+        step = lifecycle.start(self.layout, job, version, worker_id, time.time())
+        return self._fenced(job.id, version, step)
+
+    def complete(
+        self,
+        job: Job,
+        version: int,
+        worker_id: str,
+        result: Any,
+        children: Sequence[JobSpec] = (),
+    ) -> Job:
+        check_result(result, self.limits)
+        now = time.time()
+        child_jobs = [
+            JobSpec(
+                type=c.type,
+                payload=c.payload,
+                priority=c.priority,
+                max_attempts=c.max_attempts,
+                timeout=c.timeout,
+                tenant=job.tenant,
+                parent=job.id,
+            ).to_job(now, self.limits)
+            for c in children
+        ]
+        for child in child_jobs:
+            with zk_errors():
+                self._ensure_parents(child)
+        step = lifecycle.complete(self.layout, job, version, worker_id, result, now, child_jobs)
+        return self._fenced(job.id, version, step)[0]
+
+    def fail(self, job: Job, version: int, worker_id: str, error: dict[str, str]) -> Job:
+        step = lifecycle.fail(self.layout, job, version, worker_id, error, time.time())
+        return self._fenced(job.id, version, step)[0]
+
+    # -- deciding writes -------------------------------------------------------------------
+    def _exists(self, path: str) -> bool:
+        return self.client.exists(path) is not None
+
+    def cancel(self, job_id: str, deadline: float | None = None) -> Job:
+        validate_job_id(job_id)
+
+        def attempt() -> Job:
+            job, version, _ = self._read(job_id)
+            claim = job.state == JobState.RUNNING and self._exists(self.layout.claim(job_id))
+            inbox = bool(job.worker) and self._exists(
+                self.layout.inbox_entry(job.worker or "", job_id)
+            )
+            step = lifecycle.cancel(self.layout, job, version, time.time(), claim, inbox)
+            try:
+                commit(self.client, step.ops)
+            except TransactionFailed:
+                return attempt()  # it moved while we looked: decide again
+            return step.job
+
+        with zk_errors():
+            return self.session.retry(attempt, deadline, "cancel")
+
+    def requeue(self, job_id: str, outcome: str, reason: str) -> Job | None:
+        """Take an assigned or running job back; ``None`` when there was nothing to take."""
+
+        def attempt() -> Job | None:
+            try:
+                job, version, _ = self._read(job_id)
+            except JobNotFound:
+                return None
+            if job.state not in (JobState.ASSIGNED, JobState.RUNNING) or not job.worker:
+                return None
+            claim = self._exists(self.layout.claim(job_id))
+            inbox = self._exists(self.layout.inbox_entry(job.worker, job_id))
+            step = lifecycle.requeue(
+                self.layout, job, version, outcome, reason, time.time(), claim, inbox
+            )
+            try:
+                commit(self.client, step.ops)
+            except TransactionFailed:
+                return attempt()
+            return step.job
+
+        with zk_errors():
+            return self.session.retry(attempt, None, "requeue")
+
+    def assign_many(
+        self, choices: Sequence[tuple[Job, int, str]]
+    ) -> tuple[list[Job], list[tuple[Job, BaseException]]]:
+        """Assign (job, version, worker) triples in one multi.  A job whose op fails is set
+        aside with its error and the rest go again, so one stale entry costs one retry, not
+        the batch.  Returns (assigned, refused)."""
+        remaining = list(choices)
+        refused: list[tuple[Job, BaseException]] = []
+        now = time.time()
+        while remaining:
+            steps = [lifecycle.assign(self.layout, j, v, w, now) for j, v, w in remaining]
+            ops = [op for step in steps for op in step.ops]
+            try:
+                with zk_errors():
+                    commit(self.client, ops)
+                return [s.job for s in steps], refused
+            except TransactionFailed as failed:
+                bad = failed.index // 3  # three ops per assignment
+                refused.append((remaining[bad][0], failed.error))
+                del remaining[bad]
+        return [], refused
+
+
+def _set_version(results: Sequence[Any], old: int) -> int:
+    for result in results:
+        version = getattr(result, "version", None)
+        if version is not None:
+            return int(version)
+    return old + 1
+
+
+def _batches(jobs: list[Job]) -> Iterator[list[Job]]:
+    batch: list[Job] = []
+    size = 0
+    for job in jobs:
+        cost = len(job.to_bytes()) + 200
+        if batch and size + cost > MAX_MULTI_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(job)
+        size += cost
+    if batch:
+        yield batch

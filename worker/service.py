@@ -1,0 +1,303 @@
+"""``zkq worker``: registers, watches its own inbox, claims and runs what it is given.
+
+- Registration is one multi: ``inbox/<id>`` (persistent) and ``workers/<id>`` (ephemeral,
+  with its types and slots).  A new session registers under a new id: the old id's jobs
+  are the leader's to requeue.
+- It watches only its own inbox and its own registration (an operator may set
+  ``draining``); adding workers adds no watch anywhere else.
+- Each assignment runs on an attempt thread: start (the claim) -> handler -> complete or
+  fail, the commits fenced by the version the start produced.
+- SUSPENDED: start nothing; running handlers go on, their commits wait for the connection.
+- LOST: running attempts are abandoned (their commits would be fenced anyway); the worker
+  registers again and carries on.
+- SIGTERM drains (no new claims, running jobs finish, then deregister); a second SIGTERM
+  closes the session (so the leader requeues at once) and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from kazoo.exceptions import NodeExistsError, NoNodeError
+
+from coordinator.config import ClusterConfig
+from coordinator.errors import Fenced, JobNotFound, PayloadTooLarge, ZkqError
+from coordinator.job import Job, JobState
+from coordinator.store import JobStore
+from coordinator.zk import TRANSIENT_ERRORS, TransactionFailed, ZkSession, commit, op_create
+from worker.pools import Pool, make_pool
+from worker.registry import JobContext, Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerStats:
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    fenced: int = 0
+    abandoned: int = 0
+
+
+class Worker:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        registry: Registry,
+        app: str | None = None,
+        types: frozenset[str] | None = None,
+        concurrency: int = 4,
+        pool: str = "thread",
+    ) -> None:
+        unknown = (types or frozenset()) - registry.types
+        if unknown:
+            raise ValueError(f"no handler registered for: {', '.join(sorted(unknown))}")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.config = config
+        self.layout = config.zk.layout
+        self.types = types or registry.types
+        if not self.types:
+            raise ValueError("the app registers no handler: nothing to serve")
+        self.slots = concurrency
+        self.session = ZkSession(config.zk, name="worker")
+        self.store = JobStore(self.session, config.limits)
+        self.pool: Pool = make_pool(pool, app, concurrency)
+        self.pool_kind = pool
+        self.stats = WorkerStats()
+        self.worker_id: str | None = None
+        self._registered_generation = -1
+        self._listed_connection = -1
+        self._attempts = ThreadPoolExecutor(concurrency, thread_name_prefix="attempt")
+        self._active: dict[str, int] = {}  # job id -> generation it started under
+        self._active_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._inbox_dirty = True
+        self._registration_dirty = True
+        self._draining = threading.Event()
+        self._stopped = threading.Event()
+        self.session.on_state_change(lambda _state: self._wake.set())
+
+    # -- control --------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Stop claiming; exit once running jobs are done.  Signal-handler safe."""
+        self._draining.set()
+        self._wake.set()
+
+    def stop_now(self) -> None:
+        """Close the session (the leader requeues our jobs at once) and stop the handlers."""
+        self._draining.set()
+        self.pool.shutdown(wait=False)
+        closer = threading.Thread(target=self.session.stop, daemon=True)
+        closer.start()
+        closer.join(2.0)
+
+    @property
+    def running(self) -> int:
+        with self._active_lock:
+            return len(self._active)
+
+    # -- main loop ------------------------------------------------------------------------
+    def run(self) -> None:
+        self.session.start()
+        while not self._draining.is_set() and not self.session.wait_connected(1.0):
+            log.info("waiting for ZooKeeper at %s", self.config.zk.hosts)
+        if self.session.connected.is_set():
+            self.session.ensure_paths(self.layout.fixed_parents())
+        while True:
+            if self._draining.is_set() and self.running == 0:
+                break
+            self._wake.clear()
+            if not self.session.connected.is_set():
+                self._wake.wait(0.5)
+                continue
+            try:
+                self._step()
+            except TRANSIENT_ERRORS as exc:
+                log.info("ZooKeeper unavailable (%s); waiting", type(exc).__name__)
+                continue
+            except ZkqError as exc:
+                log.warning("worker step failed: %s", exc)
+            self._wake.wait(1.0)
+        self._deregister()
+        self._attempts.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
+        self.session.stop()
+        self._stopped.set()
+        log.info("worker stopped")
+
+    def _step(self) -> None:
+        if self.session.generation != self._registered_generation:
+            if self._draining.is_set():
+                return  # a draining worker does not come back under a new id
+            self._register()
+        if self.session.connections != self._listed_connection:
+            # kazoo dropped our watches with the connection: list again
+            self._listed_connection = self.session.connections
+            self._inbox_dirty = True
+            self._registration_dirty = True
+        if self._registration_dirty:
+            self._registration_dirty = False
+            self._watch_registration()
+        if self._inbox_dirty and not self._draining.is_set():
+            self._inbox_dirty = False
+            self._list_inbox()
+
+    def _register(self) -> None:
+        if self.worker_id is not None:
+            with self._active_lock:
+                abandoned = len(self._active)
+            if abandoned:
+                log.warning(
+                    "session lost: abandoning %d running job(s) of %s", abandoned, self.worker_id
+                )
+        generation = self.session.generation
+        worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        info = {
+            "id": worker_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "types": sorted(self.types),
+            "slots": self.slots,
+            "pool": self.pool_kind,
+            "started_at": time.time(),
+            "draining": False,
+        }
+        try:
+            commit(
+                self.session.client,
+                [
+                    op_create(self.layout.inbox(worker_id)),
+                    op_create(self.layout.worker(worker_id), json.dumps(info).encode(), True),
+                ],
+            )
+        except TransactionFailed as failed:
+            if not isinstance(failed.error, NodeExistsError | NoNodeError):
+                raise
+            self.session.ensure_paths(self.layout.fixed_parents())
+            return  # try again on the next step
+        self.worker_id = worker_id
+        self._registered_generation = generation
+        self._listed_connection = -1
+        log.info(
+            "registered as %s: %d slots for %s", worker_id, self.slots, ",".join(sorted(self.types))
+        )
+
+    def _on_inbox(self, _event: Any) -> None:
+        self._inbox_dirty = True
+        self._wake.set()
+
+    def _on_registration(self, _event: Any) -> None:
+        self._registration_dirty = True
+        self._wake.set()
+
+    def _watch_registration(self) -> None:
+        """An operator drains a worker by setting ``draining`` in its registration."""
+        if self.worker_id is None:
+            return
+        try:
+            raw, _ = self.session.client.get(
+                self.layout.worker(self.worker_id), watch=self._on_registration
+            )
+        except NoNodeError:
+            return
+        if json.loads(raw).get("draining") and not self._draining.is_set():
+            log.info("asked to drain through ZooKeeper")
+            self.drain()
+
+    def _list_inbox(self) -> None:
+        worker_id = self.worker_id
+        if worker_id is None:
+            return
+        try:
+            job_ids = self.session.client.get_children(
+                self.layout.inbox(worker_id), watch=self._on_inbox
+            )
+        except NoNodeError:
+            return
+        generation = self._registered_generation
+        for job_id in sorted(job_ids):
+            with self._active_lock:
+                if job_id in self._active:
+                    continue
+                self._active[job_id] = generation
+            self._attempts.submit(self._attempt, job_id, worker_id, generation)
+
+    def _deregister(self) -> None:
+        if self.worker_id is None or not self.session.connected.is_set():
+            return
+        try:
+            self.session.client.delete(self.layout.worker(self.worker_id))
+            log.info("deregistered %s", self.worker_id)
+        except NoNodeError:
+            pass
+        except TRANSIENT_ERRORS:
+            log.info("could not deregister; the session's end will do it")
+
+    # -- one attempt ----------------------------------------------------------------------
+    def _attempt(self, job_id: str, worker_id: str, generation: int) -> None:
+        try:
+            self._run_attempt(job_id, worker_id, generation)
+        except Exception:
+            log.exception("attempt at job %s failed unexpectedly", job_id)
+        finally:
+            with self._active_lock:
+                self._active.pop(job_id, None)
+            self._inbox_dirty = True
+            self._wake.set()
+
+    def _run_attempt(self, job_id: str, worker_id: str, generation: int) -> None:
+        if self._draining.is_set():
+            return  # unstarted: the leader requeues it when we deregister
+        try:
+            job, version = self.store.get_versioned(job_id)
+        except JobNotFound:
+            return
+        if job.state != JobState.ASSIGNED or job.worker != worker_id:
+            return  # cancelled or taken back before we started
+        try:
+            job, version = self.store.start(job, version, worker_id)
+        except Fenced:
+            return
+        self.stats.started += 1
+        log.info("job %s (%s) started, attempt %d", job.id, job.type, job.attempts)
+        ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, job.parent)
+        outcome = self.pool.run(job.type, job.payload, ctx)
+        if self.session.generation != generation:
+            self.stats.abandoned += 1
+            log.warning("job %s abandoned: the session it started under is gone", job.id)
+            return
+        self._finish(job, version, worker_id, outcome)
+
+    def _finish(self, job: Job, version: int, worker_id: str, outcome: Any) -> None:
+        try:
+            if outcome.ok:
+                try:
+                    self.store.complete(job, version, worker_id, outcome.result, outcome.children)
+                    self.stats.succeeded += 1
+                    log.info("job %s succeeded", job.id)
+                    return
+                except PayloadTooLarge as exc:
+                    outcome.error = {"type": "ResultTooLarge", "message": str(exc)}
+                except ZkqError as exc:
+                    if isinstance(exc, Fenced):
+                        raise
+                    outcome.error = {"type": type(exc).__name__, "message": str(exc)}
+            final = self.store.fail(job, version, worker_id, outcome.error or {})
+            self.stats.failed += 1
+            log.info(
+                "job %s failed (%s): %s", job.id, final.state, (outcome.error or {}).get("message")
+            )
+        except Fenced as exc:
+            self.stats.fenced += 1
+            log.warning("completion of job %s refused (fenced): %s", job.id, exc)

@@ -1,0 +1,1 @@
+"""The ``zkq`` command line: services, submission, inspection and the local cluster."""

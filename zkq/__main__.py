@@ -1,0 +1,3 @@
+from zkq.cli import main
+
+main()

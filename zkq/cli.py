@@ -1,0 +1,309 @@
+"""``zkq``: run the services, submit and inspect jobs, drive the local cluster.
+
+Every command that talks to a cluster takes ``--zk`` and ``--root`` (or ZKQ_ZK_HOSTS /
+ZKQ_ROOT), answers ``--json`` for machines, prints errors as one line on stderr and exits
+non-zero: 1 for a failed job or an error of the request, 2 for usage, 3 when the cluster
+cannot be reached.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from coordinator.config import ClusterConfig
+from coordinator.errors import InvalidInput, JobNotFound, Unavailable, ZkqError
+from coordinator.job import Job
+from zkq import logs
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_FAILED = 1
+EXIT_UNAVAILABLE = 3
+
+
+def cluster_options(fn: F) -> F:
+    fn = click.option("--session-timeout", type=float, default=None, help="Seconds (default 10).")(
+        fn
+    )
+    fn = click.option("--root", envvar="ZKQ_ROOT", default=None, help="Root znode (default /zkq).")(
+        fn
+    )
+    fn = click.option(
+        "--zk", "hosts", envvar="ZKQ_ZK_HOSTS", default=None, help="ZooKeeper connect string."
+    )(fn)
+    return fn
+
+
+def log_options(fn: F) -> F:
+    fn = click.option("--log-format", type=click.Choice(["text", "json"]), default="text")(fn)
+    fn = click.option("--log-level", default="info", show_default=True)(fn)
+    return fn
+
+
+def load_config(
+    hosts: str | None, root: str | None, session_timeout: float | None
+) -> ClusterConfig:
+    try:
+        return ClusterConfig.load(hosts=hosts, root=root, session_timeout=session_timeout)
+    except ZkqError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> None:
+    click.echo(f"zkq: {message}", err=True)
+    sys.exit(code)
+
+
+def run_guarded(fn: Callable[[], Any]) -> Any:
+    """Run a request, turning zkq errors into one line on stderr and an exit status."""
+    try:
+        return fn()
+    except Unavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    except (InvalidInput, JobNotFound) as exc:
+        fail(str(exc))
+    except ZkqError as exc:
+        fail(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """zkq: a work-distribution cluster coordinated by ZooKeeper."""
+
+
+# -- services ---------------------------------------------------------------------------
+@main.command()
+@cluster_options
+@log_options
+@click.option("--name", default=None, help="Identifier in the election (default host-pid).")
+def coordinator(
+    hosts: str | None,
+    root: str | None,
+    session_timeout: float | None,
+    log_level: str,
+    log_format: str,
+    name: str | None,
+) -> None:
+    """Run a coordinator: one of them leads and dispatches, the others stand by."""
+    from coordinator.service import Coordinator
+
+    logs.setup(log_level, log_format)
+    service = Coordinator(load_config(hosts, root, session_timeout), name)
+    signal.signal(signal.SIGTERM, lambda *_: service.stop())
+    signal.signal(signal.SIGINT, lambda *_: service.stop())
+    service.run()
+
+
+@main.command()
+@cluster_options
+@log_options
+@click.option(
+    "--app",
+    default="worker.builtin",
+    show_default=True,
+    help="Python module whose @handler functions the worker serves.",
+)
+@click.option("--types", default=None, help="Comma-separated subset of the app's types to serve.")
+@click.option("--concurrency", "-c", type=click.IntRange(1, 1024), default=4, show_default=True)
+@click.option(
+    "--pool",
+    type=click.Choice(["thread", "process"]),
+    default="thread",
+    show_default=True,
+    help="process for CPU-bound handlers.",
+)
+def worker(
+    hosts: str | None,
+    root: str | None,
+    session_timeout: float | None,
+    log_level: str,
+    log_format: str,
+    app: str,
+    types: str | None,
+    concurrency: int,
+    pool: str,
+) -> None:
+    """Run a worker.  SIGTERM drains it (running jobs finish); a second SIGTERM stops it now."""
+    from worker.pools import load_app
+    from worker.registry import registry
+    from worker.service import Worker
+
+    logs.setup(log_level, log_format)
+    try:
+        load_app(app)
+    except ImportError as exc:
+        raise click.UsageError(f"cannot import the app module {app!r}: {exc}") from exc
+    wanted = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
+    try:
+        service = Worker(
+            load_config(hosts, root, session_timeout), registry, app, wanted, concurrency, pool
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    signals = {"count": 0}
+
+    def on_term(*_: Any) -> None:
+        signals["count"] += 1
+        if signals["count"] == 1:
+            service.drain()
+        else:
+            service.stop_now()
+            sys.stderr.write("zkq worker: stopped at once\n")
+            import os
+
+            os._exit(1)
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    service.run()
+
+
+# -- jobs -------------------------------------------------------------------------------
+def _connect(hosts: str | None, root: str | None, session_timeout: float | None) -> Any:
+    from coordinator.client import Client
+
+    client = Client(load_config(hosts, root, session_timeout), connect_timeout=5.0)
+    run_guarded(client.start)
+    return client
+
+
+def _show_job(job: Job, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(job.to_dict(), indent=2))
+        return
+    rows = [
+        ("id", job.id),
+        ("type", job.type),
+        ("state", str(job.state)),
+        ("priority", job.priority),
+        ("attempts", f"{job.attempts}/{job.max_attempts}"),
+        ("worker", job.worker or "-"),
+        ("created", _when(job.created_at)),
+        ("finished", _when(job.finished_at)),
+        ("payload", json.dumps(job.payload)),
+        ("result", json.dumps(job.result)),
+    ]
+    if job.error:
+        rows.append(("error", f"{job.error.get('type')}: {job.error.get('message')}"))
+    if job.children:
+        rows.append(("children", ", ".join(job.children)))
+    for key, value in rows:
+        click.echo(f"{key:<10} {value}")
+    for attempt in job.history:
+        took = f"{attempt.ended_at - attempt.started_at:.3f}s" if attempt.ended_at else "running"
+        click.echo(
+            f"attempt {attempt.number:<2} {attempt.worker}  {attempt.outcome or '-'}  {took}"
+            + (f"  {attempt.error}" if attempt.error and attempt.outcome != "error" else "")
+        )
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+@main.command()
+@cluster_options
+@click.argument("job_type")
+@click.option("--payload", default="null", help="JSON payload.")
+@click.option("--priority", type=int, default=0, show_default=True, help="0 (lowest) to 999.")
+@click.option("--max-attempts", type=int, default=1, show_default=True)
+@click.option(
+    "--timeout", type=float, default=300.0, show_default=True, help="Seconds per attempt."
+)
+@click.option(
+    "--wait", "wait_", is_flag=True, help="Wait for the job to end; exit 1 unless it succeeded."
+)
+@click.option("--wait-timeout", type=float, default=300.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def submit(
+    hosts: str | None,
+    root: str | None,
+    session_timeout: float | None,
+    job_type: str,
+    payload: str,
+    priority: int,
+    max_attempts: int,
+    timeout: float,
+    wait_: bool,
+    wait_timeout: float,
+    as_json: bool,
+) -> None:
+    """Submit a job of JOB_TYPE."""
+    try:
+        data = json.loads(payload)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from exc
+    client = _connect(hosts, root, session_timeout)
+    try:
+        job = run_guarded(
+            lambda: client.submit(
+                job_type, data, priority=priority, max_attempts=max_attempts, timeout=timeout
+            )
+        )
+        if wait_:
+            job = run_guarded(lambda: client.wait(job.id, wait_timeout))
+        if as_json or wait_:
+            _show_job(job, as_json)
+        else:
+            click.echo(job.id)
+    finally:
+        client.close()
+    if wait_ and str(job.state) != "succeeded":
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@cluster_options
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+def job(
+    hosts: str | None, root: str | None, session_timeout: float | None, job_id: str, as_json: bool
+) -> None:
+    """Show a job's record and its attempts."""
+    client = _connect(hosts, root, session_timeout)
+    try:
+        _show_job(run_guarded(lambda: client.get(job_id)), as_json)
+    finally:
+        client.close()
+
+
+@main.command()
+@cluster_options
+@click.option("--json", "as_json", is_flag=True)
+def workers(
+    hosts: str | None, root: str | None, session_timeout: float | None, as_json: bool
+) -> None:
+    """List live workers, their slots and what is in their inboxes."""
+    client = _connect(hosts, root, session_timeout)
+    try:
+        found = run_guarded(client.workers)
+    finally:
+        client.close()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    header = f"{'WORKER':<40} {'SLOTS':>5} {'BUSY':>4} {'POOL':<7} {'DRAINING':<8} TYPES"
+    click.echo(header)
+    for w in found:
+        click.echo(
+            f"{w['id']:<40} {w['slots']:>5} {len(w['inbox']):>4} {w.get('pool', '-'):<7} "
+            f"{'yes' if w.get('draining') else 'no':<8} {','.join(w['types'])}"
+        )
+
+
+def _attach_optional() -> None:
+    try:
+        from zkq.dev.cli import dev
+    except ImportError:  # pragma: no cover - only while the launcher is absent
+        return
+    main.add_command(dev)
+
+
+_attach_optional()
