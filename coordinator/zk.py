@@ -156,12 +156,15 @@ class Backoff:
 class ZkSession:
     """One kazoo client for a process plus the flags of its connection-state policy."""
 
-    def __init__(self, settings: ZkSettings, name: str = "zkq") -> None:
+    def __init__(self, settings: ZkSettings, name: str = "zkq", handler: Any = None) -> None:
+        """``handler``: a kazoo handler; pass ``kazoo.handlers.gevent.SequentialGeventHandler()``
+        in a gevent process (gunicorn's gevent workers), else kazoo's threads are used."""
         self.settings = settings
         self.name = name
         self.client = KazooClient(
             hosts=settings.hosts,
             timeout=settings.session_timeout,
+            handler=handler,
             # reconnect forever: waiting out an outage is the policy, dying is not
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
             logger=logging.getLogger(f"kazoo.{name}"),
