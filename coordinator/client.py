@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -89,8 +89,9 @@ class Client:
     def get(self, job_id: str) -> Job:
         return self.store.get(job_id, self._deadline(None))
 
-    def wait(self, job_id: str, timeout: float) -> Job:
-        return self.store.wait(job_id, timeout)
+    def wait(self, job_id: str, timeout: float, until: Callable[[Job], bool] | None = None) -> Job:
+        """The job once it ends (or ``until(job)`` holds), or as it is after ``timeout``."""
+        return self.store.wait(job_id, timeout, until)
 
     def cancel(self, job_id: str) -> Job:
         return self.store.cancel(job_id, self._deadline(None))

@@ -342,9 +342,15 @@ class Dispatcher:
 
     def _reap_orphan_inboxes(self) -> None:
         """Inboxes whose worker is not registered: a worker that died while no leader
-        was watching.  Registration creates both in one multi, so this is never a race."""
+        was watching.
+
+        The order of the two reads matters.  Registration creates the inbox and the worker
+        node in one multi, so an inbox seen in the first listing whose worker is missing
+        from the *later* listing of workers really is orphaned.  Listing workers first
+        would mistake a worker registering between the two reads for a dead one."""
+        inboxes = self._children(self.layout.inboxes) or []
         alive = set(self._children_plain(self.layout.workers))
-        for worker_id in self._children(self.layout.inboxes) or []:
+        for worker_id in inboxes:
             if worker_id not in alive:
                 self._worker_gone(worker_id)
 

@@ -224,6 +224,12 @@ class Worker:
                 self.layout.inbox(worker_id), watch=self._on_inbox
             )
         except NoNodeError:
+            # our inbox is gone while we are registered (removed by hand, or by a leader
+            # that took us for dead): nothing can be assigned to us, so start afresh
+            log.warning("inbox of %s is missing: registering again", worker_id)
+            self._deregister()
+            self._registered_generation = -1
+            self._wake.set()
             return
         generation = self._registered_generation
         for job_id in sorted(job_ids):

@@ -1,0 +1,37 @@
+"""A test app: handlers whose results tell the tests in what order and how they ran."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from worker import JobContext, handler
+
+
+@handler("stamp")
+def stamp(payload: Any, ctx: JobContext) -> dict[str, Any]:
+    """Sleeps ``payload`` seconds (if a number) and returns when it began."""
+    began = time.time()
+    if isinstance(payload, int | float):
+        time.sleep(payload)
+    return {"began": began, "attempt": ctx.attempt}
+
+
+@handler("fanout")
+def fanout(payload: Any, ctx: JobContext) -> int:
+    for n in range(int(payload)):
+        ctx.spawn("echo", {"child": n})
+    return int(payload)
+
+
+@handler("flaky")
+def flaky(payload: Any, ctx: JobContext) -> str:
+    """Fails until its attempt number reaches ``payload``."""
+    if ctx.attempt < int(payload):
+        raise RuntimeError(f"attempt {ctx.attempt} fails on purpose")
+    return f"ok on attempt {ctx.attempt}"
+
+
+@handler("bigresult")
+def bigresult(payload: Any, ctx: JobContext) -> str:
+    return "x" * int(payload)

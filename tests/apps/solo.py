@@ -1,0 +1,16 @@
+"""A type only one test worker serves, so the order in which it runs jobs is observable."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from worker import JobContext, handler
+
+
+@handler("solo")
+def solo(payload: Any, ctx: JobContext) -> dict[str, Any]:
+    began = time.time()
+    if isinstance(payload, int | float):
+        time.sleep(payload)
+    return {"began": began}

@@ -1,0 +1,225 @@
+"""Faults injected on purpose: every accepted job must still be accounted for.
+
+Each test gets a cluster of its own (three ZooKeeper JVMs, two coordinators, workers),
+since it breaks things.  Services ask for 3 s sessions; tick 200 ms.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coordinator.client import Client
+from coordinator.job import JobState
+from coordinator.store import JobSpec
+from tests.support import (
+    SESSION_MS,
+    client_of,
+    leader_name,
+    log_text,
+    member_by_pid,
+    running_cluster,
+    wait_for_job,
+    worker_pid,
+)
+from zkq.dev.cluster import DevCluster
+from zkq.dev.waiting import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[DevCluster]:
+    with running_cluster(tmp_path / "cluster") as c:
+        yield c
+
+
+@pytest.fixture
+def client(cluster: DevCluster) -> Iterator[Client]:
+    with client_of(cluster) as c:
+        yield c
+
+
+def running_on(client: Client, job_id: str) -> tuple[str, int]:
+    job = client.wait(job_id, 15, until=lambda j: j.state == JobState.RUNNING)
+    assert job.state == JobState.RUNNING and job.worker
+    return job.worker, worker_pid(job.worker)
+
+
+def test_kill_9_of_a_worker_requeues_its_job_to_another(
+    cluster: DevCluster, client: Client
+) -> None:
+    job = client.submit("sleep", 4.0, max_attempts=2)
+    worker_id, pid = running_on(client, job.id)
+    negotiated = SESSION_MS / 1000  # what the workers asked for; the ensemble grants it
+    killed_at = time.time()
+    cluster.kill_member(member_by_pid(cluster, pid))
+    moved = wait_for_job(
+        client, job.id, lambda j: j.worker not in (None, worker_id), negotiated + 10
+    )
+    reassigned_after = time.time() - killed_at
+    print(f"reassigned {reassigned_after:.2f}s after kill -9 (session timeout {negotiated:g}s)")
+    assert reassigned_after <= negotiated + 2.0
+    done = client.wait(job.id, 15)
+    assert done.state == JobState.SUCCEEDED
+    assert [a.outcome for a in done.history] == ["lost", "succeeded"]
+    assert done.history[0].worker == worker_id and done.history[1].worker == moved.worker
+
+
+def test_a_paused_worker_cannot_complete_a_job_taken_from_it(
+    cluster: DevCluster, client: Client
+) -> None:
+    job = client.submit("sleep", 2.0, max_attempts=3)
+    worker_id, pid = running_on(client, job.id)
+    name = member_by_pid(cluster, pid)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # past its session timeout: the job is requeued and finished by the other worker
+        done = client.wait(job.id, 30)
+        assert done.state == JobState.SUCCEEDED and done.history[-1].worker != worker_id
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # the resumed worker finishes its sleep, and its completion is refused
+    wait_until(
+        lambda: "fenced" in log_text(cluster, name) or "abandoned" in log_text(cluster, name),
+        20,
+        what="the resumed worker to have its late completion refused",
+    )
+    final = client.get(job.id)
+    assert [a.outcome for a in final.history].count("succeeded") == 1
+    assert final.updated_at == done.updated_at, "nothing was written after the real completion"
+    # and it carries on under a new id
+    wait_until(
+        lambda: any(w["pid"] == pid and w["id"] != worker_id for w in client.workers()),
+        20,
+        what="the resumed worker to register again",
+    )
+    again = client.wait(client.submit("echo", 1).id, 20)
+    assert again.state == JobState.SUCCEEDED
+
+
+def coordinator_pid(client: Client) -> int:
+    name = leader_name(client)
+    assert name
+    return int(name.rsplit("-", 1)[1])
+
+
+def test_kill_9_of_the_leader_hands_over_and_every_job_completes(
+    cluster: DevCluster, client: Client
+) -> None:
+    first = client.submit_many([JobSpec("sleep", 0.2) for _ in range(20)])
+    pid = coordinator_pid(client)
+    cluster.kill_member(member_by_pid(cluster, pid))
+    later = client.submit_many([JobSpec("echo", n) for n in range(20)])
+    done = [client.wait(j.id, 30) for j in first + later]
+    assert all(j.state == JobState.SUCCEEDED for j in done), [j.state for j in done]
+    assert coordinator_pid(client) != pid
+
+
+def test_sigterm_of_the_leader_hands_over_in_under_two_seconds(
+    cluster: DevCluster, client: Client
+) -> None:
+    pid = coordinator_pid(client)
+    name = member_by_pid(cluster, pid)
+    stopped_at = time.time()
+    cluster.member(name).process.signal(signal.SIGTERM)
+    job = client.submit("echo", "after the handover")
+    done = client.wait(job.id, 10)
+    handover = (done.history[0].started_at if done.history else time.time()) - stopped_at
+    print(f"a job submitted at the SIGTERM started {handover:.3f}s later")
+    assert done.state == JobState.SUCCEEDED
+    assert handover < 2.0
+    wait_until(lambda: not cluster.member(name).process.alive(), 10, what="the old leader to exit")
+    assert coordinator_pid(client) != pid
+
+
+def test_stopping_the_zookeeper_leader_node_does_not_stop_work(
+    cluster: DevCluster, client: Client
+) -> None:
+    assert cluster.ensemble is not None
+    before = client.submit_many([JobSpec("sleep", 0.1) for _ in range(20)])
+    leader = cluster.ensemble.leader_index()
+    assert leader is not None
+    cluster.ensemble.stop_node(leader)
+    try:
+        during = client.submit_many([JobSpec("echo", n) for n in range(20)])
+        done = [client.wait(j.id, 60) for j in before + during]
+        assert all(j.state == JobState.SUCCEEDED for j in done), [j.state for j in done]
+        assert all(m.process.alive() for m in cluster.members)
+    finally:
+        cluster.ensemble.start_node(leader)
+
+
+def test_the_whole_ensemble_down_for_20s_loses_nothing_and_kills_nobody(
+    cluster: DevCluster, client: Client
+) -> None:
+    assert cluster.ensemble is not None
+    accepted = client.submit_many(
+        [JobSpec("sleep", 1.0) for _ in range(6)] + [JobSpec("echo", n) for n in range(30)]
+    )
+    client.wait(accepted[0].id, 10, until=lambda j: j.state == JobState.RUNNING)
+    cluster.ensemble.stop()
+    time.sleep(20)  # the outage itself is what is under test: nothing to poll while it lasts
+    assert all(m.process.alive() for m in cluster.members), "a service died during the outage"
+    cluster.ensemble.start()
+    client.session.wait_connected(30)
+    done = [client.wait(j.id, 90) for j in accepted]
+    assert all(j.state == JobState.SUCCEEDED for j in done), [(j.id, j.state) for j in done]
+    assert all(m.process.alive() for m in cluster.members)
+    # and the cluster still takes new work
+    assert client.wait(client.submit("echo", "after").id, 30).state == JobState.SUCCEEDED
+
+
+def test_sigterm_drains_a_worker_finishing_its_running_job(
+    cluster: DevCluster, client: Client
+) -> None:
+    job = client.submit("sleep", 1.5)
+    worker_id, pid = running_on(client, job.id)
+    name = member_by_pid(cluster, pid)
+    process = cluster.member(name).process
+    process.signal(signal.SIGTERM)
+    done = client.wait(job.id, 20)
+    assert done.state == JobState.SUCCEEDED and done.history[-1].worker == worker_id
+    assert process.wait(10) == 0
+    assert worker_id not in {w["id"] for w in client.workers()}
+
+
+def test_a_second_sigterm_stops_a_worker_at_once(cluster: DevCluster, client: Client) -> None:
+    job = client.submit("sleep", 30, max_attempts=2)
+    worker_id, pid = running_on(client, job.id)
+    process = cluster.member(member_by_pid(cluster, pid)).process
+    process.signal(signal.SIGTERM)
+    time.sleep(0.2)  # two distinct signals, not one coalesced
+    process.signal(signal.SIGTERM)
+    assert process.wait(5) is not None
+    # its session was closed, not left to expire: the job moves on at once
+    moved = client.wait(job.id, 2.5, until=lambda j: j.worker not in (None, worker_id))
+    assert moved.worker not in (None, worker_id)
+    assert moved.history[0].outcome == "lost"
+    client.cancel(job.id)
+
+
+def test_overdue_attempts_are_taken_back(cluster: DevCluster, client: Client) -> None:
+    job = client.submit("sleep", 6, timeout=1, max_attempts=2)
+    done = client.wait(job.id, 30, until=lambda j: j.terminal)
+    assert done.state == JobState.DEAD
+    assert [a.outcome for a in done.history] == ["timeout", "timeout"]
+
+
+def test_cpu_bound_handlers_in_processes_keep_the_session(tmp_path: Path) -> None:
+    with (
+        running_cluster(
+            tmp_path / "cpu", workers=1, worker_concurrency=2, worker_args=["--pool", "process"]
+        ) as cluster,
+        client_of(cluster) as client,
+    ):
+        worker_ids = {w["id"] for w in client.workers()}
+        jobs = client.submit_many([JobSpec("cpu", 4.0) for _ in range(4)])
+        done = [client.wait(j.id, 60) for j in jobs]
+        assert all(j.state == JobState.SUCCEEDED and j.attempts == 1 for j in done)
+        assert {w["id"] for w in client.workers()} == worker_ids, "the worker lost its session"

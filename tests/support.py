@@ -1,0 +1,107 @@
+"""What the integration and cluster tests share: start a cluster, find its processes."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from coordinator.client import Client
+from coordinator.config import ClusterConfig
+from coordinator.job import Job
+from coordinator.paths import Layout
+from zkq.dev.cluster import DevCluster
+from zkq.dev.waiting import wait_until
+
+#: what services ask of ZooKeeper in tests: short, so expiry tests are quick, and not so
+#: short that a loaded two-core machine expires sessions by accident
+SESSION_MS = 3000
+APP = "tests.apps.all"
+
+
+@contextmanager
+def running_cluster(state_dir: Path, **kwargs: Any) -> Iterator[DevCluster]:
+    cluster = DevCluster(state_dir)
+    options: dict[str, Any] = {
+        "workers": 2,
+        "coordinators": 2,
+        "worker_app": APP,
+        "worker_concurrency": 4,
+        "tick_ms": 200,
+        "session_timeout_ms": SESSION_MS,
+        "timeout": 90.0,
+    }
+    options.update(kwargs)
+    try:
+        cluster.up(**options)
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@contextmanager
+def client_of(cluster: DevCluster) -> Iterator[Client]:
+    client = Client(ClusterConfig.load(hosts=cluster.connect_string, root=cluster.root))
+    client.start()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def wait_for_job(client: Client, job_id: str, until: Callable[[Job], bool], timeout: float) -> Job:
+    """Poll a job until ``until(job)``; returns the job, or fails with its last state."""
+    last: list[Job] = []
+
+    def check() -> bool:
+        last[:] = [client.get(job_id)]
+        return until(last[0])
+
+    try:
+        wait_until(check, timeout, interval=0.02, what=f"job {job_id}")
+    except TimeoutError:
+        raise AssertionError(
+            f"job {job_id} never got there; last seen: {last[0] if last else None}"
+        ) from None
+    return last[0]
+
+
+def worker_pid(worker_id: str) -> int:
+    """Worker ids are ``<host>-<pid>-<random>``."""
+    match = re.match(r"^.*-(\d+)-[0-9a-f]{6}$", worker_id)
+    assert match, worker_id
+    return int(match.group(1))
+
+
+def member_by_pid(cluster: DevCluster, pid: int) -> str:
+    for member in cluster.members:
+        if member.process.pid == pid:
+            return member.name
+    raise AssertionError(f"no member has pid {pid}")
+
+
+def leader_name(client: Client) -> str | None:
+    """The election identifier of the current leader (the lowest sequence node)."""
+    zk = client.session.client
+    path = Layout(client.config.zk.root).election
+    nodes = zk.get_children(path)
+    if not nodes:
+        return None
+    lowest = min(nodes, key=lambda n: n[-10:])
+    return zk.get(f"{path}/{lowest}")[0].decode()
+
+
+def log_text(cluster: DevCluster, name: str) -> str:
+    return cluster.member(name).process.log_path.read_text(errors="replace")
+
+
+def dump(obj: Any) -> str:
+    return json.dumps(obj, indent=1, default=str)
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,75 @@
+import pytest
+
+from coordinator.errors import InvalidInput, InvalidTransition, PayloadTooLarge
+from coordinator.job import (
+    TRANSITIONS,
+    Attempt,
+    Job,
+    JobState,
+    Limits,
+    check_payload,
+    check_transition,
+    validate_spec,
+)
+
+
+def test_terminal_states_allow_no_transition() -> None:
+    for state in JobState:
+        assert (not TRANSITIONS[state]) == state.terminal
+
+
+def test_check_transition_refuses_what_the_table_does_not_allow() -> None:
+    job = Job(id="01M81DJSFMKM5WE6J0X6ERV5QZ", type="t", state=JobState.SUCCEEDED)
+    with pytest.raises(InvalidTransition):
+        check_transition(job, JobState.CANCELLED)
+    check_transition(job.replace(state=JobState.PENDING), JobState.ASSIGNED)
+
+
+def test_record_round_trips_through_json() -> None:
+    job = Job(
+        id="01M81DJSFMKM5WE6J0X6ERV5QZ",
+        type="resize",
+        payload={"a": [1, 2]},
+        state=JobState.RUNNING,
+        history=(Attempt(1, "w1", 1.0, 2.0, "error", "boom"),),
+        children=("01M81DJSFMKM5WE6J0X6ERV5QA",),
+    )
+    again = Job.from_bytes(job.to_bytes())
+    assert again == job
+    assert Job.from_dict({**job.to_dict(), "added_later": 1}) == job  # unknown fields ignored
+
+
+def test_a_newer_schema_is_refused_clearly() -> None:
+    job = Job(id="01M81DJSFMKM5WE6J0X6ERV5QZ", type="t")
+    with pytest.raises(InvalidInput, match="upgrade"):
+        Job.from_dict({**job.to_dict(), "schema": 99})
+
+
+def test_payload_limit() -> None:
+    limits = Limits(payload_bytes=100)
+    check_payload("x" * 90, limits)
+    with pytest.raises(PayloadTooLarge, match="over the limit of 100"):
+        check_payload("x" * 100, limits)
+    with pytest.raises(InvalidInput):
+        check_payload({1, 2}, limits)
+
+
+@pytest.mark.parametrize(
+    ("job_type", "priority", "attempts", "timeout"),
+    [
+        ("", 0, 1, 1),
+        ("a/b", 0, 1, 1),
+        ("ok", -1, 1, 1),
+        ("ok", 1000, 1, 1),
+        ("ok", True, 1, 1),
+        ("ok", 0, 0, 1),
+        ("ok", 0, 101, 1),
+        ("ok", 0, 1, 0),
+        ("ok", 0, 1, "5"),
+    ],
+)
+def test_invalid_specs_are_refused(
+    job_type: str, priority: int, attempts: int, timeout: float
+) -> None:
+    with pytest.raises(InvalidInput):
+        validate_spec(job_type, priority, attempts, timeout)

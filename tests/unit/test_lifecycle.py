@@ -1,0 +1,116 @@
+"""The transitions as data: which ops each builds, and what each refuses."""
+
+import pytest
+
+from coordinator import lifecycle
+from coordinator.errors import InvalidTransition
+from coordinator.ids import new_job_id
+from coordinator.job import Job, JobState
+from coordinator.paths import Layout
+
+L = Layout("/zkq")
+
+
+def ops_of(step: lifecycle.Step) -> list[tuple[str, str]]:
+    return [(name, args[0]) for name, args, _ in step.ops]
+
+
+def new_job(**kw: object) -> Job:
+    return Job(id=new_job_id(), type="t", **kw)  # type: ignore[arg-type]
+
+
+def test_submit_creates_the_record_and_its_pending_entry() -> None:
+    job = new_job(priority=7)
+    ops = lifecycle.submit(L, job)
+    assert [(n, a[0]) for n, a, _ in ops] == [
+        ("create", L.job(job.id)),
+        ("create", L.pending_entry("t", 7, job.id)),
+    ]
+
+
+def test_assign_start_complete_chain_with_version_checks() -> None:
+    job = new_job()
+    a = lifecycle.assign(L, job, 0, "w1", 1.0)
+    assert a.job.state == JobState.ASSIGNED and a.job.worker == "w1"
+    assert ops_of(a) == [
+        ("delete", L.pending_entry("t", 0, job.id)),
+        ("set_data", L.job(job.id)),
+        ("create", L.inbox_entry("w1", job.id)),
+    ]
+    assert a.ops[1][2] == {"version": 0}
+    s = lifecycle.start(L, a.job, 1, "w1", 2.0)
+    assert s.job.state == JobState.RUNNING and s.job.attempts == 1
+    assert s.ops[0][2] == {"ephemeral": True} and s.ops[1][2] == {"version": 1}
+    child = new_job()
+    c = lifecycle.complete(L, s.job, 2, "w1", {"ok": 1}, 3.0, [child])
+    assert c.job.state == JobState.SUCCEEDED and c.job.children == (child.id,)
+    assert c.job.history[-1].outcome == "succeeded" and c.job.history[-1].ended_at == 3.0
+    assert ops_of(c)[:3] == [
+        ("set_data", L.job(job.id)),
+        ("delete", L.claim(job.id)),
+        ("delete", L.inbox_entry("w1", job.id)),
+    ]
+    assert ("create", L.job(child.id)) in ops_of(c)  # children only with the parent's success
+
+
+def test_start_refuses_a_job_assigned_to_someone_else() -> None:
+    job = new_job(state=JobState.ASSIGNED, worker="w2")
+    with pytest.raises(InvalidTransition):
+        lifecycle.start(L, job, 1, "w1", 1.0)
+
+
+def running(attempts: int, max_attempts: int) -> Job:
+    job = new_job(
+        state=JobState.ASSIGNED, worker="w1", attempts=attempts - 1, max_attempts=max_attempts
+    )
+    return lifecycle.start(L, job, 1, "w1", 1.0).job
+
+
+def test_fail_retries_while_attempts_remain_then_dead() -> None:
+    err = {"type": "RuntimeError", "message": "boom"}
+    retry = lifecycle.fail(L, running(1, 3), 2, "w1", err, 2.0)
+    assert retry.job.state == JobState.PENDING and retry.job.error == err
+    assert ("create", L.pending_entry("t", 0, retry.job.id)) in ops_of(retry)
+    dead = lifecycle.fail(L, running(3, 3), 2, "w1", err, 2.0)
+    assert dead.job.state == JobState.DEAD
+    once = lifecycle.fail(L, running(1, 1), 2, "w1", err, 2.0)
+    assert once.job.state == JobState.FAILED
+
+
+def test_requeue_of_an_unstarted_job_costs_no_attempt() -> None:
+    job = new_job(state=JobState.ASSIGNED, worker="w1", max_attempts=1)
+    step = lifecycle.requeue(
+        L, job, 1, "lost", "worker gone", 2.0, claim_exists=False, inbox_exists=True
+    )
+    assert step.job.state == JobState.PENDING and step.job.attempts == 0
+    assert ("delete", L.inbox_entry("w1", job.id)) in ops_of(step)
+
+
+def test_requeue_of_a_running_job_on_its_last_attempt_is_dead() -> None:
+    step = lifecycle.requeue(
+        L, running(1, 1), 2, "lost", "gone", 2.0, claim_exists=False, inbox_exists=True
+    )
+    assert step.job.state == JobState.DEAD and step.job.history[-1].outcome == "lost"
+    assert not any(p.startswith(L.pending) for _, p in ops_of(step))
+
+
+def test_requeue_of_an_overdue_attempt_frees_its_claim() -> None:
+    step = lifecycle.requeue(
+        L, running(1, 2), 2, "timeout", "late", 9.0, claim_exists=True, inbox_exists=True
+    )
+    assert ("delete", L.claim(step.job.id)) in ops_of(step)
+    assert step.job.state == JobState.PENDING and step.job.history[-1].outcome == "timeout"
+
+
+def test_cancel_removes_whatever_holds_the_job() -> None:
+    pending = new_job()
+    assert ("delete", L.pending_entry("t", 0, pending.id)) in ops_of(
+        lifecycle.cancel(L, pending, 0, 1.0, claim_exists=False, inbox_exists=False)
+    )
+    run = running(1, 1)
+    step = lifecycle.cancel(L, run, 2, 1.0, claim_exists=True, inbox_exists=True)
+    assert {("delete", L.claim(run.id)), ("delete", L.inbox_entry("w1", run.id))} <= set(
+        ops_of(step)
+    )
+    with pytest.raises(InvalidTransition):
+        lifecycle.cancel(L, step.job, 3, 2.0, claim_exists=False, inbox_exists=False)
