@@ -16,6 +16,7 @@ import pytest
 
 from coordinator.client import Client
 from coordinator.job import JobState
+from coordinator.paths import Layout
 from coordinator.store import JobSpec
 from tests.support import (
     SESSION_MS,
@@ -223,3 +224,29 @@ def test_cpu_bound_handlers_in_processes_keep_the_session(tmp_path: Path) -> Non
         done = [client.wait(j.id, 60) for j in jobs]
         assert all(j.state == JobState.SUCCEEDED and j.attempts == 1 for j in done)
         assert {w["id"] for w in client.workers()} == worker_ids, "the worker lost its session"
+
+
+def test_a_leader_that_loses_its_session_steps_down_and_rejoins(
+    cluster: DevCluster, client: Client
+) -> None:
+    pid = coordinator_pid(client)
+    name = member_by_pid(cluster, pid)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: coordinator_pid(client) != pid, 15, what="the standby to take over")
+        during = client.submit_many([JobSpec("echo", n) for n in range(10)])
+        assert all(client.wait(j.id, 20).state == JobState.SUCCEEDED for j in during)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_until(
+        lambda: "stepped down" in log_text(cluster, name), 20, what="the old leader to step down"
+    )
+    wait_until(
+        lambda: len(client.session.client.get_children(Layout(cluster.root).election)) == 2,
+        20,
+        what="the old leader to rejoin the election",
+    )
+    assert coordinator_pid(client) != pid
+    after = client.submit_many([JobSpec("echo", n) for n in range(10)])
+    done = [client.wait(j.id, 20) for j in after + during]
+    assert all(j.state == JobState.SUCCEEDED and j.attempts == 1 for j in done)
