@@ -245,9 +245,21 @@ class ZkSession:
 
         ``attempt`` must be safe to repeat: the ``_inner`` attempt of each public method,
         which treats NodeExists / NoNode / BadVersion as outcomes to inspect.
+
+        With a deadline, no attempt starts while disconnected: kazoo queues a request made
+        while disconnected and its synchronous calls wait for the reconnection with no
+        time limit, so the deadline would not hold.  (Requests in flight when a connection
+        drops fail at once with ConnectionLoss.)
         """
         backoff = Backoff()
         while True:
+            if deadline is not None and not self.connected.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.connected.wait(left):
+                    raise Unavailable(
+                        f"ZooKeeper at {self.settings.hosts} is unreachable "
+                        f"({self.state}); retry later"
+                    )
             try:
                 return attempt()
             except TRANSIENT_ERRORS as exc:
