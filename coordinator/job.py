@@ -13,6 +13,9 @@ Terminal states and what they mean:
 - ``dead``: the job was retried and every attempt was spent (handler errors, lost workers
   or timeouts); the last error is kept.  A dead letter for an operator to look at.
 - ``cancelled``: somebody cancelled it before it ended.
+
+Terminal means that nothing in zkq moves the job on by itself; an operator may still send a
+failed, dead or cancelled job back to ``pending`` (``zkq requeue``), with fresh attempts.
 """
 
 from __future__ import annotations
@@ -64,9 +67,10 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
         }
     ),
     JobState.SUCCEEDED: frozenset(),
-    JobState.FAILED: frozenset(),
-    JobState.DEAD: frozenset(),
-    JobState.CANCELLED: frozenset(),
+    # an operator may send an unsuccessful job back to the queue (``zkq requeue``)
+    JobState.FAILED: frozenset({JobState.PENDING}),
+    JobState.DEAD: frozenset({JobState.PENDING}),
+    JobState.CANCELLED: frozenset({JobState.PENDING}),
 }
 
 

@@ -22,6 +22,7 @@ requeue    coordinator leader     set record pending (v) + create pending entry 
                                   entry [+ delete the claim of an overdue, still-live attempt]
 cancel     client                 set record cancelled (v) + delete pending entry / inbox entry
                                   / claim, whichever exist
+revive     operator               set a failed/dead/cancelled record pending (v) + pending entry
 =========  =====================  =============================================================
 """
 
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordinator.errors import InvalidTransition
-from coordinator.job import Attempt, Job, JobState, check_transition
+from coordinator.job import MAX_ATTEMPTS_LIMIT, Attempt, Job, JobState, check_transition
 from coordinator.paths import Layout
 from coordinator.zk import Op, op_create, op_delete, op_set
 
@@ -165,9 +166,12 @@ def requeue(
     now: float,
     claim_exists: bool,
     inbox_exists: bool,
+    spend_attempt: bool = True,
 ) -> Step:
-    """Take a job back from its worker: ``outcome`` is ``lost`` (its session is gone) or
-    ``timeout`` (the attempt ran past the job's timeout), ``reason`` says it for people.
+    """Take a job back from its worker: ``outcome`` is ``lost`` (its session is gone),
+    ``timeout`` (the attempt ran past the job's timeout) or ``requeued`` (an operator asked,
+    with ``spend_attempt=False``: the interrupted attempt does not count); ``reason`` says
+    it for people.
 
     An assigned job that never started costs no attempt.  A running one already counted
     its attempt at start, so when that was the last one the job is ``dead``.
@@ -185,6 +189,8 @@ def requeue(
     error = {"type": "requeued", "message": reason}
     if job.state == JobState.RUNNING:
         job = _close_attempt(job, now, outcome, reason)
+        if not spend_attempt:
+            job = job.replace(attempts=job.attempts - 1)
     if job.state == JobState.RUNNING and job.attempts >= job.max_attempts:
         nxt = job.replace(
             state=JobState.DEAD, worker=None, error=error, finished_at=now, updated_at=now
@@ -215,3 +221,30 @@ def cancel(
         job = _close_attempt(job, now, "cancelled")
     nxt = job.replace(state=JobState.CANCELLED, worker=None, finished_at=now, updated_at=now)
     return Step(nxt, [op_set(layout.job(job.id), nxt.to_bytes(), version), *ops])
+
+
+def revive(layout: Layout, job: Job, version: int, now: float) -> Step:
+    """An operator sends a failed, dead or cancelled job back, with fresh attempts.
+
+    Its history is kept (the last attempts, within the record's bound) so the earlier
+    failures stay visible."""
+    if job.state == JobState.SUCCEEDED:
+        raise InvalidTransition(f"job {job.id} succeeded; submit a new job to run it again")
+    check_transition(job, JobState.PENDING)
+    if job.state not in (JobState.FAILED, JobState.DEAD, JobState.CANCELLED):
+        raise InvalidTransition(f"job {job.id} is {job.state}; only a finished job is revived")
+    nxt = job.replace(
+        state=JobState.PENDING,
+        attempts=0,
+        worker=None,
+        finished_at=None,
+        updated_at=now,
+        history=job.history[-MAX_ATTEMPTS_LIMIT:],
+    )
+    return Step(
+        nxt,
+        [
+            op_set(layout.job(job.id), nxt.to_bytes(), version),
+            op_create(_pending_entry(layout, job)),
+        ],
+    )

@@ -159,7 +159,7 @@ class JobStore:
             return []
 
     # -- submit ------------------------------------------------------------------------------
-    def _ensure_parents(self, job: Job, force: bool = False) -> None:
+    def ensure_parents(self, job: Job, force: bool = False) -> None:
         parents = (
             self.layout.job_tick(*bucket_of(job.id)),
             self.layout.pending_shard(job.type, job.id),
@@ -189,7 +189,7 @@ class JobStore:
         with zk_errors():
             for batch in _batches(jobs):
                 for job in batch:
-                    self._ensure_parents(job)
+                    self.ensure_parents(job)
                 out.update(self._submit_batch(batch, deadline))
         return [out[job.id] for job in jobs]
 
@@ -206,7 +206,7 @@ class JobStore:
                 culprit = batch[failed.index // 2]
                 if isinstance(failed.error, NoNodeError):
                     # a bucket pruned under us (or a stale cache): make it and go again
-                    self._ensure_parents(culprit, force=True)
+                    self.ensure_parents(culprit, force=True)
                     return attempt()
                 if isinstance(failed.error, NodeExistsError) and len(batch) > 1:
                     # some of these went in before a lost reply: settle them one by one
@@ -281,7 +281,7 @@ class JobStore:
         ]
         for child in child_jobs:
             with zk_errors():
-                self._ensure_parents(child)
+                self.ensure_parents(child)
         step = lifecycle.complete(self.layout, job, version, worker_id, result, now, child_jobs)
         return self._fenced(job.id, version, step)[0]
 
@@ -312,7 +312,9 @@ class JobStore:
         with zk_errors():
             return self.session.retry(attempt, deadline, "cancel")
 
-    def requeue(self, job_id: str, outcome: str, reason: str) -> Job | None:
+    def requeue(
+        self, job_id: str, outcome: str, reason: str, spend_attempt: bool = True
+    ) -> Job | None:
         """Take an assigned or running job back; ``None`` when there was nothing to take."""
 
         def attempt() -> Job | None:
@@ -325,7 +327,7 @@ class JobStore:
             claim = self._exists(self.layout.claim(job_id))
             inbox = self._exists(self.layout.inbox_entry(job.worker, job_id))
             step = lifecycle.requeue(
-                self.layout, job, version, outcome, reason, time.time(), claim, inbox
+                self.layout, job, version, outcome, reason, time.time(), claim, inbox, spend_attempt
             )
             try:
                 commit(self.client, step.ops)

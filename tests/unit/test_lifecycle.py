@@ -114,3 +114,15 @@ def test_cancel_removes_whatever_holds_the_job() -> None:
     )
     with pytest.raises(InvalidTransition):
         lifecycle.cancel(L, step.job, 3, 2.0, claim_exists=False, inbox_exists=False)
+
+
+def test_revive_sends_a_dead_job_back_with_fresh_attempts() -> None:
+    err = {"type": "RuntimeError", "message": "boom"}
+    dead = lifecycle.fail(L, running(2, 2), 2, "w1", err, 2.0).job
+    step = lifecycle.revive(L, dead, 3, 4.0)
+    assert step.job.state == JobState.PENDING and step.job.attempts == 0
+    assert step.job.history == dead.history
+    assert ("create", L.pending_entry("t", 0, dead.id)) in ops_of(step)
+    done = lifecycle.complete(L, running(1, 1), 2, "w1", None, 3.0)
+    with pytest.raises(InvalidTransition, match="submit a new job"):
+        lifecycle.revive(L, done.job, 3, 4.0)

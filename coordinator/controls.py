@@ -1,0 +1,139 @@
+"""What an operator can steer in a running cluster (``zkq pause|resume|drain|requeue``).
+
+Each control is a change in ZooKeeper that the services already watch, so it takes effect
+without talking to any process directly:
+
+- pause / resume: ``paused/<type>`` exists or not; the leader watches ``paused`` and
+  assigns no job of a paused type (pending jobs wait, running ones finish).
+- drain: ``draining: true`` in the worker's registration; the worker watches its own
+  registration (claims nothing more, finishes what runs, exits), and the leader, which
+  watches it too, stops assigning to it at once.
+- requeue: an assigned or running job is taken back like a dead worker's (its worker's
+  completion is fenced); a failed, dead or cancelled job goes back to pending with fresh
+  attempts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+
+from coordinator import lifecycle
+from coordinator.errors import InvalidInput, JobNotFound, ZkqError
+from coordinator.job import Job, JobState, validate_spec
+from coordinator.store import JobStore
+from coordinator.zk import TransactionFailed, commit, zk_errors
+
+
+class WorkerNotFound(ZkqError):
+    code = "worker_not_found"
+
+
+class Controls:
+    def __init__(self, store: JobStore, deadline_seconds: float = 10.0) -> None:
+        self.store = store
+        self.session = store.session
+        self.client = store.client
+        self.layout = store.layout
+        self.deadline_seconds = deadline_seconds
+
+    def _deadline(self) -> float:
+        return time.monotonic() + self.deadline_seconds
+
+    # -- types --------------------------------------------------------------------------
+    def paused(self) -> list[str]:
+        with zk_errors():
+            try:
+                return sorted(
+                    self.session.retry(
+                        lambda: self.client.get_children(self.layout.paused), self._deadline()
+                    )
+                )
+            except NoNodeError:
+                return []
+
+    def pause(self, job_type: str) -> bool:
+        """True if the type was running and is now paused."""
+        validate_spec(job_type, 0, 1, 1)
+
+        def attempt() -> bool:
+            try:
+                self.client.create(self.layout.paused_type(job_type), makepath=True)
+                return True
+            except NodeExistsError:
+                return False
+
+        with zk_errors():
+            return self.session.retry(attempt, self._deadline())
+
+    def resume(self, job_type: str) -> bool:
+        """True if the type was paused and now runs again."""
+        validate_spec(job_type, 0, 1, 1)
+
+        def attempt() -> bool:
+            try:
+                self.client.delete(self.layout.paused_type(job_type))
+                return True
+            except NoNodeError:
+                return False
+
+        with zk_errors():
+            return self.session.retry(attempt, self._deadline())
+
+    # -- workers ------------------------------------------------------------------------
+    def drain(self, worker_id: str) -> dict[str, object]:
+        """Mark a worker draining; returns its registration as it now stands."""
+        if not worker_id or "/" in worker_id:
+            raise InvalidInput(f"{worker_id!r} is not a worker id: see `zkq workers`")
+        path = self.layout.worker(worker_id)
+
+        def attempt() -> dict[str, object]:
+            try:
+                raw, stat = self.client.get(path)
+            except NoNodeError:
+                raise WorkerNotFound(
+                    f"no live worker {worker_id!r}: see `zkq workers` for the ids"
+                ) from None
+            info = json.loads(raw)
+            if info.get("draining"):
+                return dict(info)
+            info["draining"] = True
+            try:
+                self.client.set(path, json.dumps(info).encode(), version=stat.version)
+            except BadVersionError:
+                return attempt()  # it changed while we looked: read again
+            return dict(info)
+
+        with zk_errors():
+            return self.session.retry(attempt, self._deadline())
+
+    # -- jobs ---------------------------------------------------------------------------
+    def requeue(self, job_id: str) -> Job:
+        """Send a job back to the queue; see the module doc for what that means per state."""
+        job = self.store.get(job_id, self._deadline())
+        if job.state in (JobState.ASSIGNED, JobState.RUNNING):
+            taken = self.store.requeue(
+                job_id, "requeued", "requeued by an operator", spend_attempt=False
+            )
+            return taken if taken is not None else self.store.get(job_id, self._deadline())
+        return self._revive(job_id)
+
+    def _revive(self, job_id: str) -> Job:
+        def attempt() -> Job:
+            try:
+                raw, stat = self.client.get(self.layout.job(job_id))
+            except NoNodeError:
+                raise JobNotFound(job_id) from None
+            step = lifecycle.revive(self.layout, Job.from_bytes(raw), stat.version, time.time())
+            try:
+                with zk_errors():
+                    self.store.ensure_parents(step.job)
+                commit(self.client, step.ops)
+            except TransactionFailed:
+                return attempt()
+            return step.job
+
+        with zk_errors():
+            return self.session.retry(attempt, self._deadline())

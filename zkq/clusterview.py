@@ -1,0 +1,185 @@
+"""What ``zkq status`` shows: the ensemble, the leader, workers, queues and frontends.
+
+Each part is read on its own, so a part that cannot be read (a ZooKeeper node down, no
+HAProxy stats address) is reported as such instead of failing the whole view.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from coordinator import census
+from coordinator.client import Client
+from zkq.dev.fourletter import four_letter, parse_srvr
+from zkq.options import age, table
+
+
+def ensemble(connect_string: str) -> list[dict[str, Any]]:
+    members = []
+    for address in connect_string.split("/")[0].split(","):
+        host, _, port = address.strip().rpartition(":")
+        entry: dict[str, Any] = {"address": address.strip()}
+        try:
+            entry["healthy"] = four_letter(host, int(port), "ruok", timeout=1.0) == "imok"
+            entry.update(parse_srvr(four_letter(host, int(port), "srvr", timeout=1.0)))
+        except (OSError, ValueError) as exc:
+            entry.update(mode="down", healthy=False, error=str(exc))
+        members.append(entry)
+    return members
+
+
+def election(client: Client) -> dict[str, Any]:
+    zk = client.session.client
+    path = client.config.zk.layout.election
+    contenders = []
+    for node in sorted(zk.get_children(path), key=lambda n: n[-10:]):
+        try:
+            contenders.append(zk.get(f"{path}/{node}")[0].decode())
+        except Exception:  # gone between the listing and the read
+            continue
+    return {"leader": contenders[0] if contenders else None, "coordinators": contenders}
+
+
+def frontends(stats_address: str) -> list[dict[str, Any]]:
+    """The servers of every backend as HAProxy sees them (its CSV stats)."""
+    # the library configures logging when imported: keep its complaints off our output
+    import haproxystats
+
+    logging.getLogger("haproxystats").setLevel(logging.CRITICAL)
+    server = haproxystats.HAProxyServer(stats_address, timeout=2)
+    if server.failed:
+        raise OSError(f"no HAProxy stats at {stats_address}")
+    return [
+        {
+            "backend": backend.name,
+            "server": listener.name,
+            "status": str(listener.status),
+            "sessions": listener.scur,
+            "total_sessions": listener.stot,
+            "http_5xx": getattr(listener, "hrsp_5xx", 0) or 0,
+            "check": str(getattr(listener, "check_status", "") or ""),
+        }
+        for backend in server.backends
+        for listener in backend.listeners
+    ]
+
+
+def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    view: dict[str, Any] = {"root": client.config.zk.root, "time": time.time()}
+    view["ensemble"] = ensemble(client.config.zk.hosts)
+    view.update(election(client))
+    view["workers"] = [
+        {
+            "id": w.id,
+            "slots": w.registration.get("slots"),
+            "running": len(w.inbox),
+            "pool": w.registration.get("pool"),
+            "draining": bool(w.registration.get("draining")),
+            "types": w.registration.get("types", []),
+            "jobs": w.inbox,
+        }
+        for w in census.workers(client.session, deadline)
+    ]
+    view["queues"] = [q.__dict__ for q in census.queues(client.session, deadline)]
+    if haproxy_stats:
+        try:
+            view["frontends"] = frontends(haproxy_stats)
+        except OSError as exc:
+            view["frontends"] = []
+            view["frontends_error"] = str(exc)
+    problems = [
+        f"ZooKeeper {m['address']} is {m['mode']}"
+        for m in view["ensemble"]
+        if m["mode"] not in ("leader", "follower", "standalone")
+    ]
+    if view["leader"] is None:
+        problems.append("no coordinator is leading")
+    if not view["workers"]:
+        problems.append("no worker is registered")
+    problems += [
+        f"frontend {f['server']} is {f['status']}"
+        for f in view.get("frontends", [])
+        if not f["status"].startswith("UP")
+    ]
+    if "frontends_error" in view:
+        problems.append(view["frontends_error"])
+    view["problems"] = problems
+    view["ok"] = not problems
+    return view
+
+
+def render(view: dict[str, Any]) -> str:
+    parts = [
+        "ZooKeeper ensemble",
+        table(
+            [
+                (
+                    m["address"],
+                    m["mode"],
+                    "yes" if m.get("healthy") else "no",
+                    m.get("connections"),
+                    m.get("zxid"),
+                    (m.get("latency_ms") or {}).get("avg"),
+                )
+                for m in view["ensemble"]
+            ],
+            ["ADDRESS", "MODE", "HEALTHY", "CONNECTIONS", "ZXID", "AVG LATENCY MS"],
+        ),
+        "",
+        f"Coordinators: {len(view['coordinators'])}, leader {view['leader'] or 'NONE'}",
+        "",
+        "Workers",
+        table(
+            [
+                (
+                    w["id"],
+                    w["slots"],
+                    w["running"],
+                    w["pool"],
+                    "yes" if w["draining"] else "no",
+                    ",".join(w["types"]),
+                )
+                for w in view["workers"]
+            ],
+            ["WORKER", "SLOTS", "RUNNING", "POOL", "DRAINING", "TYPES"],
+        ),
+        "",
+        "Queues",
+        table(
+            [
+                (
+                    q["type"],
+                    q["depth"],
+                    age(q["oldest_age"]),
+                    q["running"],
+                    "yes" if q["paused"] else "no",
+                )
+                for q in view["queues"]
+            ],
+            ["TYPE", "PENDING", "OLDEST", "RUNNING", "PAUSED"],
+        ),
+    ]
+    if "frontends" in view:
+        parts += [
+            "",
+            "Frontends (HAProxy)",
+            table(
+                [
+                    (
+                        f["backend"],
+                        f["server"],
+                        f["status"],
+                        f["sessions"],
+                        f["total_sessions"],
+                        f["http_5xx"],
+                    )
+                    for f in view["frontends"]
+                ],
+                ["BACKEND", "SERVER", "STATUS", "SESSIONS", "TOTAL", "5XX"],
+            ),
+        ]
+    parts += ["", "OK" if view["ok"] else "PROBLEMS: " + "; ".join(view["problems"])]
+    return "\n".join(parts)
