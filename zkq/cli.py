@@ -11,66 +11,20 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from coordinator.config import ClusterConfig
-from coordinator.errors import InvalidInput, JobNotFound, Unavailable, ZkqError
-from coordinator.job import Job
 from zkq import logs
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_FAILED = 1
-EXIT_UNAVAILABLE = 3
-
-
-def cluster_options(fn: F) -> F:
-    fn = click.option("--session-timeout", type=float, default=None, help="Seconds (default 10).")(
-        fn
-    )
-    fn = click.option("--root", envvar="ZKQ_ROOT", default=None, help="Root znode (default /zkq).")(
-        fn
-    )
-    fn = click.option(
-        "--zk", "hosts", envvar="ZKQ_ZK_HOSTS", default=None, help="ZooKeeper connect string."
-    )(fn)
-    return fn
-
-
-def log_options(fn: F) -> F:
-    fn = click.option("--log-format", type=click.Choice(["text", "json"]), default="text")(fn)
-    fn = click.option("--log-level", default="info", show_default=True)(fn)
-    return fn
-
-
-def load_config(
-    hosts: str | None, root: str | None, session_timeout: float | None
-) -> ClusterConfig:
-    try:
-        return ClusterConfig.load(hosts=hosts, root=root, session_timeout=session_timeout)
-    except ZkqError as exc:
-        raise click.UsageError(str(exc)) from exc
-
-
-def fail(message: str, code: int = EXIT_FAILED) -> None:
-    click.echo(f"zkq: {message}", err=True)
-    sys.exit(code)
-
-
-def run_guarded(fn: Callable[[], Any]) -> Any:
-    """Run a request, turning zkq errors into one line on stderr and an exit status."""
-    try:
-        return fn()
-    except Unavailable as exc:
-        fail(str(exc), EXIT_UNAVAILABLE)
-    except (InvalidInput, JobNotFound) as exc:
-        fail(str(exc))
-    except ZkqError as exc:
-        fail(str(exc))
+from zkq.options import (
+    EXIT_FAILED,
+    cluster_options,
+    connect,
+    load_config,
+    log_options,
+    run_guarded,
+    show_job,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,48 +120,6 @@ def worker(
 
 
 # -- jobs -------------------------------------------------------------------------------
-def _connect(hosts: str | None, root: str | None, session_timeout: float | None) -> Any:
-    from coordinator.client import Client
-
-    client = Client(load_config(hosts, root, session_timeout), connect_timeout=5.0)
-    run_guarded(client.start)
-    return client
-
-
-def _show_job(job: Job, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(job.to_dict(), indent=2))
-        return
-    rows = [
-        ("id", job.id),
-        ("type", job.type),
-        ("state", str(job.state)),
-        ("priority", job.priority),
-        ("attempts", f"{job.attempts}/{job.max_attempts}"),
-        ("worker", job.worker or "-"),
-        ("created", _when(job.created_at)),
-        ("finished", _when(job.finished_at)),
-        ("payload", json.dumps(job.payload)),
-        ("result", json.dumps(job.result)),
-    ]
-    if job.error:
-        rows.append(("error", f"{job.error.get('type')}: {job.error.get('message')}"))
-    if job.children:
-        rows.append(("children", ", ".join(job.children)))
-    for key, value in rows:
-        click.echo(f"{key:<10} {value}")
-    for attempt in job.history:
-        took = f"{attempt.ended_at - attempt.started_at:.3f}s" if attempt.ended_at else "running"
-        click.echo(
-            f"attempt {attempt.number:<2} {attempt.worker}  {attempt.outcome or '-'}  {took}"
-            + (f"  {attempt.error}" if attempt.error and attempt.outcome != "error" else "")
-        )
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
-
-
 @main.command()
 @cluster_options
 @click.argument("job_type")
@@ -240,7 +152,7 @@ def submit(
         data = json.loads(payload)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from exc
-    client = _connect(hosts, root, session_timeout)
+    client = connect(hosts, root, session_timeout)
     try:
         job = run_guarded(
             lambda: client.submit(
@@ -250,7 +162,7 @@ def submit(
         if wait_:
             job = run_guarded(lambda: client.wait(job.id, wait_timeout))
         if as_json or wait_:
-            _show_job(job, as_json)
+            show_job(job, as_json)
         else:
             click.echo(job.id)
     finally:
@@ -267,9 +179,9 @@ def job(
     hosts: str | None, root: str | None, session_timeout: float | None, job_id: str, as_json: bool
 ) -> None:
     """Show a job's record and its attempts."""
-    client = _connect(hosts, root, session_timeout)
+    client = connect(hosts, root, session_timeout)
     try:
-        _show_job(run_guarded(lambda: client.get(job_id)), as_json)
+        show_job(run_guarded(lambda: client.get(job_id)), as_json)
     finally:
         client.close()
 
@@ -281,7 +193,7 @@ def workers(
     hosts: str | None, root: str | None, session_timeout: float | None, as_json: bool
 ) -> None:
     """List live workers, their slots and what is in their inboxes."""
-    client = _connect(hosts, root, session_timeout)
+    client = connect(hosts, root, session_timeout)
     try:
         found = run_guarded(client.workers)
     finally:
@@ -299,6 +211,10 @@ def workers(
 
 
 def _attach_optional() -> None:
+    from zkq.ops_cli import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
     try:
         from zkq.dev.cli import dev
     except ImportError:  # pragma: no cover - only while the launcher is absent
