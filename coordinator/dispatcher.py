@@ -30,7 +30,7 @@ from coordinator.errors import ZkqError
 from coordinator.ids import id_time
 from coordinator.job import Job, JobState
 from coordinator.paths import parse_pending_name
-from coordinator.stats import DispatchStats
+from coordinator.stats import DispatchStats, QueueSnapshot
 from coordinator.store import JobStore
 from coordinator.zk import TRANSIENT_ERRORS, ZkSession
 
@@ -59,6 +59,7 @@ class WorkerView:
 @dataclass
 class Deadline:
     worker: str
+    type: str
     at: float  # wall-clock time after which the attempt is overdue
 
 
@@ -95,6 +96,7 @@ class Dispatcher:
         self.paused: set[str] = set()
         self._deadlines: dict[str, Deadline] = {}
         self._connections_seen = -1
+        self._published_at = 0.0
 
     # -- watches: called on kazoo's thread, so they only mark and wake ---------------------
     def _watch(self, event: WatchedEvent) -> None:
@@ -133,8 +135,38 @@ class Dispatcher:
                 log.warning("dispatch step failed: %s", exc)
                 self.wake.wait(0.2)
                 continue
+            self._publish()
             if not assigned:
                 self.wake.wait(self._next_timer())
+
+    def _publish(self, every: float = 1.0) -> None:
+        """Refresh the snapshot that metrics read, at most once a second: the oldest
+        entry per type costs a pass over what the leader holds."""
+        now = time.monotonic()
+        if now - self._published_at < every:
+            return
+        self._published_at = now
+        running: dict[str, int] = {}
+        for deadline in self._deadlines.values():
+            running[deadline.type] = running.get(deadline.type, 0) + 1
+        queues: dict[str, QueueSnapshot] = {}
+        for job_type in set(self._heaps) | set(running) | self.paused:
+            names = [
+                name
+                for shard, held in self._shards.items()
+                if self._shard_type.get(shard) == job_type
+                for name in held
+            ]
+            oldest = min((parse_pending_name(n)[1] for n in names), default=None)
+            queues[job_type] = QueueSnapshot(
+                depth=len(names),
+                oldest_created=id_time(oldest) if oldest else None,
+                running=running.get(job_type, 0),
+                paused=job_type in self.paused,
+            )
+        self.stats.queues = queues
+        self.stats.workers = len(self.workers)
+        self.stats.free_slots = sum(view.free for view in self.workers.values())
 
     def _next_timer(self) -> float:
         if not self._deadlines:
@@ -262,11 +294,6 @@ class Dispatcher:
             self._shards[best[2]].discard(best[1])
         return best
 
-    def pending_count(self) -> dict[str, int]:
-        return {
-            t: sum(1 for n, s in h if n in self._shards.get(s, ())) for t, h in self._heaps.items()
-        }
-
     # -- workers and inboxes ---------------------------------------------------------------
     def _relist_workers(self) -> None:
         alive = set(self._children(self.layout.workers) or [])
@@ -293,7 +320,12 @@ class Dispatcher:
         view = self.workers.get(worker_id)
         if view is None:
             view = self.workers[worker_id] = WorkerView(worker_id, types, slots)
-            log.info("worker %s joined: %d slots for %s", worker_id, slots, ",".join(sorted(types)))
+            log.info(
+                "worker joined: %d slots for %s",
+                slots,
+                ",".join(sorted(types)),
+                extra={"worker_id": worker_id},
+            )
         view.draining = bool(info.get("draining"))
         return True
 
@@ -316,7 +348,9 @@ class Dispatcher:
         began = (
             job.started_at if job.state == JobState.RUNNING and job.started_at else job.updated_at
         )
-        self._deadlines[job.id] = Deadline(worker_id, began + job.timeout + self.overdue_grace)
+        self._deadlines[job.id] = Deadline(
+            worker_id, job.type, began + job.timeout + self.overdue_grace
+        )
 
     def _worker_gone(self, worker_id: str) -> None:
         """Its session is gone (or it drained): every job in its inbox goes back."""
@@ -327,12 +361,16 @@ class Dispatcher:
             self._deadlines.pop(jid, None)
             if job is not None:
                 self.stats.requeued += 1
-                log.info("job %s requeued (%s) from lost worker %s", jid, job.state, worker_id)
+                log.info(
+                    "job requeued from a lost worker, now %s",
+                    job.state,
+                    extra={"job_id": jid, "worker_id": worker_id, "type": job.type},
+                )
             with contextlib.suppress(NoNodeError):
                 self.client.delete(self.layout.inbox_entry(worker_id, jid))
         with contextlib.suppress(NoNodeError, NotEmptyError):
             self.client.delete(inbox)
-        log.info("worker %s left", worker_id)
+        log.info("worker left", extra={"worker_id": worker_id})
 
     def _children_plain(self, path: str) -> list[str]:
         try:
@@ -395,7 +433,11 @@ class Dispatcher:
                 view.inbox.add(job.id)
             self._track(job, job.worker or "")
         for job, error in refused:
-            log.info("assignment of %s refused (%s); re-reading", job.id, type(error).__name__)
+            log.info(
+                "assignment refused (%s); re-reading",
+                type(error).__name__,
+                extra={"job_id": job.id, "type": job.type},
+            )
             self._mark(self.layout.pending_shard(job.type, job.id))
             if job.worker is None:
                 self._mark(self.layout.workers)
@@ -442,4 +484,8 @@ class Dispatcher:
             if result is not None:
                 self.stats.requeued += 1
                 self.stats.timeouts += 1
-                log.warning("job %s overdue on %s: taken back (%s)", jid, job.worker, result.state)
+                log.warning(
+                    "attempt overdue: taken back, now %s",
+                    result.state,
+                    extra={"job_id": jid, "worker_id": job.worker or "", "type": job.type},
+                )

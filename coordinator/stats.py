@@ -1,9 +1,22 @@
-"""Counters the coordinator keeps about its own work (exposed by ``zkq`` and benchmarks)."""
+"""What the coordinator knows about its own work, for ``/metrics`` and benchmarks.
+
+The dispatcher's thread is the only writer.  It replaces :attr:`DispatchStats.queues` with a
+new dict (never mutates the published one), so a scrape on another thread reads a
+consistent snapshot without a lock.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    depth: int
+    oldest_created: float | None  # creation time of the oldest pending job
+    running: int  # assigned or running, as the leader tracks them
+    paused: bool
 
 
 @dataclass
@@ -13,6 +26,10 @@ class DispatchStats:
     timeouts: int = 0
     #: assignment multis committed (a batch is one)
     transactions: int = 0
+    leading: bool = False
+    workers: int = 0
+    free_slots: int = 0
+    queues: dict[str, QueueSnapshot] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -24,7 +24,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 from kazoo.exceptions import NodeExistsError, NoNodeError
@@ -34,19 +33,11 @@ from coordinator.errors import Fenced, JobNotFound, PayloadTooLarge, ZkqError
 from coordinator.job import Job, JobState
 from coordinator.store import JobStore
 from coordinator.zk import TRANSIENT_ERRORS, TransactionFailed, ZkSession, commit, op_create
+from worker.metrics import WorkerMetrics
 from worker.pools import Pool, make_pool
 from worker.registry import JobContext, Registry
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class WorkerStats:
-    started: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    fenced: int = 0
-    abandoned: int = 0
 
 
 class Worker:
@@ -74,7 +65,7 @@ class Worker:
         self.store = JobStore(self.session, config.limits)
         self.pool: Pool = make_pool(pool, app, concurrency)
         self.pool_kind = pool
-        self.stats = WorkerStats()
+        self.metrics = WorkerMetrics(concurrency, lambda: self.running)
         self.worker_id: str | None = None
         self._registered_generation = -1
         self._listed_connection = -1
@@ -275,24 +266,29 @@ class Worker:
             job, version = self.store.start(job, version, worker_id)
         except Fenced:
             return
-        self.stats.started += 1
-        log.info("job %s (%s) started, attempt %d", job.id, job.type, job.attempts)
+        about = {"job_id": job.id, "worker_id": worker_id, "type": job.type}
+        self.metrics.started(job.type, (job.started_at or time.time()) - job.created_at)
+        log.info("job started, attempt %d/%d", job.attempts, job.max_attempts, extra=about)
         ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, job.parent)
+        began = time.monotonic()
         outcome = self.pool.run(job.type, job.payload, ctx)
+        took = time.monotonic() - began
         if self.session.generation != generation:
-            self.stats.abandoned += 1
-            log.warning("job %s abandoned: the session it started under is gone", job.id)
+            self.metrics.ended(job.type, "abandoned", took)
+            log.warning("job abandoned: the session it started under is gone", extra=about)
             return
-        self._finish(job, version, worker_id, outcome)
+        self.metrics.ended(job.type, self._finish(job, version, worker_id, outcome, about), took)
 
-    def _finish(self, job: Job, version: int, worker_id: str, outcome: Any) -> None:
+    def _finish(
+        self, job: Job, version: int, worker_id: str, outcome: Any, about: dict[str, str]
+    ) -> str:
+        """Record the attempt's end; returns the outcome for metrics."""
         try:
             if outcome.ok:
                 try:
                     self.store.complete(job, version, worker_id, outcome.result, outcome.children)
-                    self.stats.succeeded += 1
-                    log.info("job %s succeeded", job.id)
-                    return
+                    log.info("job succeeded", extra=about)
+                    return "succeeded"
                 except PayloadTooLarge as exc:
                     outcome.error = {"type": "ResultTooLarge", "message": str(exc)}
                 except ZkqError as exc:
@@ -300,10 +296,13 @@ class Worker:
                         raise
                     outcome.error = {"type": type(exc).__name__, "message": str(exc)}
             final = self.store.fail(job, version, worker_id, outcome.error or {})
-            self.stats.failed += 1
             log.info(
-                "job %s failed (%s): %s", job.id, final.state, (outcome.error or {}).get("message")
+                "job failed, now %s: %s",
+                final.state,
+                (outcome.error or {}).get("message"),
+                extra=about,
             )
+            return "failed"
         except Fenced as exc:
-            self.stats.fenced += 1
-            log.warning("completion of job %s refused (fenced): %s", job.id, exc)
+            log.warning("completion refused (fenced): %s", exc, extra=about)
+            return "fenced"

@@ -1,0 +1,81 @@
+"""Prometheus metrics of a coordinator, read at scrape time from its
+:class:`~coordinator.stats.DispatchStats` (one registry per service, so tests may run
+several in one process).
+
+- ``zkq_coordinator_leader``: 1 on the leader, 0 on a standby
+- ``zkq_zookeeper_connected``: 1 while the session is connected
+- ``zkq_queue_depth{type}``, ``zkq_queue_oldest_age_seconds{type}``,
+  ``zkq_queue_running{type}``, ``zkq_queue_paused{type}``: as the leader holds them
+- ``zkq_workers``, ``zkq_free_slots``
+- ``zkq_assignments_total``, ``zkq_assignment_transactions_total``,
+  ``zkq_requeues_total{reason="lost"|"timeout"}``
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from coordinator.stats import DispatchStats
+from coordinator.zk import ZkSession
+
+
+class CoordinatorCollector(Collector):
+    def __init__(self, stats: DispatchStats, session: ZkSession) -> None:
+        self.stats = stats
+        self.session = session
+
+    def collect(self) -> Iterator[Any]:
+        stats = self.stats
+        queues = stats.queues  # one read: the dispatcher swaps the dict, never mutates it
+        now = time.time()
+        yield GaugeMetricFamily(
+            "zkq_coordinator_leader", "1 if this coordinator leads", value=int(stats.leading)
+        )
+        yield GaugeMetricFamily(
+            "zkq_zookeeper_connected",
+            "1 while the ZooKeeper session is connected",
+            value=int(self.session.connected.is_set()),
+        )
+        depth = GaugeMetricFamily("zkq_queue_depth", "Pending jobs", labels=["type"])
+        oldest = GaugeMetricFamily(
+            "zkq_queue_oldest_age_seconds", "Age of the oldest pending job", labels=["type"]
+        )
+        running = GaugeMetricFamily(
+            "zkq_queue_running", "Jobs assigned or running", labels=["type"]
+        )
+        paused = GaugeMetricFamily("zkq_queue_paused", "1 if the type is paused", labels=["type"])
+        for job_type, q in sorted(queues.items()):
+            depth.add_metric([job_type], q.depth)
+            oldest.add_metric(
+                [job_type], 0.0 if q.oldest_created is None else max(0.0, now - q.oldest_created)
+            )
+            running.add_metric([job_type], q.running)
+            paused.add_metric([job_type], int(q.paused))
+        yield from (depth, oldest, running, paused)
+        yield GaugeMetricFamily("zkq_workers", "Live workers (leader's view)", value=stats.workers)
+        yield GaugeMetricFamily(
+            "zkq_free_slots", "Free worker slots (leader's view)", value=stats.free_slots
+        )
+        yield CounterMetricFamily(
+            "zkq_assignments", "Jobs assigned to workers", value=stats.assigned
+        )
+        yield CounterMetricFamily(
+            "zkq_assignment_transactions", "Assignment multis committed", value=stats.transactions
+        )
+        requeues = CounterMetricFamily(
+            "zkq_requeues", "Jobs taken back from workers", labels=["reason"]
+        )
+        requeues.add_metric(["lost"], stats.requeued - stats.timeouts)
+        requeues.add_metric(["timeout"], stats.timeouts)
+        yield requeues
+
+
+def serve(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> None:
+    """Serve ``/metrics`` from a daemon thread."""
+    start_http_server(port, addr=addr, registry=registry)

@@ -1,0 +1,54 @@
+"""Prometheus metrics of a worker (one registry per worker).
+
+- ``zkq_worker_jobs_total{type, outcome}``: outcome is succeeded, failed (the attempt
+  raised), fenced (the completion was refused: the job had been taken back) or abandoned
+  (the session was lost while it ran)
+- ``zkq_worker_job_duration_seconds{type}``: handler run time
+- ``zkq_worker_job_wait_seconds{type}``: from submission to the start of the attempt
+- ``zkq_worker_slots``, ``zkq_worker_busy_slots``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+
+
+class WorkerMetrics:
+    def __init__(self, slots: int, busy: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry()
+        self.jobs = Counter(
+            "zkq_worker_jobs",
+            "Attempts ended, by outcome",
+            ["type", "outcome"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "zkq_worker_job_duration_seconds",
+            "Handler run time",
+            ["type"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.wait = Histogram(
+            "zkq_worker_job_wait_seconds",
+            "Submission to start of the attempt",
+            ["type"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        Gauge("zkq_worker_slots", "Slots this worker offers", registry=self.registry).set(slots)
+        Gauge("zkq_worker_busy_slots", "Attempts in progress", registry=self.registry).set_function(
+            busy
+        )
+
+    def ended(self, job_type: str, outcome: str, seconds: float | None = None) -> None:
+        self.jobs.labels(job_type, outcome).inc()
+        if seconds is not None:
+            self.duration.labels(job_type).observe(seconds)
+
+    def started(self, job_type: str, waited: float) -> None:
+        self.wait.labels(job_type).observe(max(0.0, waited))
