@@ -1,0 +1,215 @@
+"""Operator commands and metrics against a live local cluster."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from prometheus_client.parser import text_string_to_metric_families
+
+from coordinator.client import Client
+from coordinator.job import JobState
+from coordinator.store import JobSpec
+from tests.support import client_of, member_by_pid, running_cluster, worker_pid
+from zkq.cli import main
+from zkq.dev.cluster import DevCluster
+from zkq.dev.ports import free_port
+from zkq.dev.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
+    with running_cluster(tmp_path_factory.mktemp("operator")) as c:
+        yield c
+
+
+@pytest.fixture
+def client(cluster: DevCluster) -> Iterator[Client]:
+    with client_of(cluster) as c:
+        yield c
+
+
+def run(cluster: DevCluster, *args: str, code: int = 0) -> Result:
+    env = {"ZKQ_ZK_HOSTS": cluster.connect_string, "ZKQ_ROOT": cluster.root}
+    result = CliRunner(env=env).invoke(main, list(args))
+    assert result.exit_code == code, result.output
+    return result
+
+
+def zkq(cluster: DevCluster, *args: str, code: int = 0) -> str:
+    """What a person sees: standard output and error together."""
+    return run(cluster, *args, code=code).output
+
+
+def zkq_json(cluster: DevCluster, *args: str, code: int = 0) -> Any:
+    """What a machine reads: standard output alone, which must be one JSON document."""
+    return json.loads(run(cluster, *args, "--json", code=code).stdout)
+
+
+def test_status_shows_ensemble_leader_workers_and_queues(cluster: DevCluster) -> None:
+    text = zkq(cluster, "status")
+    assert "ZooKeeper ensemble" in text and "leader" in text and "OK" in text
+    view = zkq_json(cluster, "status")
+    assert sorted(m["mode"] for m in view["ensemble"]) == ["follower", "follower", "leader"]
+    assert view["leader"] and len(view["coordinators"]) == 2
+    assert len(view["workers"]) == 2 and view["ok"] is True
+
+
+def test_status_with_a_zookeeper_node_down(cluster: DevCluster) -> None:
+    assert cluster.ensemble is not None
+    follower = next(i for i in range(3) if i != cluster.ensemble.leader_index())
+    cluster.ensemble.stop_node(follower)
+    try:
+        view = zkq_json(cluster, "status", code=1)
+        modes = [m["mode"] for m in view["ensemble"]]
+        assert modes.count("down") == 1 and "leader" in modes
+        assert any("is down" in p for p in view["problems"])
+        assert "PROBLEMS" in zkq(cluster, "status", code=1)
+    finally:
+        cluster.ensemble.start_node(follower)
+
+
+def test_job_and_jobs(cluster: DevCluster, client: Client) -> None:
+    job = client.wait(client.submit("echo", {"x": 1}).id, 20)
+    text = zkq(cluster, "job", job.id)
+    assert "succeeded" in text and "ATTEMPT" in text
+    assert zkq_json(cluster, "job", job.id)["result"] == {"x": 1}
+    listed = zkq_json(cluster, "jobs", "--state", "succeeded", "--type", "echo")
+    assert job.id in [j["id"] for j in listed["jobs"]]
+    assert all(j["state"] == "succeeded" for j in listed["jobs"])
+    assert "ID" in zkq(cluster, "jobs", "--limit", "2")
+    assert "no job" in zkq(cluster, "job", "01M81DJSFMKM5WE6J0X6ERV5QZ", code=1)
+    assert "not a job id" in zkq(cluster, "job", "nope", code=1)
+
+
+def test_zk_ls_get_tree_decode_records(cluster: DevCluster, client: Client) -> None:
+    job = client.wait(client.submit("echo", "raw").id, 20)
+    assert "jobs" in zkq_json(cluster, "zk", "ls", "")["children"]
+    got = zkq_json(cluster, "zk", "get", client.store.layout.job(job.id))
+    assert got["kind"] == "json" and got["data"]["id"] == job.id
+    assert '"state": "succeeded"' in zkq(cluster, "zk", "get", client.store.layout.job(job.id))
+    tree = zkq(cluster, "zk", "tree", "", "--depth", "2")
+    assert "pending" in tree and "workers" in tree
+    assert zkq_json(cluster, "zk", "tree", "workers", "--depth", "1")["children_total"] == 2
+    assert "no znode" in zkq(cluster, "zk", "get", "/no/such/node", code=1)
+
+
+def test_pause_holds_a_type_until_resume(cluster: DevCluster, client: Client) -> None:
+    assert zkq_json(cluster, "pause", "echo")["changed"] is True
+    try:
+        job = client.submit("echo", "held")
+        held = client.wait(job.id, 2.0)
+        assert held.state == JobState.PENDING, "a paused type was assigned"
+        other = client.wait(client.submit("noop").id, 20)
+        assert other.state == JobState.SUCCEEDED, "pausing one type held another"
+        queues = {q["type"]: q for q in zkq_json(cluster, "status")["queues"]}
+        assert queues["echo"]["paused"] and queues["echo"]["depth"] >= 1
+    finally:
+        assert "resumed" in zkq(cluster, "resume", "echo")
+    assert client.wait(job.id, 20).state == JobState.SUCCEEDED
+
+
+def test_cancel_and_requeue(cluster: DevCluster, client: Client) -> None:
+    pending = client.submit("nobody-serves-this")
+    assert zkq_json(cluster, "cancel", pending.id)["state"] == "cancelled"
+    assert "cancelled" in zkq(cluster, "cancel", pending.id, code=1)  # not twice
+    dead = client.wait(client.submit("fail", "x", max_attempts=2).id, 20)
+    assert dead.state == JobState.DEAD
+    revived = zkq_json(cluster, "requeue", dead.id)
+    assert revived["state"] == "pending" and revived["attempts"] == 0
+    again = client.wait(dead.id, 20, until=lambda j: j.terminal)
+    assert again.state == JobState.DEAD and len(again.history) == 4
+    running = client.submit("sleep", 1.0, max_attempts=1)
+    client.wait(running.id, 10, until=lambda j: j.state == JobState.RUNNING)
+    zkq(cluster, "requeue", running.id)
+    done = client.wait(running.id, 20)
+    assert done.state == JobState.SUCCEEDED, "an operator requeue must not spend the attempt"
+    assert [a.outcome for a in done.history] == ["requeued", "succeeded"]
+
+
+def test_drain_finishes_the_running_job_before_the_worker_exits(
+    cluster: DevCluster, client: Client
+) -> None:
+    job = client.submit("sleep", 2.0)
+    running = client.wait(job.id, 10, until=lambda j: j.state == JobState.RUNNING)
+    assert running.worker
+    name = member_by_pid(cluster, worker_pid(running.worker))
+    process = cluster.member(name).process
+    out = zkq_json(cluster, "drain", running.worker, "--wait", "--wait-timeout", "30")
+    assert out["left"] is True
+    done = client.get(job.id)
+    assert done.state == JobState.SUCCEEDED and done.history[-1].worker == running.worker
+    assert process.wait(10) == 0
+    assert "no live worker" in zkq(cluster, "drain", running.worker, code=1)
+    cluster.stop_member(name)  # it has exited: forget it
+    cluster.add_worker()  # back to two for the tests after this one
+    cluster.wait_registered(workers=2, coordinators=2)
+
+
+def test_stats_per_worker_and_type(cluster: DevCluster, client: Client) -> None:
+    jobs = client.submit_many([JobSpec("echo", n) for n in range(10)] + [JobSpec("fail", "s")])
+    for j in jobs:
+        client.wait(j.id, 20)
+    report = zkq_json(cluster, "stats")
+    assert report["types"]["echo"]["jobs"] >= 10 and report["types"]["fail"]["error_rate"] > 0
+    assert sum(w["attempts"] for w in report["workers"].values()) >= 11
+    assert "By worker" in zkq(cluster, "stats")
+
+
+def scrape(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def test_every_metric_family_is_scraped_and_parsed(cluster: DevCluster, client: Client) -> None:
+    wport, cport = free_port(), free_port()
+    cluster.add_worker(extra_args=["--metrics-port", str(wport)], name="metrics-worker")
+    cluster.add_coordinator(extra_args=["--metrics-port", str(cport)], name="metrics-coord")
+    try:
+        cluster.wait_registered(workers=3, coordinators=3)
+        # the new worker serves echo, so a burst of jobs reaches it among the others
+        jobs = client.submit_many([JobSpec("echo", n) for n in range(40)])
+        for j in jobs:
+            client.wait(j.id, 30)
+        wait_until(
+            lambda: _has_samples(wport), 20, what="the worker to count its jobs", ignore=(OSError,)
+        )
+        worker = scrape(wport)
+        assert {
+            "zkq_worker_jobs",
+            "zkq_worker_job_duration_seconds",
+            "zkq_worker_job_wait_seconds",
+            "zkq_worker_slots",
+            "zkq_worker_busy_slots",
+        } <= set(worker)
+        coordinator = scrape(cport)
+        assert {
+            "zkq_coordinator_leader",
+            "zkq_zookeeper_connected",
+            "zkq_queue_depth",
+            "zkq_queue_oldest_age_seconds",
+            "zkq_queue_running",
+            "zkq_queue_paused",
+            "zkq_workers",
+            "zkq_free_slots",
+            "zkq_assignments",
+            "zkq_requeues",
+        } <= set(coordinator)
+        # a standby reports itself as such
+        assert coordinator["zkq_coordinator_leader"].samples[0].value == 0.0
+        assert coordinator["zkq_zookeeper_connected"].samples[0].value == 1.0
+    finally:
+        cluster.stop_member("metrics-worker")
+        cluster.stop_member("metrics-coord")
+
+
+def _has_samples(port: int) -> bool:
+    family = scrape(port).get("zkq_worker_jobs")
+    return bool(family and any(s.value > 0 for s in family.samples))
