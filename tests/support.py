@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kazoo.exceptions import NoNodeError
+
 from coordinator.client import Client
 from coordinator.config import ClusterConfig
 from coordinator.job import Job
@@ -88,11 +90,12 @@ def leader_name(client: Client) -> str | None:
     """The election identifier of the current leader (the lowest sequence node)."""
     zk = client.session.client
     path = Layout(client.config.zk.root).election
-    nodes = zk.get_children(path)
-    if not nodes:
-        return None
-    lowest = min(nodes, key=lambda n: n[-10:])
-    return zk.get(f"{path}/{lowest}")[0].decode()
+    for node in sorted(zk.get_children(path), key=lambda n: n[-10:]):
+        try:
+            return zk.get(f"{path}/{node}")[0].decode()
+        except NoNodeError:
+            continue  # that contender left between the listing and the read
+    return None
 
 
 def log_text(cluster: DevCluster, name: str) -> str:
