@@ -23,9 +23,11 @@ from typing import Any
 
 from kazoo.exceptions import NoNodeError
 
+from coordinator.archive import JobArchive
 from coordinator.config import ClusterConfig
-from coordinator.errors import Unavailable
+from coordinator.errors import JobNotFound, Unavailable
 from coordinator.job import Job
+from coordinator.mysql import ConnectionPool
 from coordinator.store import JobSpec, JobStore
 from coordinator.zk import ZkSession, zk_errors
 
@@ -36,6 +38,8 @@ class Client:
         self.session = ZkSession(config.zk, name="client")
         self.store = JobStore(self.session, config.limits)
         self.connect_timeout = connect_timeout
+        #: where pruned jobs are found; connects on first use
+        self.archive = JobArchive(ConnectionPool(config.mysql)) if config.mysql else None
 
     @classmethod
     def connect(cls, hosts: str | None = None, root: str | None = None, **settings: Any) -> Client:
@@ -54,6 +58,8 @@ class Client:
 
     def close(self) -> None:
         self.session.stop()
+        if self.archive is not None:
+            self.archive.pool.close()
 
     def __enter__(self) -> Client:
         return self
@@ -87,7 +93,14 @@ class Client:
         return self.store.submit_many(specs, self._deadline(request_timeout))
 
     def get(self, job_id: str) -> Job:
-        return self.store.get(job_id, self._deadline(None))
+        """The job from ZooKeeper or, once pruned from there, from the MySQL archive."""
+        try:
+            return self.store.get(job_id, self._deadline(None))
+        except JobNotFound:
+            archived = self.archive.get(job_id) if self.archive is not None else None
+            if archived is None:
+                raise
+            return archived
 
     def wait(self, job_id: str, timeout: float, until: Callable[[Job], bool] | None = None) -> Job:
         """The job once it ends (or ``until(job)`` holds), or as it is after ``timeout``."""

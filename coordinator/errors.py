@@ -8,16 +8,20 @@
     │   ├── PayloadTooLarge    payload or result over the configured limit
     │   └── InvalidJobId       not a job id zkq could have issued
     ├── JobNotFound            no such job (never existed, or pruned and not archived)
+    ├── ApiKeyNotFound         no API key with that id or prefix
     ├── Conflict               the request collides with the job's current state
     │   ├── InvalidTransition  e.g. cancelling a job that already succeeded
     │   ├── JobIdTaken         a job id reused with different contents
     │   └── Fenced             lost a version race: another actor changed the job first
+    ├── DatabaseError          MySQL refused a statement: schema not migrated, or a bug
     └── Unavailable            ZooKeeper cannot be reached (or the session is gone): retry later
-        └── Timeout            gave up waiting
+        ├── Timeout            gave up waiting
+        └── DatabaseUnavailable  MySQL cannot be reached or dropped the connection: retry later
 
 kazoo's exceptions are translated into these in exactly one place, :mod:`coordinator.zk`,
-with ``raise ... from exc``.  Nothing in this package knows about HTTP; the frontend maps
-these classes to statuses in one table.
+and pymysql's in one other, :mod:`coordinator.mysql`, each with ``raise ... from exc``.
+Nothing in this package knows about HTTP; the frontend maps these classes to statuses in
+one table.
 """
 
 from __future__ import annotations
@@ -78,3 +82,19 @@ class Unavailable(ZkqError):
 
 class Timeout(Unavailable):
     code = "timeout"
+
+
+class DatabaseUnavailable(Unavailable):
+    """MySQL is down, unreachable, refused our login or dropped the connection."""
+
+    code = "database_unavailable"
+
+
+class DatabaseError(ZkqError):
+    """MySQL refused a statement for a reason retrying will not fix."""
+
+    code = "database_error"
+
+
+class ApiKeyNotFound(ZkqError):
+    code = "api_key_not_found"

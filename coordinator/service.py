@@ -8,6 +8,10 @@ not all).  The leader runs a :class:`~coordinator.dispatcher.Dispatcher` until:
   next standby leads within a round trip instead of a session timeout;
 - its session is lost: its election node is gone already, so it steps down and rejoins as
   a standby under the new session.
+
+With MySQL configured the leader also runs a :class:`~coordinator.retention.Pruner` on a
+thread of its own, which moves finished jobs to the archive; MySQL being away only delays
+pruning, never dispatching.
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ import threading
 from kazoo.exceptions import CancelledError
 from kazoo.recipe.election import Election
 
+from coordinator.archive import JobArchive
 from coordinator.config import ClusterConfig
 from coordinator.dispatcher import Dispatcher
+from coordinator.mysql import ConnectionPool
+from coordinator.retention import Pruner, prune_interval
 from coordinator.stats import DispatchStats
 from coordinator.store import JobStore
 from coordinator.zk import TRANSIENT_ERRORS, ZkSession
@@ -36,6 +43,8 @@ class Coordinator:
         self.session = ZkSession(config.zk, name="coordinator")
         self.store = JobStore(self.session, config.limits)
         self.stats = DispatchStats()
+        # connects lazily: a coordinator starts (and dispatches) while MySQL is down
+        self.archive = JobArchive(ConnectionPool(config.mysql, 2)) if config.mysql else None
         self.leading = threading.Event()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -75,12 +84,17 @@ class Coordinator:
                 log.exception("leadership ended by an error; rejoining the election")
                 self._stop.wait(1.0)
         self.session.stop()
+        if self.archive is not None:
+            self.archive.pool.close()
         log.info("coordinator %s stopped", self.name)
 
     def _lead(self) -> None:
         log.info("coordinator %s is the leader", self.name)
         self.leading.set()
+        self.stats.leading = True
         generation = self.session.generation
+        pruning = threading.Event()
+        pruner = self._start_pruner(pruning)
         try:
             Dispatcher(
                 self.session,
@@ -90,5 +104,30 @@ class Coordinator:
                 stats=self.stats,
             ).run()
         finally:
+            pruning.set()
+            if pruner is not None:
+                # stepping down must not wait on MySQL; a pruner still finishing a chunk
+                # is harmless (it archived first, and its deletes are version-checked)
+                pruner.join(timeout=2.0)
             self.leading.clear()
+            self.stats.leading = False
+            self.stats.queues = {}
             log.info("coordinator %s stepped down", self.name)
+
+    def _start_pruner(self, stop: threading.Event) -> threading.Thread | None:
+        if self.archive is None:
+            return None
+        pruner = Pruner(
+            self.store,
+            self.archive,
+            self.config.retention_seconds,
+            should_stop=lambda: stop.is_set() or self._stop.is_set(),
+        )
+        thread = threading.Thread(
+            target=pruner.run,
+            args=(stop, prune_interval(self.config.retention_seconds)),
+            name="pruner",
+            daemon=True,
+        )
+        thread.start()
+        return thread

@@ -1,0 +1,150 @@
+"""The MySQL boundary against a real MariaDB: migrations, connections, failing fast."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from coordinator.errors import DatabaseError, DatabaseUnavailable
+from coordinator.migrate import available, migrate, status
+from coordinator.mysql import MySQLSettings, connect
+from tests.mysql_support import fresh_database, own_mariadb, pool_of, query, scalar
+from zkq.dev.mariadb import MariaDBServer
+from zkq.dev.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+TABLES = {
+    "api_keys",
+    "rate_limit_counters",
+    "request_log",
+    "job_archive",
+    "schema_migrations",
+}
+
+
+def _select_one(settings: MySQLSettings) -> int:
+    conn = connect(settings)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            return int(scalar(cur))
+    finally:
+        conn.close()
+
+
+def test_migrations_apply_once_then_find_nothing_to_do(mariadb: MariaDBServer) -> None:
+    settings = fresh_database(mariadb, migrated=False)
+    assert all(s.applied_at is None for s in status(settings))
+
+    first = migrate(settings)
+    assert [m.label for m in first] == [m.label for m in available()]
+    assert [m.version for m in first] == sorted(m.version for m in first)
+    assert migrate(settings) == []  # the second run changes nothing
+
+    tables = {row[0] for row in query(mariadb, settings.database, "SHOW TABLES")}
+    assert tables >= TABLES
+    recorded = query(mariadb, settings.database, "SELECT version FROM schema_migrations")
+    assert sorted(v for (v,) in recorded) == [m.version for m in available()]
+    assert all(s.applied_at is not None for s in status(settings))
+
+
+def test_two_processes_migrating_at_once_apply_each_migration_once(
+    mariadb: MariaDBServer,
+) -> None:
+    settings = fresh_database(mariadb, migrated=False)
+    argv = [sys.executable, "-m", "zkq", "db", "migrate", "--json", "--mysql", settings.url]
+    runs = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [json.loads(run.communicate(timeout=120)[0]) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0]
+    applied = [label for out in outputs for label in out["applied"]]
+    # the lock serialises them: one applied everything, the other found it done
+    assert sorted(applied) == sorted(m.label for m in available())
+    assert sorted(len(out["applied"]) for out in outputs) == [0, len(available())]
+
+
+def test_an_edited_migration_is_refused(mariadb: MariaDBServer) -> None:
+    settings = fresh_database(mariadb)
+    conn = connect(settings)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE schema_migrations SET checksum = %s WHERE version = 1", ("0" * 64,))
+    finally:
+        conn.close()
+    with pytest.raises(DatabaseError, match="changed after it was applied"):
+        migrate(settings)
+
+
+def test_a_missing_schema_says_to_migrate(mariadb: MariaDBServer) -> None:
+    settings = fresh_database(mariadb, migrated=False)
+    with (
+        pool_of(settings) as pool,
+        pytest.raises(DatabaseError, match="zkq db migrate"),
+        pool.connection() as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("SELECT * FROM api_keys")
+
+
+def test_sessions_are_utc_utf8mb4_and_autocommit(mariadb: MariaDBServer) -> None:
+    settings = fresh_database(mariadb)
+    with pool_of(settings) as pool, pool.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@session.time_zone, @@character_set_connection, @@autocommit")
+        assert cur.fetchone() == ("+00:00", "utf8mb4", 1)
+
+
+def test_nothing_listening_fails_within_a_second() -> None:
+    settings = MySQLSettings(port=free_port(), password="x")
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable, match="retry later"):
+        connect(settings)
+    assert time.monotonic() - started < 1.5
+
+
+def test_wrong_password_is_unavailable_not_a_crash(mariadb: MariaDBServer) -> None:
+    wrong = MySQLSettings(port=mariadb.port, user="zkq", password="wrong", database="zkq")
+    with pytest.raises(DatabaseUnavailable, match="Access denied"):
+        connect(wrong)
+
+
+def test_pool_fails_fast_while_down_and_reconnects_after(tmp_path: Path) -> None:
+    with own_mariadb(tmp_path / "mariadb") as own, pool_of(own.settings) as pool:
+        with pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID()")
+            before = scalar(cur)
+
+        own.stop()
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable), pool.connection() as conn:
+            conn.cursor().execute("SELECT 1")
+        with pytest.raises(DatabaseUnavailable), pool.connection() as conn:
+            conn.cursor().execute("SELECT 1")  # a fresh connect, refused at once
+        assert time.monotonic() - started < 3.0
+
+        own.start()
+        with pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT CONNECTION_ID()")
+            assert scalar(cur) != before  # a new connection, made by the pool
+
+
+def test_a_hung_server_times_out_instead_of_hanging(tmp_path: Path) -> None:
+    with own_mariadb(tmp_path / "mariadb") as own:
+        settings = dataclasses.replace(own.settings, read_timeout=1.0)
+        with pool_of(settings) as pool:
+            with pool.connection() as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")  # leaves one idle connection in the pool
+            own.pause()  # the server keeps its sockets open but answers nothing
+            try:
+                started = time.monotonic()
+                with pytest.raises(DatabaseUnavailable), pool.connection() as conn:
+                    conn.cursor().execute("SELECT 1")
+                assert time.monotonic() - started < 3.0
+            finally:
+                own.resume()
+            assert _select_one(settings) == 1

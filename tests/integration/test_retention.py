@@ -1,0 +1,172 @@
+"""Pruning finished jobs into the archive, against the real ensemble and MariaDB."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+
+import pytest
+from click.testing import CliRunner
+
+from coordinator.archive import JobArchive
+from coordinator.client import Client
+from coordinator.config import ClusterConfig, ZkSettings
+from coordinator.errors import DatabaseUnavailable, JobNotFound
+from coordinator.job import Job, JobState
+from coordinator.mysql import ConnectionPool, MySQLSettings
+from coordinator.paths import bucket_of
+from coordinator.retention import Pruner
+from coordinator.store import JobSpec, JobStore
+from coordinator.zk import ZkSession
+from tests.mysql_support import fresh_database, pool_of
+from zkq.cli import main
+from zkq.dev.mariadb import MariaDBServer
+from zkq.dev.ports import free_port
+from zkq.dev.zookeeper import ZooKeeperEnsemble
+
+pytestmark = pytest.mark.integration
+
+WORKER = "w1"
+#: an hour ahead: every job here is long finished, every bucket long over
+LATER = 3600.0
+
+
+@pytest.fixture
+def store(ensemble: ZooKeeperEnsemble) -> Iterator[JobStore]:
+    root = f"/test_retention_{uuid.uuid4().hex[:8]}"
+    session = ZkSession(ZkSettings(ensemble.connect_string, root), name="test")
+    assert session.start(wait=20)
+    session.ensure_paths(
+        [*session.settings.layout.fixed_parents(), session.settings.layout.inbox(WORKER)]
+    )
+    try:
+        yield JobStore(session)
+    finally:
+        session.stop()
+
+
+@pytest.fixture
+def database(mariadb: MariaDBServer) -> MySQLSettings:
+    return fresh_database(mariadb)
+
+
+@pytest.fixture
+def archive(database: MySQLSettings) -> Iterator[JobArchive]:
+    with pool_of(database) as pool:
+        yield JobArchive(pool)
+
+
+def _running(store: JobStore, n: int) -> Job:
+    """A job taken through assign and start by a worker of ours."""
+    job, version = store.get_versioned(store.submit(JobSpec("t", n)).id)
+    (assigned,), refused = store.assign_many([(job, version, WORKER)])
+    assert not refused
+    job, version = store.get_versioned(assigned.id)
+    return store.start(job, version, WORKER)[0]
+
+
+def _succeeded(store: JobStore, n: int) -> Job:
+    job, version = store.get_versioned(_running(store, n).id)
+    return store.complete(job, version, WORKER, {"n": n})
+
+
+def _cancelled(store: JobStore, n: int) -> Job:
+    return store.cancel(store.submit(JobSpec("t", n)).id)
+
+
+def _in_zookeeper(store: JobStore, jobs: Sequence[Job]) -> list[bool]:
+    found = store.get_many([j.id for j in jobs])
+    return [j.id in found for j in jobs]
+
+
+def _later() -> float:
+    return time.time() + LATER
+
+
+def test_expired_jobs_move_to_the_archive_and_live_ones_stay(
+    store: JobStore, archive: JobArchive, database: MySQLSettings, ensemble: ZooKeeperEnsemble
+) -> None:
+    finished = [_succeeded(store, 0), *(_cancelled(store, n) for n in range(1, 4))]
+    pending = store.submit(JobSpec("t", 10))
+    running = _running(store, 11)
+    live = [pending, running]
+    live_versions = {j.id: store.get_versioned(j.id)[1] for j in live}
+
+    # inside the retention window nothing moves
+    assert Pruner(store, archive, retention_seconds=3600).run_once() == 0
+    assert _in_zookeeper(store, finished) == [True] * 4
+
+    pruner = Pruner(store, archive, retention_seconds=60, clock=_later)
+    assert pruner.run_once() == 4
+    assert _in_zookeeper(store, finished) == [False] * 4
+    for job in finished:
+        assert archive.get(job.id) == job  # archived exactly as ZooKeeper had it
+    for job in live:
+        assert store.get_versioned(job.id)[1] == live_versions[job.id]  # untouched
+        assert archive.get(job.id) is None
+    assert pruner.run_once() == 0
+
+    # readers still find pruned jobs, through the archive
+    config = ClusterConfig.load(
+        {}, hosts=ensemble.connect_string, root=store.layout.root, mysql_url=database.url
+    )
+    with Client(config) as client:
+        client.start()
+        assert client.get(finished[0].id) == finished[0]
+        assert client.get(pending.id).state == JobState.PENDING
+    without_mysql = ClusterConfig.load({}, hosts=ensemble.connect_string, root=store.layout.root)
+    with Client(without_mysql) as no_mysql:
+        no_mysql.start()
+        with pytest.raises(JobNotFound):
+            no_mysql.get(finished[0].id)
+    shown = CliRunner().invoke(
+        main,
+        [
+            *("job", finished[0].id, "--json", "--zk", ensemble.connect_string),
+            *("--root", store.layout.root, "--mysql", database.url),
+        ],
+    )
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["result"] == {"n": 0}
+
+    # once the last jobs of the bucket end and go, the bucket goes too
+    era, tick = bucket_of(pending.id)
+    assert store.client.exists(store.layout.job_tick(era, tick))
+    for job in live:
+        store.cancel(job.id)
+    assert pruner.run_once() == 2
+    assert store.client.get_children(store.layout.jobs) == []
+
+
+def test_a_job_changed_after_it_was_read_is_left_for_the_next_round(
+    store: JobStore, archive: JobArchive
+) -> None:
+    jobs = [_cancelled(store, n) for n in range(3)]
+    path = store.layout.job(jobs[1].id)
+
+    class ChangesOneJob(JobArchive):
+        """Archives, then lets an operator touch a job before the pruner deletes."""
+
+        def put_many(self, jobs: Sequence[Job]) -> int:
+            count = super().put_many(jobs)
+            raw, _ = store.client.get(path)
+            store.client.set(path, raw)  # same record, new version
+            return count
+
+    assert Pruner(store, ChangesOneJob(archive.pool), 60, clock=_later).run_once() == 2
+    assert _in_zookeeper(store, jobs) == [False, True, False]
+    assert Pruner(store, archive, 60, clock=_later).run_once() == 1
+    assert _in_zookeeper(store, jobs) == [False, False, False]
+
+
+def test_nothing_is_pruned_while_mysql_is_down(store: JobStore) -> None:
+    jobs = [_cancelled(store, n) for n in range(3)]
+    away = MySQLSettings(port=free_port(), password="x")
+    pruner = Pruner(store, JobArchive(ConnectionPool(away)), 60, clock=_later)
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable):
+        pruner.run_once()
+    assert time.monotonic() - started < 3.0
+    assert _in_zookeeper(store, jobs) == [True] * 3
