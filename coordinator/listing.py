@@ -1,0 +1,87 @@
+"""Pages of job records in id (creation time) order, read from ZooKeeper with a budget.
+
+ZooKeeper has no index: filtering by tenant, state or type means reading records.  A page
+therefore reads at most ``budget`` records and says how far it got (:attr:`JobScan.last`),
+so a caller can hand out a cursor that resumes exactly there, and a request costs bounded
+work however many jobs other tenants hold.  Job ids are ULIDs whose first characters are
+the bucket names (:func:`coordinator.paths.bucket_of`), so a cursor skips whole buckets
+without listing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from coordinator.census import Reader
+from coordinator.job import Job
+from coordinator.paths import bucket_of
+from coordinator.zk import ZkSession, zk_errors
+
+#: records fetched per pipelined round
+CHUNK = 200
+
+
+@dataclass(frozen=True)
+class JobScan:
+    jobs: list[Job]  # the records that matched, in id order
+    last: str | None  # the last id examined; resume after it
+    exhausted: bool  # True when no record after ``last`` exists (as of the scan)
+
+
+def _ids_after(reader: Reader, session: ZkSession, after: str | None) -> Iterator[list[str]]:
+    """Job ids after ``after``, in order, one tick (bucket) at a time."""
+    layout = session.settings.layout
+    era_floor, tick_floor = bucket_of(after) if after else ("", "")
+    eras = sorted(reader.children([layout.jobs])[layout.jobs])
+    for era in eras:
+        if era < era_floor:
+            continue
+        era_path = layout.job_era(era)
+        ticks = sorted(reader.children([era_path])[era_path])
+        for tick in ticks:
+            if era == era_floor and tick < tick_floor:
+                continue
+            tick_path = layout.job_tick(era, tick)
+            ids = sorted(reader.children([tick_path])[tick_path])
+            ids = [i for i in ids if after is None or i > after]
+            if ids:
+                yield ids
+
+
+def scan_jobs(
+    session: ZkSession,
+    after: str | None,
+    limit: int,
+    match: Callable[[Job], bool],
+    deadline: float,
+    budget: int = 2000,
+) -> JobScan:
+    """Up to ``limit`` records after ``after`` for which ``match`` holds, reading at most
+    ``budget`` records, all before ``deadline`` (``time.monotonic()``)."""
+    if limit < 1 or budget < 1:
+        raise ValueError("limit and budget must be positive")
+    layout = session.settings.layout
+    found: list[Job] = []
+    examined = 0
+    last = after
+    with zk_errors():
+        reader = Reader(session, deadline)
+        for ids in _ids_after(reader, session, after):
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start : start + CHUNK]
+                records = reader.data([layout.job(i) for i in chunk])
+                for job_id in chunk:
+                    examined += 1
+                    last = job_id
+                    entry = records.get(layout.job(job_id))
+                    if entry is not None:  # pruned between the listing and the read
+                        job = Job.from_bytes(entry[0])
+                        if match(job):
+                            found.append(job)
+                    if len(found) >= limit or examined >= budget:
+                        return JobScan(found, last, exhausted=False)
+    return JobScan(found, last, exhausted=True)
+
+
+__all__ = ["JobScan", "scan_jobs"]

@@ -1,0 +1,165 @@
+"""The API's request and response bodies: pydantic v2 models that both validate requests
+and generate the OpenAPI document (:mod:`frontend.openapi`), so the two cannot disagree.
+
+Request bodies are strict (no "5" for 5, no true for 1) and refuse unknown fields: a typo
+in a field name is an error, not a silently ignored option.  Query strings are text by
+nature, so their models convert ("?limit=10") but still refuse unknown parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from coordinator.job import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_SECONDS, Job, JobState
+from coordinator.paths import PRIORITY_MAX, PRIORITY_MIN
+
+#: a ULID, as :func:`coordinator.ids.validate_job_id` checks it
+JOB_ID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
+MAX_BATCH = 1000
+
+JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN)]
+JobType = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ---------------------------------------------------------------------------------
+class JobSubmission(_Strict):
+    """One job to run."""
+
+    type: JobType = Field(description="The handler that runs it, e.g. `resize`.")
+    payload: Any = Field(None, description="Any JSON; at most the payload limit (64 KiB).")
+    priority: int = Field(0, ge=PRIORITY_MIN, le=PRIORITY_MAX, description="Higher runs first.")
+    max_attempts: int = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT, description="Tries before dead.")
+    timeout: float = Field(
+        300.0, gt=0, le=MAX_TIMEOUT_SECONDS, description="Seconds one attempt may run."
+    )
+
+
+class BatchSubmission(_Strict):
+    """Up to 1,000 jobs, written in as few ZooKeeper transactions as fit."""
+
+    jobs: list[JobSubmission] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class JobQuery(_Query):
+    wait: float | None = Field(
+        None,
+        ge=0,
+        description="Long-poll: seconds to wait for the job to end (capped by the server).",
+    )
+
+
+class ListQuery(_Query):
+    state: JobState | None = None
+    type: JobType | None = None
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: JobId | None = Field(None, description="`next_cursor` of the previous page.")
+
+
+# -- responses --------------------------------------------------------------------------------
+class AttemptOut(BaseModel):
+    number: int
+    worker: str
+    started_at: float
+    ended_at: float | None = None
+    outcome: str | None = None
+    error: str | None = None
+
+
+class JobOut(BaseModel):
+    id: JobId
+    type: str
+    state: JobState
+    payload: Any = None
+    priority: int
+    max_attempts: int
+    timeout: float
+    attempts: int
+    worker: str | None = None
+    created_at: float
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: Any = None
+    error: dict[str, str] | None = None
+    history: list[AttemptOut] = []
+    parent: str | None = None
+    children: list[str] = []
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        data = job.to_dict()
+        data.pop("tenant", None)  # the caller's own tenant: nothing to tell
+        data.pop("schema", None)
+        return cls.model_validate(data)
+
+
+class BatchOut(BaseModel):
+    jobs: list[JobOut]
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: JobId | None = Field(
+        None, description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str | None = None
+    pid: int | None = None
+    types: list[str] = []
+    slots: int = 0
+    busy: int = Field(description="Jobs in the worker's inbox (assigned or running).")
+    pool: str | None = None
+    draining: bool = False
+    started_at: float | None = None
+    session: str
+
+
+class WorkerList(BaseModel):
+    workers: list[WorkerOut]
+
+
+class QueueOut(BaseModel):
+    type: str
+    depth: int = Field(description="Pending jobs.")
+    oldest_age_seconds: float | None = Field(description="Age of the oldest pending job.")
+    running: int
+    paused: bool
+
+
+class QueueList(BaseModel):
+    queues: list[QueueOut]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    zookeeper: bool
+    mysql: bool
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable: e.g. `job_not_found`.")
+    message: str = Field(description="What went wrong and what to do, for people.")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,120 @@
+"""What one frontend process holds for all its requests: the ZooKeeper gate and the MySQL
+pool with the stores built on it (keys, rate limiter, request log, archive, idempotency).
+
+Built by the app factory but *connected* per process (:meth:`Resources.start`), after
+gunicorn forks and gevent patches: a pid check rebuilds everything in a process that
+inherited a copy.  Per-request state lives on :data:`flask.g` instead (the key, the start
+time, the job id for the log).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from flask import Flask, current_app
+
+from coordinator.archive import JobArchive
+from coordinator.config import ClusterConfig
+from coordinator.errors import DatabaseUnavailable
+from coordinator.mysql import ConnectionPool, MySQLSettings
+from frontend.idempotency import IdempotencyKeys
+from frontend.keys import KeyStore
+from frontend.ratelimit import RateLimiter
+from frontend.requestlog import RequestLog
+from frontend.zk import ZkGate
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "zkq.resources"
+
+
+class _MySQL:
+    """The MySQL-backed stores of one process."""
+
+    def __init__(self, settings: MySQLSettings, default_rate_limit: int) -> None:
+        # as many connections as requests that may use one at once, within reason: the
+        # request log's flusher takes one, each request at most one at a time
+        self.pool = ConnectionPool(settings, max_size=16, acquire_timeout=2.0)
+        self.keys = KeyStore(self.pool)
+        self.limiter = RateLimiter(self.pool, default_limit=default_rate_limit)
+        self.request_log = RequestLog(self.pool)
+        self.archive = JobArchive(self.pool)
+        self.idempotency = IdempotencyKeys(self.pool)
+
+    def ping(self) -> bool:
+        try:
+            with self.pool.connection() as conn:
+                conn.ping(reconnect=False)
+            return True
+        except DatabaseUnavailable:
+            return False
+
+    def close(self) -> None:
+        self.request_log.close(timeout=2.0)
+        self.pool.close()
+
+
+class Resources:
+    def __init__(self, config: dict[str, Any], cluster: ClusterConfig) -> None:
+        url = config.get("MYSQL_URL")
+        self.mysql_settings = MySQLSettings.from_url(str(url)) if url else None
+        self.default_rate_limit = int(config["DEFAULT_RATE_LIMIT"])
+        self.zk = ZkGate(
+            cluster, float(config["ZK_TIMEOUT"]), float(config["ZK_DISCONNECTED_WAIT"])
+        )
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._mysql: _MySQL | None = None
+
+    def start(self) -> None:
+        """Connect this process (idempotent; a forked copy starts its own)."""
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            if self.mysql_settings is not None:
+                self._mysql = _MySQL(self.mysql_settings, self.default_rate_limit)
+            else:
+                log.warning("ZKQ_MYSQL_URL is not set: every authenticated request gets 503")
+        self.zk.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                return
+            if self._mysql is not None:
+                self._mysql.close()
+            self._mysql = None
+            self._pid = None
+        self.zk.stop()
+
+    @property
+    def mysql(self) -> _MySQL:
+        """This process's MySQL stores; 503 when MySQL is not configured."""
+        self.start()
+        if self._mysql is None:
+            raise DatabaseUnavailable(
+                "this frontend has no MySQL (ZKQ_MYSQL_URL is unset), so it cannot check "
+                "API keys: configure it"
+            )
+        return self._mysql
+
+    def mysql_ready(self) -> bool:
+        self.start()
+        return self._mysql is not None and self._mysql.ping()
+
+    def zk_ready(self) -> bool:
+        return self.zk.connected
+
+
+def of(app: Flask) -> Resources:
+    resources: Resources = app.extensions[EXTENSION]
+    return resources
+
+
+def current() -> Resources:
+    """The resources of the app serving this request."""
+    return of(current_app)

@@ -1,0 +1,157 @@
+"""The frontend's ZooKeeper: one session and job store per worker *process*, and a bound on
+every request's ZooKeeper work.
+
+Why per process, and why after fork: a kazoo client owns a socket and a thread (or
+greenlets); a forked copy would share the socket with its parent and send interleaved
+frames.  So nothing connects at import or in gunicorn's master: the session starts in
+gunicorn's ``post_worker_init`` hook (after gevent has patched the worker) or, outside
+gunicorn, on first use; and a pid check makes a forked copy start its own.
+
+Why the deadlines are enforced here as well as passed down: kazoo's synchronous calls
+queue a request while the client is disconnected and wait for the reconnection with no
+limit, so a deadline handed to :meth:`ZkSession.retry` alone does not bound a call that
+starts just as the connection drops.  Each request therefore (1) waits at most
+``ZK_DISCONNECTED_WAIT`` (about a second) for a connection it does not have, failing with
+:class:`~coordinator.errors.Unavailable` (503), and (2) under gevent runs its ZooKeeper
+work inside a :class:`gevent.Timeout`, so no greenlet waits past the deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from coordinator.config import ClusterConfig
+from coordinator.errors import Timeout, Unavailable
+from coordinator.job import Job
+from coordinator.store import JobStore
+from coordinator.zk import ZkSession
+
+log = logging.getLogger(__name__)
+
+#: a long-poll re-arms its watch this often, so that a connection lost mid-wait is noticed
+WAIT_SLICE = 2.0
+
+
+def gevent_patched() -> bool:
+    """True in a gevent-patched process (gunicorn's gevent workers)."""
+    try:
+        from gevent import monkey
+    except ImportError:  # pragma: no cover - gevent is a dependency
+        return False
+    return bool(monkey.is_module_patched("socket"))
+
+
+def _handler() -> Any:
+    if not gevent_patched():
+        return None  # kazoo's threads
+    from kazoo.handlers.gevent import SequentialGeventHandler
+
+    return SequentialGeventHandler()
+
+
+@contextlib.contextmanager
+def _hard_limit(seconds: float) -> Iterator[None]:
+    """Under gevent, interrupt the block after ``seconds`` with :class:`Timeout`."""
+    if not gevent_patched():
+        yield
+        return
+    import gevent
+
+    with gevent.Timeout(seconds, Timeout(f"ZooKeeper did not answer within {seconds:g}s")):
+        yield
+
+
+class ZkGate:
+    """This process's session and store, and the door every request's ZooKeeper work
+    goes through (:meth:`call`)."""
+
+    def __init__(self, config: ClusterConfig, timeout: float, disconnected_wait: float) -> None:
+        self.config = config
+        self.timeout = timeout
+        self.disconnected_wait = disconnected_wait
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._session: ZkSession | None = None
+        self._store: JobStore | None = None
+
+    def start(self) -> None:
+        """Start connecting (in the background) unless this process already has."""
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            # a forked copy's inherited client is the parent's: abandon it, do not close it
+            handler = _handler()
+            session = ZkSession(self.config.zk, name="frontend", handler=handler)
+            session.start()
+            self._session = session
+            self._store = JobStore(session, self.config.limits)
+            self._pid = os.getpid()
+            log.info(
+                "pid %d connecting to ZooKeeper at %s (%s handler)",
+                self._pid,
+                self.config.zk.hosts,
+                "gevent" if handler is not None else "threading",
+            )
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._session is not None and self._pid == os.getpid():
+                self._session.stop()
+            self._session = self._store = None
+            self._pid = None
+
+    @property
+    def session(self) -> ZkSession:
+        self.start()
+        assert self._session is not None
+        return self._session
+
+    @property
+    def store(self) -> JobStore:
+        self.start()
+        assert self._store is not None
+        return self._store
+
+    @property
+    def connected(self) -> bool:
+        return self.session.connected.is_set()
+
+    @contextlib.contextmanager
+    def call(self, timeout: float | None = None) -> Iterator[float]:
+        """Bound one request's ZooKeeper work; yields its deadline (``time.monotonic()``).
+
+        Raises :class:`Unavailable` at once (after a short wait) when disconnected.
+        """
+        session = self.session
+        if not session.connected.is_set() and not session.wait_connected(self.disconnected_wait):
+            raise Unavailable(
+                f"ZooKeeper is unreachable from this frontend ({session.state}); retry later"
+            )
+        seconds = self.timeout if timeout is None else timeout
+        # the hard limit fires a little after the deadline, so that code honouring the
+        # deadline gets to raise its own, more precise error first
+        with _hard_limit(seconds + 0.5):
+            yield time.monotonic() + seconds
+
+    def wait_job(self, job_id: str, seconds: float) -> Job:
+        """Long-poll: the job's record once it ends or ``seconds`` pass, whichever is first.
+
+        :meth:`JobStore.wait` keeps one data watch on the one job, so the answer leaves
+        within a round trip of the job's last write.  It runs in slices of
+        :data:`WAIT_SLICE`, each behind :meth:`call`: a connection lost during a long wait
+        ends it with a 503 within a slice or two, instead of when the wait would end.
+        """
+        end = time.monotonic() + seconds
+        while True:
+            remaining = max(0.0, end - time.monotonic())
+            step = min(remaining, WAIT_SLICE)
+            with self.call(step + self.timeout):
+                job = self.store.wait(job_id, step)
+            if job.terminal or time.monotonic() >= end:
+                return job

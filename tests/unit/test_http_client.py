@@ -1,0 +1,156 @@
+"""``zkq.client.ZkqClient`` against a scripted local HTTP server: retries keep the same
+Idempotency-Key, errors come back typed with the server's code."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from zkq.client import (
+    AuthError,
+    BadRequest,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    ZkqClient,
+)
+from zkq.dev.ports import free_port
+
+JOB_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+JOB: dict[str, Any] = {
+    "id": JOB_ID,
+    "type": "echo",
+    "state": "pending",
+    "payload": 1,
+    "priority": 0,
+    "max_attempts": 1,
+    "timeout": 300.0,
+    "attempts": 0,
+    "created_at": 1.0,
+    "updated_at": 1.0,
+}
+
+
+class Script:
+    """What the server answers, request by request: ("drop",) closes the connection."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[Any, ...]] = []
+        self.seen: list[dict[str, Any]] = []
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Script]]:
+    script = Script()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_: Any) -> None:
+            pass
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            script.seen.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "body": body,
+                }
+            )
+            answer = script.answers.pop(0)
+            if answer[0] == "drop":
+                self.close_connection = True
+                self.connection.close()
+                return
+            status, payload, *headers = answer
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers:
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_DELETE = _answer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", script
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def error(code: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": f"{code} happened"}}
+
+
+def test_submit_retries_with_the_same_idempotency_key(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [("drop",), (503, error("unavailable"), ("Retry-After", "0")), (201, JOB)]
+    client = ZkqClient(url, "zkq_secret", timeout=5, backoff=0.01)
+    job = client.submit("echo", 1)
+    assert job.id == JOB_ID
+    posts = [s for s in script.seen if s["method"] == "POST"]
+    assert len(posts) == 3
+    keys = {s["headers"]["Idempotency-Key"] for s in posts}
+    assert len(keys) == 1  # one logical submit, one key
+    assert {s["body"] for s in posts} == {posts[0]["body"]}
+    assert posts[0]["headers"]["Authorization"] == "Bearer zkq_secret"
+    # the next submit is another logical submission: a new key
+    script.answers = [(201, JOB)]
+    client.submit("echo", 1)
+    assert script.seen[-1]["headers"]["Idempotency-Key"] not in keys
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "cls"),
+    [
+        (400, "malformed_request", BadRequest),
+        (413, "payload_too_large", BadRequest),
+        (401, "unauthenticated", AuthError),
+        (403, "forbidden", AuthError),
+        (404, "job_not_found", NotFound),
+        (429, "rate_limited", RateLimited),
+    ],
+)
+def test_errors_are_typed_and_not_retried(
+    server: tuple[str, Script], status: int, code: str, cls: type[Exception]
+) -> None:
+    url, script = server
+    script.answers = [(status, error(code), ("Retry-After", "7"))]
+    client = ZkqClient(url, "k", backoff=0.01)
+    with pytest.raises(cls) as raised:
+        client.get(JOB_ID)
+    assert raised.value.code == code and raised.value.status == status  # type: ignore[attr-defined]
+    assert len(script.seen) == 1
+
+
+def test_gives_up_after_its_retries(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(503, error("unavailable"))] * 3
+    client = ZkqClient(url, "k", retries=2, backoff=0.01)
+    with pytest.raises(ServiceUnavailable) as raised:
+        client.get(JOB_ID)
+    assert raised.value.code == "unavailable" and len(script.seen) == 3
+    nowhere = ZkqClient(f"http://127.0.0.1:{free_port()}", "k", retries=1, backoff=0.01)
+    with pytest.raises(ServiceUnavailable) as unreachable:
+        nowhere.get(JOB_ID)
+    assert unreachable.value.code == "unreachable"
+
+
+def test_wait_long_polls_until_the_job_ends(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, JOB), (200, {**JOB, "state": "succeeded", "result": 5})]
+    job = ZkqClient(url, "k").wait(JOB_ID, timeout=60)
+    assert str(job.state) == "succeeded" and job.result == 5
+    assert all("wait=" in s["path"] for s in script.seen)
