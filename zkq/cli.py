@@ -16,6 +16,9 @@ from typing import Any
 import click
 
 from zkq import logs
+from zkq.bench.cli import bench
+from zkq.db_cli import COMMANDS as DB_COMMANDS
+from zkq.db_cli import mysql_option
 from zkq.options import (
     EXIT_FAILED,
     cluster_options,
@@ -37,6 +40,22 @@ def main() -> None:
 @cluster_options
 @log_options
 @click.option("--name", default=None, help="Identifier in the election (default host-pid).")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="ZKQ_METRICS_PORT",
+    help="Serve Prometheus /metrics on this port (127.0.0.1).",
+)
+@mysql_option
+@click.option(
+    "--retention",
+    type=click.FloatRange(min=0),
+    envvar="ZKQ_RETENTION",
+    default=None,
+    help="Seconds a finished job stays in ZooKeeper before the leader archives it to "
+    "MySQL and prunes it (default 3600; needs --mysql).",
+)
 def coordinator(
     hosts: str | None,
     root: str | None,
@@ -44,12 +63,24 @@ def coordinator(
     log_level: str,
     log_format: str,
     name: str | None,
+    metrics_port: int | None,
+    mysql_url: str | None,
+    retention: float | None,
 ) -> None:
     """Run a coordinator: one of them leads and dispatches, the others stand by."""
     from coordinator.service import Coordinator
 
     logs.setup(log_level, log_format)
-    service = Coordinator(load_config(hosts, root, session_timeout), name)
+    config = load_config(hosts, root, session_timeout, mysql_url=mysql_url, retention=retention)
+    service = Coordinator(config, name)
+    if metrics_port is not None:
+        from prometheus_client import CollectorRegistry
+
+        from coordinator.metrics import CoordinatorCollector, serve
+
+        registry = CollectorRegistry()
+        registry.register(CoordinatorCollector(service.stats, service.session))
+        serve(registry, metrics_port)
     signal.signal(signal.SIGTERM, lambda *_: service.stop())
     signal.signal(signal.SIGINT, lambda *_: service.stop())
     service.run()
@@ -67,11 +98,25 @@ def coordinator(
 @click.option("--types", default=None, help="Comma-separated subset of the app's types to serve.")
 @click.option("--concurrency", "-c", type=click.IntRange(1, 1024), default=4, show_default=True)
 @click.option(
+    "--prefetch",
+    type=click.IntRange(0, 4096),
+    default=None,
+    envvar="ZKQ_PREFETCH",
+    help="Assignments held beyond the slots, queued here (default: as many as the slots).",
+)
+@click.option(
     "--pool",
     type=click.Choice(["thread", "process"]),
     default="thread",
     show_default=True,
     help="process for CPU-bound handlers.",
+)
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    envvar="ZKQ_METRICS_PORT",
+    help="Serve Prometheus /metrics on this port (127.0.0.1).",
 )
 def worker(
     hosts: str | None,
@@ -82,7 +127,9 @@ def worker(
     app: str,
     types: str | None,
     concurrency: int,
+    prefetch: int | None,
     pool: str,
+    metrics_port: int | None,
 ) -> None:
     """Run a worker.  SIGTERM drains it (running jobs finish); a second SIGTERM stops it now."""
     from worker.pools import load_app
@@ -97,10 +144,20 @@ def worker(
     wanted = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
     try:
         service = Worker(
-            load_config(hosts, root, session_timeout), registry, app, wanted, concurrency, pool
+            load_config(hosts, root, session_timeout),
+            registry,
+            app,
+            wanted,
+            concurrency,
+            pool,
+            prefetch,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if metrics_port is not None:
+        from coordinator.metrics import serve
+
+        serve(service.metrics.registry, metrics_port)
     signals = {"count": 0}
 
     def on_term(*_: Any) -> None:
@@ -175,11 +232,17 @@ def submit(
 @cluster_options
 @click.argument("job_id")
 @click.option("--json", "as_json", is_flag=True)
+@mysql_option
 def job(
-    hosts: str | None, root: str | None, session_timeout: float | None, job_id: str, as_json: bool
+    hosts: str | None,
+    root: str | None,
+    session_timeout: float | None,
+    job_id: str,
+    as_json: bool,
+    mysql_url: str | None,
 ) -> None:
-    """Show a job's record and its attempts."""
-    client = connect(hosts, root, session_timeout)
+    """Show a job's record and its attempts (from the MySQL archive once pruned)."""
+    client = connect(hosts, root, session_timeout, mysql_url=mysql_url)
     try:
         show_job(run_guarded(lambda: client.get(job_id)), as_json)
     finally:
@@ -223,3 +286,6 @@ def _attach_optional() -> None:
 
 
 _attach_optional()
+main.add_command(bench)
+for _group in DB_COMMANDS:
+    main.add_command(_group)

@@ -63,7 +63,10 @@ def status(
     Exits 1 when something is unwell (a ZooKeeper node down, no leader, a frontend down).
     """
     view = _with_client(
-        hosts, root, session_timeout, lambda c: clusterview.collect(c, haproxy_stats)
+        hosts,
+        root,
+        session_timeout,
+        lambda c: clusterview.collect(c, haproxy_stats or c.config.haproxy_stats),
     )
     emit(view, as_json, lambda: clusterview.render(view))
     if not view["ok"]:

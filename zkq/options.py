@@ -26,6 +26,17 @@ EXIT_UNAVAILABLE = 3
 
 
 def cluster_options(fn: F) -> F:
+    fn = click.option(
+        "--config",
+        "config_file",
+        envvar="ZKQ_CONFIG",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="TOML config file (default /etc/zkq/zkq.toml if present).",
+        expose_value=False,
+        is_eager=True,
+        callback=_remember_config,
+    )(fn)
     fn = click.option("--session-timeout", type=float, default=None, help="Seconds (default 10).")(
         fn
     )
@@ -48,11 +59,26 @@ def log_options(fn: F) -> F:
     return fn
 
 
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """Keep --config out of every command's signature: commands call load_config, which
+    reads it from the context."""
+    ctx.meta["zkq.config_file"] = value
+
+
 def load_config(
-    hosts: str | None, root: str | None, session_timeout: float | None
+    hosts: str | None, root: str | None, session_timeout: float | None, **settings: Any
 ) -> ClusterConfig:
+    """``settings``: more of :meth:`ClusterConfig.load`'s overrides (``mysql_url``, ...)."""
+    ctx = click.get_current_context(silent=True)
+    config_file = ctx.meta.get("zkq.config_file") if ctx is not None else None
     try:
-        return ClusterConfig.load(hosts=hosts, root=root, session_timeout=session_timeout)
+        return ClusterConfig.load(
+            hosts=hosts,
+            root=root,
+            session_timeout=session_timeout,
+            config_file=config_file,
+            **settings,
+        )
     except ZkqError as exc:
         raise click.UsageError(str(exc)) from exc
 
@@ -72,11 +98,13 @@ def run_guarded(fn: Callable[[], Any]) -> Any:
         fail(str(exc))
 
 
-def connect(hosts: str | None, root: str | None, session_timeout: float | None) -> Any:
+def connect(
+    hosts: str | None, root: str | None, session_timeout: float | None, **settings: Any
+) -> Any:
     """A started :class:`coordinator.client.Client`, or exit 3 with what to check."""
     from coordinator.client import Client
 
-    client = Client(load_config(hosts, root, session_timeout), connect_timeout=5.0)
+    client = Client(load_config(hosts, root, session_timeout, **settings), connect_timeout=5.0)
     run_guarded(client.start)
     return client
 

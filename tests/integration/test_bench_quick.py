@@ -1,0 +1,72 @@
+"""``zkq bench --quick --json`` end to end: its own ensemble, coordinators, workers and
+LockingQueue consumers, every section reported with real figures, everything stopped."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def positive(value: Any) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+@pytest.mark.timeout(240)
+def test_quick_bench_reports_every_section(tmp_path: Path) -> None:
+    state = tmp_path / "bench"
+    done = subprocess.run(
+        [sys.executable, "-m", "zkq", "bench", "--quick", "--json", "--state-dir", str(state)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(done.stdout)
+
+    assert {r["mode"] for r in data["zk_raw"]} == {"pipelined", "sequential"}
+    for row in data["zk_raw"]:
+        assert positive(row["ops_per_s"])
+        assert row["transactions"] == row["ops"]  # the zxid counts one per create
+
+    assert len(data["zkq_throughput"]) >= 2
+    for row in data["zkq_throughput"]:
+        assert row["succeeded"] == row["jobs"] > 0
+        assert positive(row["jobs_per_s"])
+        assert positive(row["transactions_per_job"])
+        assert positive(row["notifications_per_job"])
+
+    assert len(data["lockingqueue"]) >= 2
+    for row in data["lockingqueue"]:
+        assert positive(row["completed"]) and positive(row["jobs_per_s"])
+        assert positive(row["notifications_per_job"])
+
+    assert data["ratios"] and all(positive(r["ratio"]) for r in data["ratios"])
+    assert all(positive(t["per_job"]) for t in data["transactions"]["zkq"])
+    assert all(positive(n["per_job"]) for n in data["notifications"]["zkq"])
+    for mem in data["memory"]:
+        assert positive(mem["leader_idle_mib"]) and positive(mem["worker_after_mib"])
+    assert all(positive(c["ms_per_job"]["zookeeper"]) for c in data["cpu"])
+    assert {v["verdict"] for v in data["summary"]} <= {"PASS", "MISS", "n/a"}
+    assert len(data["summary"]) == 5
+
+    # every process the bench started is gone: the ZooKeeper JVMs name the state directory
+    # in their arguments, the services and consumers name the ensemble's connect string
+    assert not (state / "cluster" / "state.json").exists()
+    marks = (str(state), data["meta"]["connect"])
+    leftovers = [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if any(mark in arg for arg in p.info["cmdline"] or () for mark in marks)
+    ]
+    assert leftovers == []
