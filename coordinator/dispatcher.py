@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 #: how long an emptied pending shard is kept before the leader deletes it; it covers
 #: submitters whose clocks run behind and tick nodes they are about to write into
 EMPTY_SHARD_GRACE = 120.0
+#: seconds an assigned job may wait in a live worker's inbox before it must have started
+UNSTARTED_LIMIT = 300.0
 
 
 @dataclass
@@ -48,12 +50,13 @@ class WorkerView:
     id: str
     types: frozenset[str]
     slots: int
+    prefetch: int = 0  # assignments it holds beyond its slots, queued locally
     draining: bool = False
     inbox: set[str] = field(default_factory=set)
 
     @property
     def free(self) -> int:
-        return 0 if self.draining else max(0, self.slots - len(self.inbox))
+        return 0 if self.draining else max(0, self.slots + self.prefetch - len(self.inbox))
 
 
 @dataclass
@@ -97,6 +100,7 @@ class Dispatcher:
         self._deadlines: dict[str, Deadline] = {}
         self._connections_seen = -1
         self._published_at = 0.0
+        self._listed: dict[str, list[str] | None] = {}
 
     # -- watches: called on kazoo's thread, so they only mark and wake ---------------------
     def _watch(self, event: WatchedEvent) -> None:
@@ -190,11 +194,33 @@ class Dispatcher:
                 if not self._dirty:
                     return
                 batch, self._dirty = self._dirty, set()
-            # parents first, so a new shard is known before its entries are listed
-            for path in sorted(batch, key=lambda p: p.count("/")):
-                self._relist(path)
+            # one pipelined round of listings for the whole batch (a dirty inbox per busy
+            # worker, a shard per submitting second), rather than a round trip each
+            self._listed = self._list_many(
+                [p for p in batch if not p.startswith(self.layout.workers + "/")]
+            )
+            try:
+                # parents first, so a new shard is known before its entries are listed
+                for path in sorted(batch, key=lambda p: p.count("/")):
+                    self._relist(path)
+            finally:
+                self._listed = {}
+
+    def _list_many(self, paths: list[str]) -> dict[str, list[str] | None]:
+        requests = [(p, self.client.get_children_async(p, watch=self._watch)) for p in paths]
+        listed: dict[str, list[str] | None] = {}
+        for path, request in requests:
+            try:
+                listed[path] = list(request.get())
+            except NoNodeError:
+                listed[path] = None
+        return listed
 
     def _children(self, path: str) -> list[str] | None:
+        """Children of ``path``, with a child watch: from this round's pipelined listing
+        when it has the path, else read now."""
+        if path in self._listed:
+            return self._listed.pop(path)
         try:
             return list(self.client.get_children(path, watch=self._watch))
         except NoNodeError:
@@ -314,12 +340,13 @@ class Dispatcher:
             info: dict[str, Any] = json.loads(raw)
             types = frozenset(info["types"])
             slots = int(info["slots"])
+            prefetch = max(0, int(info.get("prefetch", 0)))
         except (ValueError, KeyError, TypeError):
             log.warning("worker %s registered unreadable data; ignoring it", worker_id)
             return False
         view = self.workers.get(worker_id)
         if view is None:
-            view = self.workers[worker_id] = WorkerView(worker_id, types, slots)
+            view = self.workers[worker_id] = WorkerView(worker_id, types, slots, prefetch)
             log.info(
                 "worker joined: %d slots for %s",
                 slots,
@@ -345,12 +372,25 @@ class Dispatcher:
                 self._track(job, worker_id)
 
     def _track(self, job: Job, worker_id: str) -> None:
-        began = (
-            job.started_at if job.state == JobState.RUNNING and job.started_at else job.updated_at
-        )
-        self._deadlines[job.id] = Deadline(
-            worker_id, job.type, began + job.timeout + self.overdue_grace
-        )
+        """Look at an attempt again when it could first be overdue.  The leader does not
+        watch starts, so a queued (prefetched) assignment is looked at repeatedly."""
+        began = job.started_at if job.state == JobState.RUNNING and job.started_at else None
+        first_look = (began or job.updated_at) + job.timeout + self.overdue_grace
+        self._deadlines[job.id] = Deadline(worker_id, job.type, first_look)
+
+    def _next_look(self, job: Job, now: float) -> float | None:
+        """When to look at this attempt again, or None if it is overdue now.
+
+        A running attempt is overdue its timeout after it started.  An assigned one may
+        queue behind the worker's running jobs; it gets :data:`UNSTARTED_LIMIT` (or twice
+        its timeout, if longer) to start, and meanwhile is looked at once per timeout."""
+        if job.state == JobState.RUNNING and job.started_at:
+            due = job.started_at + job.timeout + self.overdue_grace
+            return due if due > now else None
+        limit = job.updated_at + max(UNSTARTED_LIMIT, 2 * job.timeout) + self.overdue_grace
+        if limit <= now:
+            return None
+        return min(limit, now + job.timeout + self.overdue_grace)
 
     def _worker_gone(self, worker_id: str) -> None:
         """Its session is gone (or it drained): every job in its inbox goes back."""
@@ -461,21 +501,17 @@ class Dispatcher:
     # -- overdue attempts --------------------------------------------------------------------
     def _reap_overdue(self) -> None:
         now = time.time()
-        due = [jid for jid, d in self._deadlines.items() if d.at <= now]
-        if not due:
+        overdue = [jid for jid, d in self._deadlines.items() if d.at <= now]
+        if not overdue:
             return
-        for jid, (job, _) in self.store.get_many(due).items():
+        for jid, (job, _) in self.store.get_many(overdue).items():
             deadline = self._deadlines.get(jid)
             if job.terminal or job.state == JobState.PENDING:
                 self._deadlines.pop(jid, None)
                 continue
-            began = (
-                job.started_at
-                if job.state == JobState.RUNNING and job.started_at
-                else job.updated_at
-            )
-            if began + job.timeout + self.overdue_grace > now and deadline is not None:
-                deadline.at = began + job.timeout + self.overdue_grace  # started late
+            look = self._next_look(job, now)
+            if look is not None and deadline is not None:
+                deadline.at = look  # started later than it was assigned, or not yet
                 continue
             result = self.store.requeue(
                 jid, "timeout", f"attempt exceeded its timeout of {job.timeout:g}s"

@@ -25,7 +25,7 @@ from typing import Any
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
 from coordinator import lifecycle
-from coordinator.errors import Fenced, JobIdTaken, JobNotFound
+from coordinator.errors import Fenced, JobIdTaken, JobNotFound, Unavailable
 from coordinator.ids import new_job_id, validate_job_id
 from coordinator.job import Job, JobState, Limits, check_payload, check_result, validate_spec
 from coordinator.paths import Layout, bucket_of
@@ -224,10 +224,15 @@ class JobStore:
         return self.session.retry(attempt, deadline, "submit")
 
     # -- worker's fenced writes ------------------------------------------------------------
-    def _fenced(self, job_id: str, version: int, step: lifecycle.Step) -> tuple[Job, int]:
-        """Commit ``step`` against ``version``; see the module doc for the retry rule."""
+    def _fenced(
+        self, job_id: str, version: int, step: lifecycle.Step, settle_first: bool = False
+    ) -> tuple[Job, int]:
+        """Commit ``step`` against ``version``; see the module doc for the retry rule.
+
+        ``settle_first``: the step may already have been applied (a multi carrying it died
+        with ConnectionLoss), so read before writing."""
         written = step.job.to_bytes()
-        first = True
+        first = not settle_first
 
         def attempt() -> tuple[Job, int]:
             nonlocal first
@@ -253,18 +258,79 @@ class JobStore:
         with zk_errors():
             return self.session.retry(attempt, None, "fenced write")
 
-    def start(self, job: Job, version: int, worker_id: str) -> tuple[Job, int]:
-        step = lifecycle.start(self.layout, job, version, worker_id, time.time())
-        return self._fenced(job.id, version, step)
+    def commit_fenced_many(
+        self, items: Sequence[tuple[Job, int, lifecycle.Step]]
+    ) -> list[Job | Fenced]:
+        """Group commit of several workers' fenced steps (completions, failures): as few
+        multis as keep each under :data:`MAX_MULTI_BYTES`.  A step whose op fails is set
+        aside as :class:`Fenced` and the rest go again, as in :meth:`assign_many`; after a
+        lost reply each step is settled on its own.  Returns, per item, the job as written
+        or the Fenced refusal."""
+        out: dict[int, Job | Fenced] = {}
+        batch: list[int] = []
+        size = 0
+        for index, (_, _, step) in enumerate(items):
+            cost = sum(len(args[1]) for name, args, _ in step.ops if len(args) > 1) + 200
+            if batch and size + cost > MAX_MULTI_BYTES:
+                self._commit_group(items, batch, out)
+                batch, size = [], 0
+            batch.append(index)
+            size += cost
+        if batch:
+            self._commit_group(items, batch, out)
+        return [out[i] for i in range(len(items))]
 
-    def complete(
+    def _commit_group(
+        self,
+        items: Sequence[tuple[Job, int, lifecycle.Step]],
+        group: list[int],
+        out: dict[int, Job | Fenced],
+    ) -> None:
+        remaining = list(group)
+        while remaining:
+            ops = [op for i in remaining for op in items[i][2].ops]
+            try:
+                with zk_errors():
+                    commit(self.client, ops)
+            except TransactionFailed as failed:
+                # find whose op failed: steps carry different numbers of ops
+                offset = 0
+                for position, i in enumerate(remaining):
+                    offset += len(items[i][2].ops)
+                    if failed.index < offset:
+                        job = items[i][0]
+                        out[i] = Fenced(f"job {job.id}: {type(failed.error).__name__}")
+                        del remaining[position]
+                        break
+                continue
+            except Unavailable:
+                for i in remaining:
+                    job, version, step = items[i]
+                    try:
+                        out[i] = self._fenced(job.id, version, step, settle_first=True)[0]
+                    except Fenced as refused:
+                        out[i] = refused
+                return
+            for i in remaining:
+                out[i] = items[i][2].job
+            return
+
+    def start_step(self, job: Job, version: int, worker_id: str) -> lifecycle.Step:
+        return lifecycle.start(self.layout, job, version, worker_id, time.time())
+
+    def start(self, job: Job, version: int, worker_id: str) -> tuple[Job, int]:
+        return self._fenced(job.id, version, self.start_step(job, version, worker_id))
+
+    def complete_step(
         self,
         job: Job,
         version: int,
         worker_id: str,
         result: Any,
         children: Sequence[JobSpec] = (),
-    ) -> Job:
+    ) -> lifecycle.Step:
+        """The completion of an attempt, ready to commit (alone or grouped).  Raises
+        :class:`PayloadTooLarge` for a result over the limit."""
         check_result(result, self.limits)
         now = time.time()
         child_jobs = [
@@ -282,12 +348,26 @@ class JobStore:
         for child in child_jobs:
             with zk_errors():
                 self.ensure_parents(child)
-        step = lifecycle.complete(self.layout, job, version, worker_id, result, now, child_jobs)
+        return lifecycle.complete(self.layout, job, version, worker_id, result, now, child_jobs)
+
+    def fail_step(
+        self, job: Job, version: int, worker_id: str, error: dict[str, str]
+    ) -> lifecycle.Step:
+        return lifecycle.fail(self.layout, job, version, worker_id, error, time.time())
+
+    def complete(
+        self,
+        job: Job,
+        version: int,
+        worker_id: str,
+        result: Any,
+        children: Sequence[JobSpec] = (),
+    ) -> Job:
+        step = self.complete_step(job, version, worker_id, result, children)
         return self._fenced(job.id, version, step)[0]
 
     def fail(self, job: Job, version: int, worker_id: str, error: dict[str, str]) -> Job:
-        step = lifecycle.fail(self.layout, job, version, worker_id, error, time.time())
-        return self._fenced(job.id, version, step)[0]
+        return self._fenced(job.id, version, self.fail_step(job, version, worker_id, error))[0]
 
     # -- deciding writes -------------------------------------------------------------------
     def _exists(self, path: str) -> bool:

@@ -5,8 +5,9 @@
   are the leader's to requeue.
 - It watches only its own inbox and its own registration (an operator may set
   ``draining``); adding workers adds no watch anywhere else.
-- Each assignment runs on an attempt thread: start (the claim) -> handler -> complete or
-  fail, the commits fenced by the version the start produced.
+- It holds up to ``slots + prefetch`` assignments; its :class:`~worker.pipeline.Pipeline`
+  claims them as slots free up and records how each attempt ended, grouping claims and
+  ends into shared multis, each fenced by its job's version.
 - SUSPENDED: start nothing; running handlers go on, their commits wait for the connection.
 - LOST: running attempts are abandoned (their commits would be fenced anyway); the worker
   registers again and carries on.
@@ -23,19 +24,18 @@ import socket
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
 from coordinator.config import ClusterConfig
-from coordinator.errors import Fenced, JobNotFound, PayloadTooLarge, ZkqError
-from coordinator.job import Job, JobState
+from coordinator.errors import ZkqError
 from coordinator.store import JobStore
 from coordinator.zk import TRANSIENT_ERRORS, TransactionFailed, ZkSession, commit, op_create
 from worker.metrics import WorkerMetrics
+from worker.pipeline import Assignment, Pipeline
 from worker.pools import Pool, make_pool
-from worker.registry import JobContext, Registry
+from worker.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class Worker:
         types: frozenset[str] | None = None,
         concurrency: int = 4,
         pool: str = "thread",
+        prefetch: int | None = None,
     ) -> None:
         unknown = (types or frozenset()) - registry.types
         if unknown:
@@ -61,16 +62,29 @@ class Worker:
         if not self.types:
             raise ValueError("the app registers no handler: nothing to serve")
         self.slots = concurrency
+        #: assignments held beyond the slots, so a slot that frees finds its next job
+        #: already here instead of waiting a round trip through the leader
+        self.prefetch = concurrency if prefetch is None else prefetch
+        if self.prefetch < 0:
+            raise ValueError("prefetch must be zero or more")
         self.session = ZkSession(config.zk, name="worker")
         self.store = JobStore(self.session, config.limits)
         self.pool: Pool = make_pool(pool, app, concurrency)
         self.pool_kind = pool
-        self.metrics = WorkerMetrics(concurrency, lambda: self.running)
+        self.metrics = WorkerMetrics(concurrency, lambda: self.pipeline.busy)
         self.worker_id: str | None = None
         self._registered_generation = -1
         self._listed_connection = -1
-        self._attempts = ThreadPoolExecutor(concurrency, thread_name_prefix="attempt")
-        self._active: dict[str, int] = {}  # job id -> generation it started under
+        # job id -> generation it was taken under; held from listing until recorded
+        self._active: dict[str, int] = {}
+        self.pipeline = Pipeline(
+            self.store,
+            self.pool,
+            concurrency,
+            self.metrics,
+            generation=lambda: self._registered_generation,
+            release=self._release,
+        )
         self._active_lock = threading.Lock()
         self._wake = threading.Event()
         self._inbox_dirty = True
@@ -83,6 +97,7 @@ class Worker:
     def drain(self) -> None:
         """Stop claiming; exit once running jobs are done.  Signal-handler safe."""
         self._draining.set()
+        self.pipeline.drain()
         self._wake.set()
 
     def stop_now(self) -> None:
@@ -94,19 +109,21 @@ class Worker:
         closer.join(2.0)
 
     @property
-    def running(self) -> int:
+    def held(self) -> int:
+        """Assignments taken from the inbox and not yet let go (queued, running, recording)."""
         with self._active_lock:
             return len(self._active)
 
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> None:
+        self.pipeline.start()
         self.session.start()
         while not self._draining.is_set() and not self.session.wait_connected(1.0):
             log.info("waiting for ZooKeeper at %s", self.config.zk.hosts)
         if self.session.connected.is_set():
             self.session.ensure_paths(self.layout.fixed_parents())
         while True:
-            if self._draining.is_set() and self.running == 0:
+            if self._draining.is_set() and self.pipeline.outstanding == 0:
                 break
             self._wake.clear()
             if not self.session.connected.is_set():
@@ -121,7 +138,7 @@ class Worker:
                 log.warning("worker step failed: %s", exc)
             self._wake.wait(1.0)
         self._deregister()
-        self._attempts.shutdown(wait=True)
+        self.pipeline.stop()
         self.pool.shutdown(wait=True)
         self.session.stop()
         self._stopped.set()
@@ -146,8 +163,7 @@ class Worker:
 
     def _register(self) -> None:
         if self.worker_id is not None:
-            with self._active_lock:
-                abandoned = len(self._active)
+            abandoned = self.pipeline.outstanding
             if abandoned:
                 log.warning(
                     "session lost: abandoning %d running job(s) of %s", abandoned, self.worker_id
@@ -160,6 +176,7 @@ class Worker:
             "pid": os.getpid(),
             "types": sorted(self.types),
             "slots": self.slots,
+            "prefetch": self.prefetch,
             "pool": self.pool_kind,
             "started_at": time.time(),
             "draining": False,
@@ -223,12 +240,27 @@ class Worker:
             self._wake.set()
             return
         generation = self._registered_generation
-        for job_id in sorted(job_ids):
-            with self._active_lock:
-                if job_id in self._active:
-                    continue
-                self._active[job_id] = generation
-            self._attempts.submit(self._attempt, job_id, worker_id, generation)
+        with self._active_lock:
+            new = sorted(j for j in job_ids if j not in self._active)
+            self._active.update(dict.fromkeys(new, generation))
+        if not new:
+            return
+        # one pipelined round for every new assignment, not a round trip per job
+        records = self.store.get_many(new)
+        offered = []
+        for job_id in new:
+            found = records.get(job_id)
+            if found is None:
+                self._release(job_id)
+                continue
+            offered.append(Assignment(found[0], found[1], worker_id, generation))
+        self.pipeline.offer(offered)
+
+    def _release(self, job_id: str) -> None:
+        with self._active_lock:
+            self._active.pop(job_id, None)
+        self._inbox_dirty = True
+        self._wake.set()
 
     def _deregister(self) -> None:
         if self.worker_id is None or not self.session.connected.is_set():
@@ -242,67 +274,3 @@ class Worker:
             log.info("could not deregister; the session's end will do it")
 
     # -- one attempt ----------------------------------------------------------------------
-    def _attempt(self, job_id: str, worker_id: str, generation: int) -> None:
-        try:
-            self._run_attempt(job_id, worker_id, generation)
-        except Exception:
-            log.exception("attempt at job %s failed unexpectedly", job_id)
-        finally:
-            with self._active_lock:
-                self._active.pop(job_id, None)
-            self._inbox_dirty = True
-            self._wake.set()
-
-    def _run_attempt(self, job_id: str, worker_id: str, generation: int) -> None:
-        if self._draining.is_set():
-            return  # unstarted: the leader requeues it when we deregister
-        try:
-            job, version = self.store.get_versioned(job_id)
-        except JobNotFound:
-            return
-        if job.state != JobState.ASSIGNED or job.worker != worker_id:
-            return  # cancelled or taken back before we started
-        try:
-            job, version = self.store.start(job, version, worker_id)
-        except Fenced:
-            return
-        about = {"job_id": job.id, "worker_id": worker_id, "type": job.type}
-        self.metrics.started(job.type, (job.started_at or time.time()) - job.created_at)
-        log.info("job started, attempt %d/%d", job.attempts, job.max_attempts, extra=about)
-        ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, job.parent)
-        began = time.monotonic()
-        outcome = self.pool.run(job.type, job.payload, ctx)
-        took = time.monotonic() - began
-        if self.session.generation != generation:
-            self.metrics.ended(job.type, "abandoned", took)
-            log.warning("job abandoned: the session it started under is gone", extra=about)
-            return
-        self.metrics.ended(job.type, self._finish(job, version, worker_id, outcome, about), took)
-
-    def _finish(
-        self, job: Job, version: int, worker_id: str, outcome: Any, about: dict[str, str]
-    ) -> str:
-        """Record the attempt's end; returns the outcome for metrics."""
-        try:
-            if outcome.ok:
-                try:
-                    self.store.complete(job, version, worker_id, outcome.result, outcome.children)
-                    log.info("job succeeded", extra=about)
-                    return "succeeded"
-                except PayloadTooLarge as exc:
-                    outcome.error = {"type": "ResultTooLarge", "message": str(exc)}
-                except ZkqError as exc:
-                    if isinstance(exc, Fenced):
-                        raise
-                    outcome.error = {"type": type(exc).__name__, "message": str(exc)}
-            final = self.store.fail(job, version, worker_id, outcome.error or {})
-            log.info(
-                "job failed, now %s: %s",
-                final.state,
-                (outcome.error or {}).get("message"),
-                extra=about,
-            )
-            return "failed"
-        except Fenced as exc:
-            log.warning("completion refused (fenced): %s", exc, extra=about)
-            return "fenced"

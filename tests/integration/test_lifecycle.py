@@ -165,3 +165,25 @@ def test_clusters_under_other_roots_do_not_see_each_others_jobs(
         assert other.wait(job.id, 1.5).state == JobState.PENDING  # no worker there
     finally:
         other.close()
+
+
+def test_a_prefetched_job_queued_past_its_timeout_is_not_taken_back(
+    cluster: DevCluster, client: Client
+) -> None:
+    # one slot, one prefetched: the second job waits behind the first longer than its
+    # own timeout, which counts from its start, not from its assignment
+    cluster.add_worker(
+        app="tests.apps.solo", concurrency=1, extra_args=["--prefetch", "1"], name="solo-2"
+    )
+    try:
+        first = client.submit("solo", 3.0, timeout=10)
+        client.wait(first.id, 10, until=lambda j: j.state == JobState.RUNNING)
+        queued = client.submit("solo", 0.1, timeout=1)
+        assert client.wait(queued.id, 5, until=lambda j: j.state != JobState.PENDING).state == (
+            JobState.ASSIGNED
+        )
+        done = client.wait(queued.id, 20)
+        assert done.state == JobState.SUCCEEDED and done.attempts == 1
+        assert done.history[0].started_at >= client.get(first.id).finished_at - 0.5
+    finally:
+        cluster.stop_member("solo-2")

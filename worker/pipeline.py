@@ -1,0 +1,270 @@
+"""A worker's execution pipeline: assignments queued, claimed, run and recorded.
+
+::
+
+    inbox listing ──offer()──▶ queued ──┐
+                                        ├─ committer: one multi claims as many queued jobs
+    slot threads ◀──── ready ◀──────────┘  as there are free slots, and records the end of
+         │                                  every attempt that finished meanwhile
+         └── run the handler ──▶ events ───▶ (next multi)
+
+The committer thread is the worker's only writer of job records.  Everything that became
+ready while the previous multi was in flight goes into the next one (group commit), so a
+busy worker writes far fewer transactions than it runs jobs: claims and completions share
+multis.  Each step in a group keeps its own version check; a step whose op fails is set
+aside (the job was cancelled or taken back) and the rest go again.
+
+Slot threads only run handlers (in a thread, or in a process pool), so a slow handler
+never delays anyone's commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from coordinator.errors import Fenced, InvalidInput, PayloadTooLarge
+from coordinator.job import Job, JobState
+from coordinator.lifecycle import Step
+from coordinator.store import JobStore
+from worker.metrics import WorkerMetrics
+from worker.pools import Outcome, Pool
+from worker.registry import JobContext
+
+log = logging.getLogger(__name__)
+
+#: most steps in one multi (also bounded in bytes by the store)
+COMMIT_GROUP = 64
+
+
+class Nudge:
+    """Wakes the committer to claim newly offered assignments."""
+
+
+NUDGE = Nudge()
+
+
+@dataclass
+class Assignment:
+    """A job in our inbox, read but not yet claimed."""
+
+    job: Job
+    version: int
+    worker_id: str
+    generation: int  # the session generation it was assigned under
+
+
+@dataclass
+class Started:
+    job: Job
+    version: int  # after the claim: what the end's version check holds
+    worker_id: str
+    generation: int
+    about: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Finished:
+    started: Started
+    outcome: Outcome
+    took: float
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: JobStore,
+        pool: Pool,
+        slots: int,
+        metrics: WorkerMetrics,
+        generation: Callable[[], int],
+        release: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.pool = pool
+        self.slots = slots
+        self.metrics = metrics
+        self._generation = generation
+        self._release = release  # the job left the pipeline: the service may list it again
+        self._queued: deque[Assignment] = deque()
+        self._queued_lock = threading.Lock()
+        self._events: queue.Queue[Finished | Nudge | None] = queue.Queue()
+        self._ready: queue.Queue[Started | None] = queue.Queue()
+        #: handlers claimed and not yet returned (only the committer writes it)
+        self.busy = 0
+        #: claimed and not yet recorded as ended: what a drain waits for
+        self.outstanding = 0
+        self.draining = False
+        self._threads = [
+            threading.Thread(target=self._slot, name=f"slot-{n}", daemon=True) for n in range(slots)
+        ]
+        self._committer = threading.Thread(target=self._commit_loop, name="committer", daemon=True)
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+        self._committer.start()
+
+    def stop(self) -> None:
+        """After a drain (nothing outstanding): stop the threads."""
+        self._events.put(None)
+        self._committer.join()
+        for _ in self._threads:
+            self._ready.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def drain(self) -> None:
+        """Claim nothing more; what is queued is let go at the next commit."""
+        with self._queued_lock:
+            self.draining = True
+        self._events.put_nowait(NUDGE)
+
+    def offer(self, assignments: list[Assignment]) -> None:
+        with self._queued_lock:
+            self._queued.extend(assignments)
+        self._events.put_nowait(NUDGE)
+
+    # -- slot threads: run handlers -------------------------------------------------------
+    def _slot(self) -> None:
+        while True:
+            started = self._ready.get()
+            if started is None:
+                return
+            job = started.job
+            ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, job.parent)
+            began = time.monotonic()
+            outcome = self.pool.run(job.type, job.payload, ctx)
+            self._events.put(Finished(started, outcome, time.monotonic() - began))
+
+    # -- the committer: the only writer -----------------------------------------------------
+    def _commit_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._events.get()
+            batch = [first]
+            while len(batch) < COMMIT_GROUP:
+                try:
+                    batch.append(self._events.get_nowait())
+                except queue.Empty:
+                    break
+            stopping = any(item is None for item in batch)
+            finished = [item for item in batch if isinstance(item, Finished)]
+            self.busy -= len(finished)  # their slots are free from now on
+            claims = [] if stopping else self._claimable()
+            try:
+                self._commit(finished, claims)
+            except Exception:
+                # not a refusal (those are outcomes) but a bug: let go of everything so the
+                # leader's requeue, not this worker, decides what happens to these jobs
+                log.exception("could not record %d step(s)", len(finished) + len(claims))
+                for f in finished:
+                    self.outstanding -= 1
+                    self._release(f.started.job.id)
+                for claim in claims:
+                    self.outstanding -= 1
+                    self._release(claim.job.id)
+
+    def _claimable(self) -> list[Assignment]:
+        """Queued assignments to claim now: as many as there are free slots."""
+        out: list[Assignment] = []
+        with self._queued_lock:
+            if self.draining:
+                dropped = list(self._queued)
+                self._queued.clear()
+            else:
+                dropped = []
+                generation = self._generation()
+                while self._queued and self.busy + len(out) < self.slots:
+                    item = self._queued.popleft()
+                    if item.generation == generation:
+                        out.append(item)
+                    else:
+                        dropped.append(item)  # assigned to a session we no longer have
+                # outstanding from now, under the lock that drain() is ordered against: a
+                # drain that sees nothing outstanding cannot race a claim in flight
+                self.outstanding += len(out)
+        for item in dropped:
+            self._release(item.job.id)  # unstarted: the leader requeues it, at no cost
+        return out
+
+    def _commit(self, finished: list[Finished], claims: list[Assignment]) -> None:
+        generation = self._generation()
+        steps: list[tuple[Job, int, Step]] = []
+        owners: list[Finished | Assignment] = []
+        for f in finished:
+            if f.started.generation != generation:
+                self._ended(f, "abandoned")
+                log.warning(
+                    "job abandoned: the session it started under is gone", extra=f.started.about
+                )
+                continue
+            steps.append((f.started.job, f.started.version, self._end_step(f)))
+            owners.append(f)
+        for claim in claims:
+            if claim.job.state != JobState.ASSIGNED or claim.job.worker != claim.worker_id:
+                self.outstanding -= 1
+                self._release(claim.job.id)  # cancelled or taken back before we read it
+                continue
+            step = self.store.start_step(claim.job, claim.version, claim.worker_id)
+            steps.append((claim.job, claim.version, step))
+            owners.append(claim)
+        if not steps:
+            return
+        results = self.store.commit_fenced_many(steps)
+        for owner, (_, version, step), result in zip(owners, steps, results, strict=True):
+            if isinstance(owner, Finished):
+                self._recorded(owner, step, result)
+            else:
+                self._claimed(owner, version, step, result)
+
+    def _claimed(self, claim: Assignment, version: int, step: Step, result: Job | Fenced) -> None:
+        if isinstance(result, Fenced):
+            self.outstanding -= 1
+            self._release(claim.job.id)
+            return
+        job = step.job
+        about = {"job_id": job.id, "worker_id": claim.worker_id, "type": job.type}
+        self.busy += 1
+        self.metrics.started(job.type, (job.started_at or time.time()) - job.created_at)
+        log.info("job started, attempt %d/%d", job.attempts, job.max_attempts, extra=about)
+        # a set_data in a committed multi moves the version by exactly one
+        self._ready.put(Started(job, version + 1, claim.worker_id, claim.generation, about))
+
+    def _recorded(self, f: Finished, step: Step, result: Job | Fenced) -> None:
+        about = f.started.about
+        if isinstance(result, Fenced):
+            self._ended(f, "fenced")
+            log.warning("completion refused (fenced): %s", result, extra=about)
+        elif step.job.state == JobState.SUCCEEDED:
+            self._ended(f, "succeeded")
+            log.info("job succeeded", extra=about)
+        else:
+            self._ended(f, "failed")
+            message = (step.job.error or {}).get("message")
+            log.info("job failed, now %s: %s", step.job.state, message, extra=about)
+
+    def _ended(self, f: Finished, outcome: str) -> None:
+        self.metrics.ended(f.started.job.type, outcome, f.took)
+        self.outstanding -= 1
+        self._release(f.started.job.id)
+
+    def _end_step(self, f: Finished) -> Step:
+        """The transition that records how an attempt ended."""
+        s = f.started
+        error = f.outcome.error
+        if f.outcome.ok:
+            try:
+                return self.store.complete_step(
+                    s.job, s.version, s.worker_id, f.outcome.result, f.outcome.children
+                )
+            except PayloadTooLarge as exc:
+                error = {"type": "ResultTooLarge", "message": str(exc)}
+            except InvalidInput as exc:  # a child spec the cluster cannot take
+                error = {"type": type(exc).__name__, "message": str(exc)}
+        return self.store.fail_step(s.job, s.version, s.worker_id, error or {})
