@@ -24,7 +24,7 @@ from coordinator import lifecycle
 from coordinator.errors import InvalidInput, JobNotFound, ZkqError
 from coordinator.job import Job, JobState, validate_spec
 from coordinator.store import JobStore
-from coordinator.zk import TransactionFailed, commit, zk_errors
+from coordinator.zk import zk_errors
 
 
 class WorkerNotFound(ZkqError):
@@ -89,7 +89,7 @@ class Controls:
             raise InvalidInput(f"{worker_id!r} is not a worker id: see `zkq workers`")
         path = self.layout.worker(worker_id)
 
-        def attempt() -> dict[str, object]:
+        def attempt() -> dict[str, object] | None:
             try:
                 raw, stat = self.client.get(path)
             except NoNodeError:
@@ -103,11 +103,18 @@ class Controls:
             try:
                 self.client.set(path, json.dumps(info).encode(), version=stat.version)
             except BadVersionError:
-                return attempt()  # it changed while we looked: read again
+                return None  # it changed while we looked: read again
             return dict(info)
 
+        def bounded() -> dict[str, object]:
+            for _ in range(10):
+                found = attempt()
+                if found is not None:
+                    return found
+            raise ZkqError(f"the registration of {worker_id} kept changing; try again")
+
         with zk_errors():
-            return self.session.retry(attempt, self._deadline())
+            return self.session.retry(bounded, self._deadline())
 
     # -- jobs ---------------------------------------------------------------------------
     def requeue(self, job_id: str) -> Job:
@@ -121,19 +128,20 @@ class Controls:
         return self._revive(job_id)
 
     def _revive(self, job_id: str) -> Job:
+        tries = 0
+
         def attempt() -> Job:
+            nonlocal tries
+            tries += 1
             try:
                 raw, stat = self.client.get(self.layout.job(job_id))
             except NoNodeError:
                 raise JobNotFound(job_id) from None
-            step = lifecycle.revive(self.layout, Job.from_bytes(raw), stat.version, time.time())
-            try:
-                with zk_errors():
-                    self.store.ensure_parents(step.job)
-                commit(self.client, step.ops)
-            except TransactionFailed:
-                return attempt()
+            job = Job.from_bytes(raw)
+            if tries > 1 and job.state == JobState.PENDING and job.attempts == 0:
+                return job  # our own revive, whose reply was lost
+            step = lifecycle.revive(self.layout, job, stat.version, time.time())
+            self.store.commit(step.ops)
             return step.job
 
-        with zk_errors():
-            return self.session.retry(attempt, self._deadline())
+        return self.store.decide("requeue", attempt, self._deadline())

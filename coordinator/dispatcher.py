@@ -32,7 +32,14 @@ from coordinator.job import Job, JobState
 from coordinator.paths import parse_pending_name
 from coordinator.stats import DispatchStats, QueueSnapshot
 from coordinator.store import JobStore
-from coordinator.zk import TRANSIENT_ERRORS, ZkSession
+from coordinator.zk import (
+    TRANSIENT_ERRORS,
+    TransactionFailed,
+    ZkSession,
+    commit,
+    op_check,
+    op_delete,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +63,15 @@ class WorkerView:
 
     @property
     def free(self) -> int:
+        return self.room()
+
+    def room(self) -> int:
+        """Assignments it can take, counting its prefetch."""
         return 0 if self.draining else max(0, self.slots + self.prefetch - len(self.inbox))
+
+    def idle(self) -> int:
+        """Assignments that would start at once."""
+        return 0 if self.draining else max(0, self.slots - len(self.inbox))
 
 
 @dataclass
@@ -101,11 +116,13 @@ class Dispatcher:
         self._connections_seen = -1
         self._published_at = 0.0
         self._listed: dict[str, list[str] | None] = {}
+        self._rotation = 0
 
     # -- watches: called on kazoo's thread, so they only mark and wake ---------------------
     def _watch(self, event: WatchedEvent) -> None:
-        with self._dirty_lock:
-            self._dirty.add(event.path or "")
+        if event.path:  # a NONE event (connection change) is the reconcile's business
+            with self._dirty_lock:
+                self._dirty.add(event.path)
         self.wake.set()
 
     def _mark(self, *paths: str) -> None:
@@ -135,9 +152,15 @@ class Dispatcher:
             except TRANSIENT_ERRORS as exc:
                 log.info("ZooKeeper unavailable while dispatching (%s)", type(exc).__name__)
                 continue
-            except ZkqError as exc:
-                log.warning("dispatch step failed: %s", exc)
-                self.wake.wait(0.2)
+            except Exception as exc:
+                # a bug or a record nobody can read must not end leadership (the next leader
+                # would meet the same thing): log it, reconcile from scratch, carry on
+                if isinstance(exc, ZkqError):
+                    log.warning("dispatch step failed: %s", exc)
+                else:
+                    log.exception("dispatch step failed")
+                self._connections_seen = -1
+                self.wake.wait(0.5)
                 continue
             self._publish()
             if not assigned:
@@ -260,12 +283,15 @@ class Dispatcher:
                 return
             seen = self._eras.setdefault(path, set())
             for tick in names:
-                if tick not in seen:
+                tick_path = self.layout.pending_tick(parts[0], parts[1], tick)
+                # a tick we deleted may have been made again by a late writer (a retry into
+                # an old bucket): one we hold no listing for is listed, whatever we saw
+                if tick not in seen or tick_path not in self._shards:
                     seen.add(tick)
-                    self._mark(self.layout.pending_tick(parts[0], parts[1], tick))
+                    self._mark(tick_path)
             seen.intersection_update(names)
             if not names:
-                self._drop_if_old(path, parts[1] + "zz")
+                self._drop_if_old(path, parts[1] + "ZZ")
         elif len(parts) == 3:  # a shard: its entries
             self._load_shard(parts[0], path, names)
 
@@ -300,6 +326,12 @@ class Dispatcher:
             return
         self._shards.pop(path, None)
         self._shard_type.pop(path, None)
+        era_path, _, tick = path.rpartition("/")
+        if era_path in self._eras:
+            # forget it, and look at its era again: the era's watch then sees the tick
+            # if it comes back
+            self._eras[era_path].discard(tick)
+            self._mark(era_path)
 
     def _pop_best(self, types: frozenset[str]) -> tuple[str, str, str] | None:
         """The best pending entry among ``types``: (type, name, shard)."""
@@ -353,8 +385,25 @@ class Dispatcher:
                 ",".join(sorted(types)),
                 extra={"worker_id": worker_id},
             )
-        view.draining = bool(info.get("draining"))
+        draining = bool(info.get("draining"))
+        if draining and not view.draining:
+            self._hand_on_unstarted(view)
+        view.draining = draining
         return True
+
+    def _hand_on_unstarted(self, view: WorkerView) -> None:
+        """A worker began to drain: what waits unstarted in its inbox goes to others now,
+        at no attempt's cost, instead of waiting for its running jobs to end."""
+        for jid in sorted(view.inbox):
+            job = self.store.requeue(
+                jid, "requeued", f"worker {view.id} is draining", only_unstarted=True
+            )
+            if job is not None:
+                self._deadlines.pop(jid, None)
+                log.info(
+                    "unstarted job handed on from a draining worker",
+                    extra={"job_id": jid, "worker_id": view.id, "type": job.type},
+                )
 
     def _relist_inbox(self, worker_id: str) -> None:
         view = self.workers.get(worker_id)
@@ -363,10 +412,11 @@ class Dispatcher:
             return
         current = set(names or [])
         unknown = [jid for jid in current if jid not in self._deadlines]
-        view.inbox = current
-        for jid in set(self._deadlines) - current:
-            if self._deadlines[jid].worker == worker_id:
+        for jid in view.inbox - current:  # what left this inbox since we last looked
+            deadline = self._deadlines.get(jid)
+            if deadline is not None and deadline.worker == worker_id:
                 del self._deadlines[jid]
+        view.inbox = current
         if unknown:
             for job, _ in self.store.get_many(unknown).values():
                 self._track(job, worker_id)
@@ -434,28 +484,43 @@ class Dispatcher:
 
     # -- assignment ------------------------------------------------------------------------
     def _assign(self) -> int:
+        """Hand pending jobs to workers with room, a batch per multi.
+
+        Idle slots are filled before prefetch room (a job should run now on an idle worker
+        rather than queue behind another's), one job per worker per round, starting each
+        call from the next worker in turn."""
         total = 0
-        while True:
+        generation = self.session.generation
+        while self._any_pending() and self.session.generation == generation:
+            order = list(self.workers.values())
+            if order:
+                self._rotation = (self._rotation + 1) % len(order)
+                order = order[self._rotation :] + order[: self._rotation]
             picks: list[tuple[str, str, str]] = []  # (job id, worker, shard)
             reserved: dict[str, int] = {}
-            progress = True
-            while progress and len(picks) < self.batch_size:
-                progress = False
-                for view in self.workers.values():  # one per worker per round: fair
-                    if view.free - reserved.get(view.id, 0) <= 0:
-                        continue
-                    best = self._pop_best(view.types)
-                    if best is None:
-                        continue
-                    _, name, shard = best
-                    picks.append((parse_pending_name(name)[1], view.id, shard))
-                    reserved[view.id] = reserved.get(view.id, 0) + 1
-                    progress = True
-                    if len(picks) >= self.batch_size:
-                        break
+            for room in (WorkerView.idle, WorkerView.room):
+                progress = True
+                while progress and len(picks) < self.batch_size:
+                    progress = False
+                    for view in order:
+                        if room(view) - reserved.get(view.id, 0) <= 0:
+                            continue
+                        best = self._pop_best(view.types)
+                        if best is None:
+                            continue
+                        _, name, shard = best
+                        picks.append((parse_pending_name(name)[1], view.id, shard))
+                        reserved[view.id] = reserved.get(view.id, 0) + 1
+                        progress = True
+                        if len(picks) >= self.batch_size:
+                            break
             if not picks:
                 return total
             total += self._commit_picks(picks)
+        return total
+
+    def _any_pending(self) -> bool:
+        return any(self._heaps.get(t) for t in self._heaps if t not in self.paused)
 
     def _commit_picks(self, picks: list[tuple[str, str, str]]) -> int:
         records = self.store.get_many([jid for jid, _, _ in picks])
@@ -463,7 +528,7 @@ class Dispatcher:
         for jid, worker_id, shard in picks:
             found = records.get(jid)
             if found is None or found[0].state != JobState.PENDING:
-                self._drop_stray_entry(jid, shard, found[0] if found else None)
+                self._drop_stray_entry(jid, shard, found)
                 continue
             choices.append((found[0], found[1], worker_id))
         assigned, refused = self.store.assign_many(choices)
@@ -485,18 +550,27 @@ class Dispatcher:
         self.stats.transactions += 1 + len(refused)
         return len(assigned)
 
-    def _drop_stray_entry(self, job_id: str, shard: str, job: Job | None) -> None:
-        """A pending entry whose job is not pending.  Transactions keep the two in step,
-        so this means a record removed by hand; delete the entry rather than pick it again."""
-        log.warning(
-            "pending entry for %s has %s; deleting the entry",
-            job_id,
-            f"a {job.state} job" if job else "no job record",
-        )
+    def _drop_stray_entry(self, job_id: str, shard: str, found: tuple[Job, int] | None) -> None:
+        """A pending entry whose job is not pending.  Transactions keep the two in step, so
+        this is an entry the record has moved past while our listing was stale, or a record
+        removed by hand.  Delete the entry only while the record is still as we read it: a
+        job sent back to pending meanwhile (a retry, a revive) has its entry again."""
         for name in self._children_plain(shard):
-            if name.endswith("-" + job_id):
-                with contextlib.suppress(NoNodeError):
-                    self.client.delete(f"{shard}/{name}")
+            if not name.endswith("-" + job_id):
+                continue
+            ops = [op_delete(f"{shard}/{name}")]
+            if found is not None:
+                ops.insert(0, op_check(self.layout.job(job_id), found[1]))
+            try:
+                commit(self.client, ops)
+            except TransactionFailed:
+                self._mark(shard)  # it changed: look again
+                return
+            log.warning(
+                "deleted a pending entry whose job is %s",
+                found[0].state if found else "gone",
+                extra={"job_id": job_id},
+            )
 
     # -- overdue attempts --------------------------------------------------------------------
     def _reap_overdue(self) -> None:
@@ -504,7 +578,11 @@ class Dispatcher:
         overdue = [jid for jid, d in self._deadlines.items() if d.at <= now]
         if not overdue:
             return
-        for jid, (job, _) in self.store.get_many(overdue).items():
+        found = self.store.get_many(overdue)
+        for jid in overdue:
+            if jid not in found:
+                self._deadlines.pop(jid, None)  # pruned or removed: nothing to watch
+        for jid, (job, version) in found.items():
             deadline = self._deadlines.get(jid)
             if job.terminal or job.state == JobState.PENDING:
                 self._deadlines.pop(jid, None)
@@ -514,7 +592,10 @@ class Dispatcher:
                 deadline.at = look  # started later than it was assigned, or not yet
                 continue
             result = self.store.requeue(
-                jid, "timeout", f"attempt exceeded its timeout of {job.timeout:g}s"
+                jid,
+                "timeout",
+                f"attempt exceeded its timeout of {job.timeout:g}s",
+                expected_version=version,  # not one that started after we looked
             )
             self._deadlines.pop(jid, None)
             if result is not None:

@@ -32,6 +32,7 @@ SCHEMA_VERSION = 1
 MAX_ATTEMPTS_LIMIT = 100
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 TRACEBACK_LIMIT = 8 * 1024
+MESSAGE_LIMIT = 1024
 
 
 class JobState(enum.StrEnum):
@@ -196,7 +197,13 @@ def check_payload(payload: Any, limits: Limits) -> None:
 
 
 def check_result(result: Any, limits: Limits) -> None:
-    size = encoded_size(result)
+    try:
+        size = encoded_size(result)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(
+            f"result is not JSON-serialisable ({exc}): return lists, dicts, strings, "
+            "numbers, booleans or None"
+        ) from exc
     if size > limits.result_bytes:
         raise PayloadTooLarge(
             f"result is {size} bytes, over the limit of {limits.result_bytes}: "
@@ -224,6 +231,14 @@ def validate_spec(job_type: str, priority: int, max_attempts: int, timeout: floa
         or not 0 < timeout <= MAX_TIMEOUT_SECONDS
     ):
         raise InvalidInput(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT_SECONDS}]")
+
+
+def short(text: str | None, limit: int = MESSAGE_LIMIT) -> str | None:
+    """An error message cut to ``limit`` characters: a record must stay far below 1 MB
+    however long the messages its attempts raised."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 12] + "…(truncated)"
 
 
 def truncate_traceback(text: str) -> str:

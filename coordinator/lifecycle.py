@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordinator.errors import InvalidTransition
-from coordinator.job import MAX_ATTEMPTS_LIMIT, Attempt, Job, JobState, check_transition
+from coordinator.job import MAX_ATTEMPTS_LIMIT, Attempt, Job, JobState, check_transition, short
 from coordinator.paths import Layout
 from coordinator.zk import Op, op_create, op_delete, op_set
 
@@ -82,7 +82,8 @@ def start(layout: Layout, job: Job, version: int, worker_id: str, now: float) ->
         attempts=job.attempts + 1,
         started_at=now,
         updated_at=now,
-        history=(*job.history, attempt),
+        # bounded: an operator may revive a job many times
+        history=(*job.history, attempt)[-MAX_ATTEMPTS_LIMIT:],
     )
     return Step(
         nxt,
@@ -104,7 +105,7 @@ def _close_attempt(job: Job, now: float, outcome: str, error: str | None = None)
         started_at=last.started_at,
         ended_at=now,
         outcome=outcome,
-        error=error,
+        error=short(error),
     )
     return job.replace(history=(*job.history[:-1], closed))
 

@@ -69,7 +69,8 @@ class Coordinator:
             return
         self.session.ensure_paths(self.config.zk.layout.fixed_parents())
         while not self._stop.is_set():
-            self.session.wait_connected()
+            if not self.session.wait_connected(1.0):
+                continue  # check for a stop at least once a second while disconnected
             self._election = Election(
                 self.session.client, self.config.zk.layout.election, self.name
             )

@@ -20,14 +20,30 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
 from coordinator import lifecycle
-from coordinator.errors import Fenced, JobIdTaken, JobNotFound, Unavailable
-from coordinator.ids import new_job_id, validate_job_id
-from coordinator.job import Job, JobState, Limits, check_payload, check_result, validate_spec
+from coordinator.errors import (
+    Conflict,
+    Fenced,
+    InvalidInput,
+    JobIdTaken,
+    JobNotFound,
+    PayloadTooLarge,
+    Unavailable,
+    ZkqError,
+)
+from coordinator.ids import id_time, new_job_id, validate_job_id
+from coordinator.job import (
+    Job,
+    JobState,
+    Limits,
+    check_payload,
+    check_result,
+    validate_spec,
+)
 from coordinator.paths import Layout, bucket_of
 from coordinator.zk import Op, TransactionFailed, ZkSession, commit, zk_errors
 
@@ -35,6 +51,15 @@ log = logging.getLogger(__name__)
 
 #: keep each multi well under jute.maxbuffer (1 MB), whatever the payloads
 MAX_MULTI_BYTES = 512 * 1024
+#: how many times one commit recreates a bucket deleted under it before giving up
+MAX_PARENT_REPAIRS = 5
+#: how many times a deciding writer reads and decides again before giving up
+MAX_DECISIONS = 20
+#: how far from now a submitter's own job id may be dated (its clock may be off a little)
+ID_CLOCK_SKEW = 300.0
+
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -53,7 +78,16 @@ class JobSpec:
     def to_job(self, now: float, limits: Limits) -> Job:
         validate_spec(self.type, self.priority, self.max_attempts, self.timeout)
         check_payload(self.payload, limits)
-        job_id = validate_job_id(self.job_id) if self.job_id else new_job_id()
+        job_id = new_job_id()
+        if self.job_id:
+            job_id = validate_job_id(self.job_id)
+            if abs(id_time(job_id) - now) > ID_CLOCK_SKEW:
+                # an id from another era would jump the FIFO order and land in buckets
+                # that were pruned long ago (or never will be)
+                raise InvalidInput(
+                    f"job id {job_id} is dated {id_time(job_id) - now:+.0f}s from now: "
+                    "make ids when submitting (a ULID from the current time)"
+                )
         return Job(
             id=job_id,
             type=self.type,
@@ -78,6 +112,30 @@ class JobStore:
         self.limits = limits or Limits()
         self._known_parents: set[str] = set()
         self._parents_lock = threading.Lock()
+
+    # -- committing --------------------------------------------------------------------------
+    def commit(self, ops: Sequence[Op]) -> list[Any]:
+        """:func:`coordinator.zk.commit`, recreating missing bucket nodes.
+
+        A transition that creates a pending entry (a retry, a requeue, a revive, a spawned
+        child) writes into the tick of the job's *creation* time, which the leader may have
+        deleted as empty long ago.  ``NoNode`` on such a create means only that the bucket
+        is gone: the multi rolled back, so making the parent and going again with the same
+        versions is safe.  ``NoNode`` anywhere else (a claim or inbox entry) is an answer.
+        """
+        for _ in range(MAX_PARENT_REPAIRS):
+            try:
+                return commit(self.client, ops)
+            except TransactionFailed as failed:
+                name, args, _ = ops[failed.index]
+                path = str(args[0])
+                bucketed = path.startswith(self.layout.pending + "/") or path.startswith(
+                    self.layout.jobs + "/"
+                )
+                if not (name == "create" and isinstance(failed.error, NoNodeError) and bucketed):
+                    raise
+                self.client.ensure_path(path.rsplit("/", 1)[0])
+        return commit(self.client, ops)
 
     # -- reading ---------------------------------------------------------------------------
     def _read(self, job_id: str) -> tuple[Job, int, bytes]:
@@ -106,7 +164,11 @@ class JobStore:
                     raw, stat = async_result.get()
                 except NoNodeError:
                     continue
-                found[jid] = (Job.from_bytes(raw), stat.version)
+                try:
+                    found[jid] = (Job.from_bytes(raw), stat.version)
+                except (ZkqError, ValueError, TypeError, KeyError) as exc:
+                    # a record nobody can read must not stop everyone reading the others
+                    log.error("job record %s is unreadable, left alone: %s", jid, exc)
         return found
 
     def wait(self, job_id: str, timeout: float, until: Callable[[Job], bool] | None = None) -> Job:
@@ -200,14 +262,10 @@ class JobStore:
 
         def attempt() -> dict[str, Job]:
             try:
-                commit(self.client, ops)
+                self.commit(ops)
                 return {job.id: job for job in batch}
             except TransactionFailed as failed:
                 culprit = batch[failed.index // 2]
-                if isinstance(failed.error, NoNodeError):
-                    # a bucket pruned under us (or a stale cache): make it and go again
-                    self.ensure_parents(culprit, force=True)
-                    return attempt()
                 if isinstance(failed.error, NodeExistsError) and len(batch) > 1:
                     # some of these went in before a lost reply: settle them one by one
                     return {job.id: self._submit_batch([job], deadline)[job.id] for job in batch}
@@ -247,7 +305,7 @@ class JobStore:
                     raise Fenced(f"job {job_id} moved on (version {current_version})")
             first = False
             try:
-                results = commit(self.client, step.ops)
+                results = self.commit(step.ops)
             except TransactionFailed as failed:
                 raise Fenced(
                     f"job {job_id}: {type(failed.error).__name__} at op {failed.index}; "
@@ -291,7 +349,7 @@ class JobStore:
             ops = [op for i in remaining for op in items[i][2].ops]
             try:
                 with zk_errors():
-                    commit(self.client, ops)
+                    self.commit(ops)
             except TransactionFailed as failed:
                 # find whose op failed: steps carry different numbers of ops
                 offset = 0
@@ -345,6 +403,12 @@ class JobStore:
             ).to_job(now, self.limits)
             for c in children
         ]
+        spawned = sum(len(child.to_bytes()) for child in child_jobs)
+        if spawned > MAX_MULTI_BYTES - self.limits.result_bytes - 64 * 1024:
+            raise PayloadTooLarge(
+                f"the {len(child_jobs)} children spawned take {spawned} bytes, more than one "
+                "transaction may carry: spawn fewer, or pass references instead of data"
+            )
         for child in child_jobs:
             with zk_errors():
                 self.ensure_parents(child)
@@ -373,29 +437,55 @@ class JobStore:
     def _exists(self, path: str) -> bool:
         return self.client.exists(path) is not None
 
+    def decide(self, what: str, attempt: Callable[[], T], deadline: float | None) -> T:
+        """Run a deciding writer: an attempt reads, decides and commits; a rolled-back multi
+        means the job moved while we looked, so it reads and decides again (a bounded number
+        of times: a job does not change state endlessly)."""
+
+        def bounded() -> T:
+            for _ in range(MAX_DECISIONS):
+                try:
+                    return attempt()
+                except TransactionFailed:
+                    continue
+            raise Conflict(f"{what}: the job kept changing under us; try again")
+
+        with zk_errors():
+            return self.session.retry(bounded, deadline, what)
+
     def cancel(self, job_id: str, deadline: float | None = None) -> Job:
         validate_job_id(job_id)
+        tries = 0
 
         def attempt() -> Job:
+            nonlocal tries
+            tries += 1
             job, version, _ = self._read(job_id)
+            if job.state == JobState.CANCELLED and tries > 1:
+                return job  # our own cancel, whose reply was lost
             claim = job.state == JobState.RUNNING and self._exists(self.layout.claim(job_id))
             inbox = bool(job.worker) and self._exists(
                 self.layout.inbox_entry(job.worker or "", job_id)
             )
             step = lifecycle.cancel(self.layout, job, version, time.time(), claim, inbox)
-            try:
-                commit(self.client, step.ops)
-            except TransactionFailed:
-                return attempt()  # it moved while we looked: decide again
+            self.commit(step.ops)
             return step.job
 
-        with zk_errors():
-            return self.session.retry(attempt, deadline, "cancel")
+        return self.decide("cancel", attempt, deadline)
 
     def requeue(
-        self, job_id: str, outcome: str, reason: str, spend_attempt: bool = True
+        self,
+        job_id: str,
+        outcome: str,
+        reason: str,
+        spend_attempt: bool = True,
+        expected_version: int | None = None,
+        only_unstarted: bool = False,
     ) -> Job | None:
-        """Take an assigned or running job back; ``None`` when there was nothing to take."""
+        """Take an assigned or running job back; ``None`` when there was nothing to take.
+
+        ``expected_version``: take it back only if the record is still at that version (what
+        the caller judged overdue), so an attempt that started meanwhile is left alone."""
 
         def attempt() -> Job | None:
             try:
@@ -404,19 +494,19 @@ class JobStore:
                 return None
             if job.state not in (JobState.ASSIGNED, JobState.RUNNING) or not job.worker:
                 return None
+            if expected_version is not None and version != expected_version:
+                return None
+            if only_unstarted and job.state != JobState.ASSIGNED:
+                return None
             claim = self._exists(self.layout.claim(job_id))
             inbox = self._exists(self.layout.inbox_entry(job.worker, job_id))
             step = lifecycle.requeue(
                 self.layout, job, version, outcome, reason, time.time(), claim, inbox, spend_attempt
             )
-            try:
-                commit(self.client, step.ops)
-            except TransactionFailed:
-                return attempt()
+            self.commit(step.ops)
             return step.job
 
-        with zk_errors():
-            return self.session.retry(attempt, None, "requeue")
+        return self.decide("requeue", attempt, None)
 
     def assign_many(
         self, choices: Sequence[tuple[Job, int, str]]
@@ -424,21 +514,24 @@ class JobStore:
         """Assign (job, version, worker) triples in one multi.  A job whose op fails is set
         aside with its error and the rest go again, so one stale entry costs one retry, not
         the batch.  Returns (assigned, refused)."""
-        remaining = list(choices)
+        assigned: list[Job] = []
         refused: list[tuple[Job, BaseException]] = []
         now = time.time()
-        while remaining:
-            steps = [lifecycle.assign(self.layout, j, v, w, now) for j, v, w in remaining]
-            ops = [op for step in steps for op in step.ops]
-            try:
-                with zk_errors():
-                    commit(self.client, ops)
-                return [s.job for s in steps], refused
-            except TransactionFailed as failed:
-                bad = failed.index // 3  # three ops per assignment
-                refused.append((remaining[bad][0], failed.error))
-                del remaining[bad]
-        return [], refused
+        for group in _byte_groups(list(choices), lambda c: len(c[0].to_bytes())):
+            remaining = group
+            while remaining:
+                steps = [lifecycle.assign(self.layout, j, v, w, now) for j, v, w in remaining]
+                ops = [op for step in steps for op in step.ops]
+                try:
+                    with zk_errors():
+                        commit(self.client, ops)
+                    assigned.extend(s.job for s in steps)
+                    break
+                except TransactionFailed as failed:
+                    bad = failed.index // 3  # three ops per assignment
+                    refused.append((remaining[bad][0], failed.error))
+                    remaining = remaining[:bad] + remaining[bad + 1 :]
+        return assigned, refused
 
 
 def _set_version(results: Sequence[Any], old: int) -> int:
@@ -449,15 +542,20 @@ def _set_version(results: Sequence[Any], old: int) -> int:
     return old + 1
 
 
-def _batches(jobs: list[Job]) -> Iterator[list[Job]]:
-    batch: list[Job] = []
+def _byte_groups(items: list[U], size_of: Callable[[U], int]) -> Iterator[list[U]]:
+    """Consecutive groups whose multis stay under :data:`MAX_MULTI_BYTES`."""
+    group: list[U] = []
     size = 0
-    for job in jobs:
-        cost = len(job.to_bytes()) + 200
-        if batch and size + cost > MAX_MULTI_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(job)
+    for item in items:
+        cost = size_of(item) + 200  # paths and framing
+        if group and size + cost > MAX_MULTI_BYTES:
+            yield group
+            group, size = [], 0
+        group.append(item)
         size += cost
-    if batch:
-        yield batch
+    if group:
+        yield group
+
+
+def _batches(jobs: list[Job]) -> Iterator[list[Job]]:
+    return _byte_groups(jobs, lambda job: len(job.to_bytes()))

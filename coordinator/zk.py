@@ -253,9 +253,11 @@ class ZkSession:
         """
         backoff = Backoff()
         while True:
-            if deadline is not None and not self.connected.is_set():
+            # kazoo's own flag: it drops before our listener runs, so no request is queued
+            # in the moment between the connection dropping and our flags flipping
+            if deadline is not None and not self.client.connected:
                 left = deadline - time.monotonic()
-                if left <= 0 or not self.connected.wait(left):
+                if left <= 0 or not self.connected.wait(left) or not self.client.connected:
                     raise Unavailable(
                         f"ZooKeeper at {self.settings.hosts} is unreachable "
                         f"({self.state}); retry later"

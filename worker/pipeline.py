@@ -83,14 +83,16 @@ class Pipeline:
         slots: int,
         metrics: WorkerMetrics,
         generation: Callable[[], int],
-        release: Callable[[str], None],
+        release: Callable[[str, bool], None],
     ) -> None:
         self.store = store
         self.pool = pool
         self.slots = slots
         self.metrics = metrics
         self._generation = generation
-        self._release = release  # the job left the pipeline: the service may list it again
+        # the job left the pipeline; True: look at the inbox again (the same job may have
+        # been assigned to us anew while this attempt ran)
+        self._release = release
         self._queued: deque[Assignment] = deque()
         self._queued_lock = threading.Lock()
         self._events: queue.Queue[Finished | Nudge | None] = queue.Queue()
@@ -165,10 +167,10 @@ class Pipeline:
                 log.exception("could not record %d step(s)", len(finished) + len(claims))
                 for f in finished:
                     self.outstanding -= 1
-                    self._release(f.started.job.id)
+                    self._release(f.started.job.id, True)
                 for claim in claims:
                     self.outstanding -= 1
-                    self._release(claim.job.id)
+                    self._release(claim.job.id, False)
 
     def _claimable(self) -> list[Assignment]:
         """Queued assignments to claim now: as many as there are free slots."""
@@ -190,7 +192,7 @@ class Pipeline:
                 # drain that sees nothing outstanding cannot race a claim in flight
                 self.outstanding += len(out)
         for item in dropped:
-            self._release(item.job.id)  # unstarted: the leader requeues it, at no cost
+            self._release(item.job.id, False)  # unstarted: the leader requeues it, at no cost
         return out
 
     def _commit(self, finished: list[Finished], claims: list[Assignment]) -> None:
@@ -209,7 +211,7 @@ class Pipeline:
         for claim in claims:
             if claim.job.state != JobState.ASSIGNED or claim.job.worker != claim.worker_id:
                 self.outstanding -= 1
-                self._release(claim.job.id)  # cancelled or taken back before we read it
+                self._release(claim.job.id, False)  # cancelled or taken back before we read it
                 continue
             step = self.store.start_step(claim.job, claim.version, claim.worker_id)
             steps.append((claim.job, claim.version, step))
@@ -226,7 +228,7 @@ class Pipeline:
     def _claimed(self, claim: Assignment, version: int, step: Step, result: Job | Fenced) -> None:
         if isinstance(result, Fenced):
             self.outstanding -= 1
-            self._release(claim.job.id)
+            self._release(claim.job.id, False)
             return
         job = step.job
         about = {"job_id": job.id, "worker_id": claim.worker_id, "type": job.type}
@@ -252,10 +254,12 @@ class Pipeline:
     def _ended(self, f: Finished, outcome: str) -> None:
         self.metrics.ended(f.started.job.type, outcome, f.took)
         self.outstanding -= 1
-        self._release(f.started.job.id)
+        self._release(f.started.job.id, True)
 
     def _end_step(self, f: Finished) -> Step:
-        """The transition that records how an attempt ended."""
+        """The transition that records how an attempt ended.  Whatever is wrong with one
+        outcome (a result that is not JSON, children too large) fails that attempt alone,
+        never the group it is committed with."""
         s = f.started
         error = f.outcome.error
         if f.outcome.ok:
@@ -265,6 +269,9 @@ class Pipeline:
                 )
             except PayloadTooLarge as exc:
                 error = {"type": "ResultTooLarge", "message": str(exc)}
-            except InvalidInput as exc:  # a child spec the cluster cannot take
+            except InvalidInput as exc:  # a result or child spec the cluster cannot take
                 error = {"type": type(exc).__name__, "message": str(exc)}
+            except Exception as exc:
+                log.exception("cannot record the result", extra=s.about)
+                error = {"type": type(exc).__name__, "message": f"cannot record the result: {exc}"}
         return self.store.fail_step(s.job, s.version, s.worker_id, error or {})

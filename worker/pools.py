@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from coordinator.job import truncate_traceback
+from coordinator.job import MESSAGE_LIMIT, short, truncate_traceback
 from coordinator.store import JobSpec
 from worker.registry import JobContext, registry
 
@@ -50,7 +50,7 @@ def execute(job_type: str, payload: Any, ctx: JobContext) -> Outcome:
             ok=False,
             error={
                 "type": type(exc).__name__,
-                "message": str(exc) or type(exc).__name__,
+                "message": short(str(exc), 4 * MESSAGE_LIMIT) or type(exc).__name__,
                 "traceback": truncate_traceback(traceback.format_exc()),
             },
         )
@@ -109,6 +109,15 @@ class ProcessPool:
             return Outcome(
                 ok=False,
                 error={"type": "WorkerProcessDied", "message": "the handler's process died"},
+            )
+        except Exception as exc:
+            # what could not cross the process boundary: an unpicklable payload or result
+            return Outcome(
+                ok=False,
+                error={
+                    "type": type(exc).__name__,
+                    "message": short(f"could not pass the job to or from its process: {exc}") or "",
+                },
             )
 
     def shutdown(self, wait: bool = True) -> None:

@@ -26,7 +26,7 @@ import time
 import uuid
 from typing import Any
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from coordinator.config import ClusterConfig
 from coordinator.errors import ZkqError
@@ -74,6 +74,7 @@ class Worker:
         self.metrics = WorkerMetrics(concurrency, lambda: self.pipeline.busy)
         self.worker_id: str | None = None
         self._registered_generation = -1
+        self._pending_id: tuple[int, str] | None = None
         self._listed_connection = -1
         # job id -> generation it was taken under; held from listing until recorded
         self._active: dict[str, int] = {}
@@ -89,6 +90,7 @@ class Worker:
         self._wake = threading.Event()
         self._inbox_dirty = True
         self._registration_dirty = True
+        self._announce_drain = False
         self._draining = threading.Event()
         self._stopped = threading.Event()
         self.session.on_state_change(lambda _state: self._wake.set())
@@ -98,6 +100,7 @@ class Worker:
         """Stop claiming; exit once running jobs are done.  Signal-handler safe."""
         self._draining.set()
         self.pipeline.drain()
+        self._announce_drain = True
         self._wake.set()
 
     def stop_now(self) -> None:
@@ -145,6 +148,9 @@ class Worker:
         log.info("worker stopped")
 
     def _step(self) -> None:
+        if self._announce_drain:
+            self._announce_drain = False
+            self._mark_draining()
         if self.session.generation != self._registered_generation:
             if self._draining.is_set():
                 return  # a draining worker does not come back under a new id
@@ -169,7 +175,17 @@ class Worker:
                     "session lost: abandoning %d running job(s) of %s", abandoned, self.worker_id
                 )
         generation = self.session.generation
-        worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        # one id per session: a registration retried after a lost reply must find the one
+        # that may have gone through, not leave a ghost worker that nobody serves
+        if self._pending_id is None or self._pending_id[0] != generation:
+            self._pending_id = (
+                generation,
+                f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            )
+        worker_id = self._pending_id[1]
+        if self._registered_already(worker_id):
+            self._registered(worker_id, generation)
+            return
         info = {
             "id": worker_id,
             "host": socket.gethostname(),
@@ -194,11 +210,22 @@ class Worker:
                 raise
             self.session.ensure_paths(self.layout.fixed_parents())
             return  # try again on the next step
+        self._registered(worker_id, generation)
+
+    def _registered_already(self, worker_id: str) -> bool:
+        stat = self.session.client.exists(self.layout.worker(worker_id))
+        return stat is not None and stat.ephemeralOwner == self.session.client.client_id[0]
+
+    def _registered(self, worker_id: str, generation: int) -> None:
         self.worker_id = worker_id
         self._registered_generation = generation
         self._listed_connection = -1
         log.info(
-            "registered as %s: %d slots for %s", worker_id, self.slots, ",".join(sorted(self.types))
+            "registered: %d slots (+%d prefetch) for %s",
+            self.slots,
+            self.prefetch,
+            ",".join(sorted(self.types)),
+            extra={"worker_id": worker_id},
         )
 
     def _on_inbox(self, _event: Any) -> None:
@@ -246,7 +273,13 @@ class Worker:
         if not new:
             return
         # one pipelined round for every new assignment, not a round trip per job
-        records = self.store.get_many(new)
+        try:
+            records = self.store.get_many(new)
+        except BaseException:
+            for job_id in new:
+                self._release(job_id)
+            self._inbox_dirty = True  # list again once ZooKeeper answers
+            raise
         offered = []
         for job_id in new:
             found = records.get(job_id)
@@ -256,11 +289,31 @@ class Worker:
             offered.append(Assignment(found[0], found[1], worker_id, generation))
         self.pipeline.offer(offered)
 
-    def _release(self, job_id: str) -> None:
+    def _release(self, job_id: str, relist: bool = False) -> None:
+        """The pipeline let go of a job.  After an attempt that ran, list the inbox again:
+        the job may have been taken back and assigned to us anew while it ran (and was
+        skipped as held).  Not after a refused claim: its entry, if it stays, is offered
+        again at the next inbox event rather than in a loop."""
         with self._active_lock:
             self._active.pop(job_id, None)
-        self._inbox_dirty = True
-        self._wake.set()
+        if relist:
+            self._inbox_dirty = True
+            self._wake.set()
+
+    def _mark_draining(self) -> None:
+        """Say in our registration that we drain, so the leader stops assigning to us at
+        once and hands what we hold unstarted to other workers."""
+        if self.worker_id is None:
+            return
+        path = self.layout.worker(self.worker_id)
+        try:
+            raw, stat = self.session.client.get(path)
+            info = json.loads(raw)
+            if not info.get("draining"):
+                info["draining"] = True
+                self.session.client.set(path, json.dumps(info).encode(), version=stat.version)
+        except (NoNodeError, BadVersionError):
+            pass  # gone, or changed (an operator drained us too): either way it is said
 
     def _deregister(self) -> None:
         if self.worker_id is None or not self.session.connected.is_set():

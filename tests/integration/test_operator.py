@@ -125,12 +125,19 @@ def test_cancel_and_requeue(cluster: DevCluster, client: Client) -> None:
     assert revived["state"] == "pending" and revived["attempts"] == 0
     again = client.wait(dead.id, 20, until=lambda j: j.terminal)
     assert again.state == JobState.DEAD and len(again.history) == 4
-    running = client.submit("sleep", 1.0, max_attempts=1)
-    client.wait(running.id, 10, until=lambda j: j.state == JobState.RUNNING)
-    zkq(cluster, "requeue", running.id)
-    done = client.wait(running.id, 20)
-    assert done.state == JobState.SUCCEEDED, "an operator requeue must not spend the attempt"
-    assert [a.outcome for a in done.history] == ["requeued", "succeeded"]
+    # a type only one worker serves: the job goes back to the very worker still running
+    # its first attempt, which must take it up again as soon as that attempt ends
+    cluster.add_worker(app="tests.apps.solo", concurrency=1, name="solo-op")
+    try:
+        running = client.submit("solo", 1.0, max_attempts=1)
+        client.wait(running.id, 10, until=lambda j: j.state == JobState.RUNNING)
+        zkq(cluster, "requeue", running.id)
+        done = client.wait(running.id, 10)
+        assert done.state == JobState.SUCCEEDED, "an operator requeue must not spend the attempt"
+        assert [a.outcome for a in done.history] == ["requeued", "succeeded"]
+        assert done.history[0].worker == done.history[1].worker
+    finally:
+        cluster.stop_member("solo-op")
 
 
 def test_drain_finishes_the_running_job_before_the_worker_exits(

@@ -1,0 +1,78 @@
+"""Store edge cases the services rely on, against a real ensemble (no services running)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from coordinator.config import ClusterConfig
+from coordinator.errors import InvalidInput
+from coordinator.ids import id_for_time
+from coordinator.job import JobState
+from coordinator.store import JobSpec, JobStore
+from coordinator.zk import ZkSession
+from zkq.dev.zookeeper import ZooKeeperEnsemble
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(ensemble: ZooKeeperEnsemble) -> Iterator[JobStore]:
+    config = ClusterConfig.load({}, hosts=ensemble.connect_string, root=f"/edges-{time.time_ns()}")
+    session = ZkSession(config.zk)
+    assert session.start(wait=10)
+    session.ensure_paths(config.zk.layout.fixed_parents())
+    try:
+        yield JobStore(session, config.limits)
+    finally:
+        session.stop()
+
+
+def take(store: JobStore, job_id: str, worker: str = "w1") -> tuple[int, object]:
+    """Assign and start a job as the leader and a worker would."""
+    store.client.ensure_path(store.layout.inbox(worker))
+    job, version = store.get_versioned(job_id)
+    assigned, refused = store.assign_many([(job, version, worker)])
+    assert assigned and not refused
+    job, version = store.get_versioned(job_id)
+    job, version = store.start(job, version, worker)
+    return version, job
+
+
+def test_a_retry_recreates_a_pending_tick_deleted_while_the_job_ran(store: JobStore) -> None:
+    job = store.submit(JobSpec("t", max_attempts=2))
+    version, running = take(store, job.id)
+    tick = store.layout.pending_shard("t", job.id)
+    store.client.delete(tick)  # the leader deletes emptied ticks once their time is past
+    after = store.fail(running, version, "w1", {"type": "E", "message": "boom"})  # type: ignore[arg-type]
+    assert after.state == JobState.PENDING
+    assert store.client.get_children(tick) == [f"999-{job.id}"]
+
+
+def test_a_requeue_recreates_a_deleted_pending_tick(store: JobStore) -> None:
+    job = store.submit(JobSpec("t", max_attempts=3))
+    take(store, job.id)
+    store.client.delete(store.layout.pending_shard("t", job.id))
+    taken = store.requeue(job.id, "lost", "worker gone")
+    assert taken is not None and taken.state == JobState.PENDING
+    assert store.client.exists(store.layout.pending_entry("t", 0, job.id))
+
+
+def test_an_assignment_batch_of_large_records_stays_under_the_request_limit(
+    store: JobStore,
+) -> None:
+    # 30 records of ~60 KB: one multi would be ~1.8 MB, past jute.maxbuffer
+    jobs = store.submit_many([JobSpec("big", "x" * 60_000) for _ in range(30)])
+    store.client.ensure_path(store.layout.inbox("w1"))
+    read = store.get_many([j.id for j in jobs])
+    assigned, refused = store.assign_many([(job, version, "w1") for job, version in read.values()])
+    assert len(assigned) == 30 and not refused
+    assert len(store.client.get_children(store.layout.inbox("w1"))) == 30
+
+
+@pytest.mark.parametrize("offset", [-3600.0, 3600.0])
+def test_a_job_id_dated_far_from_now_is_refused(store: JobStore, offset: float) -> None:
+    with pytest.raises(InvalidInput, match="dated"):
+        store.submit(JobSpec("t", job_id=id_for_time(time.time() + offset)))
