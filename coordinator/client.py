@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -108,9 +108,6 @@ class Client:
 
     def cancel(self, job_id: str) -> Job:
         return self.store.cancel(job_id, self._deadline(None))
-
-    def jobs(self, after: str | None = None) -> Iterator[Job]:
-        return self.store.iter_jobs(after)
 
     # -- workers --------------------------------------------------------------------------
     def workers(self) -> list[dict[str, Any]]:

@@ -197,29 +197,6 @@ class JobStore:
                 return job
             changed.wait(remaining)
 
-    def iter_jobs(self, after: str | None = None) -> Iterator[Job]:
-        """Every job record in id (time) order, from ``after`` (exclusive) on."""
-        era_floor, tick_floor = (after[:6], after[6:8]) if after else ("", "")
-        with zk_errors():
-            for era in sorted(self._children(self.layout.jobs)):
-                if era < era_floor:
-                    continue
-                for tick in sorted(self._children(self.layout.job_era(era))):
-                    if era == era_floor and tick < tick_floor:
-                        continue
-                    ids = sorted(self._children(self.layout.job_tick(era, tick)))
-                    ids = [i for i in ids if after is None or i > after]
-                    for n in range(0, len(ids), 200):
-                        chunk = ids[n : n + 200]
-                        found = self.get_many(chunk)
-                        yield from (found[jid][0] for jid in chunk if jid in found)
-
-    def _children(self, path: str) -> list[str]:
-        try:
-            return list(self.session.retry(lambda: self.client.get_children(path)))
-        except NoNodeError:
-            return []
-
     # -- submit ------------------------------------------------------------------------------
     def ensure_parents(self, job: Job, force: bool = False) -> None:
         parents = (

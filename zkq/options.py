@@ -8,6 +8,7 @@ refused transition); 2 usage; 3 the cluster could not be reached.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -103,6 +104,9 @@ def connect(
 ) -> Any:
     """A started :class:`coordinator.client.Client`, or exit 3 with what to check."""
     from coordinator.client import Client
+
+    # kazoo narrates each refused connection; a command answers in one line of its own
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
     client = Client(load_config(hosts, root, session_timeout, **settings), connect_timeout=5.0)
     run_guarded(client.start)
