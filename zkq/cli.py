@@ -25,6 +25,7 @@ from zkq.options import (
     connect,
     load_config,
     log_options,
+    metrics_option,
     run_guarded,
     show_job,
 )
@@ -40,13 +41,7 @@ def main() -> None:
 @cluster_options
 @log_options
 @click.option("--name", default=None, help="Identifier in the election (default host-pid).")
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=None,
-    envvar="ZKQ_METRICS_PORT",
-    help="Serve Prometheus /metrics on this port (127.0.0.1).",
-)
+@metrics_option
 @mysql_option
 @click.option(
     "--retention",
@@ -111,13 +106,7 @@ def coordinator(
     show_default=True,
     help="process for CPU-bound handlers.",
 )
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=None,
-    envvar="ZKQ_METRICS_PORT",
-    help="Serve Prometheus /metrics on this port (127.0.0.1).",
-)
+@metrics_option
 def worker(
     hosts: str | None,
     root: str | None,

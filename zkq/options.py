@@ -54,6 +54,16 @@ def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Answer in JSON.")(fn)
 
 
+def metrics_option(fn: F) -> F:
+    return click.option(
+        "--metrics-port",
+        type=int,
+        default=None,
+        envvar="ZKQ_METRICS_PORT",
+        help="Serve Prometheus /metrics on this port (127.0.0.1).",
+    )(fn)
+
+
 def log_options(fn: F) -> F:
     fn = click.option("--log-format", type=click.Choice(["text", "json"]), default="text")(fn)
     fn = click.option("--log-level", default="info", show_default=True)(fn)
