@@ -167,8 +167,7 @@ class Dispatcher:
                 self.wake.wait(self._next_timer())
 
     def _publish(self, every: float = 1.0) -> None:
-        """Refresh the snapshot that metrics read, at most once a second: the oldest
-        entry per type costs a pass over what the leader holds."""
+        """Refresh the snapshot that metrics read, at most once a second."""
         now = time.monotonic()
         if now - self._published_at < every:
             return
@@ -177,17 +176,23 @@ class Dispatcher:
         for deadline in self._deadlines.values():
             running[deadline.type] = running.get(deadline.type, 0) + 1
         queues: dict[str, QueueSnapshot] = {}
+        depth: dict[str, int] = {}
+        oldest_tick: dict[str, str] = {}
+        for shard, held in self._shards.items():
+            if not held:
+                continue
+            job_type = self._shard_type.get(shard, "")
+            depth[job_type] = depth.get(job_type, 0) + len(held)
+            era, tick_name = shard.rsplit("/", 2)[-2:]
+            if job_type not in oldest_tick or era + tick_name < oldest_tick[job_type]:
+                oldest_tick[job_type] = era + tick_name
         for job_type in set(self._heaps) | set(running) | self.paused:
-            names = [
-                name
-                for shard, held in self._shards.items()
-                if self._shard_type.get(shard) == job_type
-                for name in held
-            ]
-            oldest = min((parse_pending_name(n)[1] for n in names), default=None)
+            # the oldest pending job's tick gives its age to about a second, at the cost of
+            # a pass over shards rather than over every pending name
+            tick = oldest_tick.get(job_type)
             queues[job_type] = QueueSnapshot(
-                depth=len(names),
-                oldest_created=id_time(oldest) if oldest else None,
+                depth=depth.get(job_type, 0),
+                oldest_created=id_time(tick.ljust(26, "0")) if tick else None,
                 running=running.get(job_type, 0),
                 paused=job_type in self.paused,
             )

@@ -15,6 +15,7 @@ been applied:
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 import time
@@ -248,7 +249,8 @@ class JobStore:
                     return {job.id: self._submit_batch([job], deadline)[job.id] for job in batch}
                 if isinstance(failed.error, NodeExistsError):
                     stored = self._read(culprit.id)[0]
-                    if stored.spec() != culprit.spec():
+                    # compare as stored: JSON turns tuples into lists, int keys into str
+                    if stored.spec() != json.loads(json.dumps(culprit.spec())):
                         raise JobIdTaken(
                             f"job id {culprit.id} is taken by a different job: "
                             "choose a new id, or resend the same job"
