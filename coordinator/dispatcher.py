@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 #: how long an emptied pending shard is kept before the leader deletes it; it covers
 #: submitters whose clocks run behind and tick nodes they are about to write into
 EMPTY_SHARD_GRACE = 120.0
+#: least seconds between two listings of a pending tick while the leader holds its type's work
+RELIST_INTERVAL = 0.1
 #: seconds an assigned job may wait in a live worker's inbox before it must have started
 UNSTARTED_LIMIT = 300.0
 
@@ -117,6 +119,8 @@ class Dispatcher:
         self._published_at = 0.0
         self._listed: dict[str, list[str] | None] = {}
         self._rotation = 0
+        self._tick_listed_at: dict[str, float] = {}
+        self._deferred: dict[str, float] = {}  # tick path -> when to list it
 
     # -- watches: called on kazoo's thread, so they only mark and wake ---------------------
     def _watch(self, event: WatchedEvent) -> None:
@@ -201,12 +205,16 @@ class Dispatcher:
         self.stats.free_slots = sum(view.free for view in self.workers.values())
 
     def _next_timer(self) -> float:
-        if not self._deadlines:
-            return 1.0
-        soonest = min(d.at for d in self._deadlines.values())
-        return max(0.01, min(1.0, soonest - time.time()))
+        wait = 1.0
+        if self._deferred:
+            wait = min(wait, min(self._deferred.values()) - time.monotonic())
+        if self._deadlines:
+            wait = min(wait, min(d.at for d in self._deadlines.values()) - time.time())
+        return max(0.01, wait)
 
     def _reconcile_all(self) -> None:
+        self._deferred.clear()
+        self._tick_listed_at.clear()
         self._heaps.clear()
         self._shards.clear()
         self._shard_type.clear()
@@ -217,11 +225,17 @@ class Dispatcher:
             self._mark(self.layout.inbox(worker.id), self.layout.worker(worker.id))
 
     def _process_dirty(self) -> None:
+        now = time.monotonic()
+        due = [p for p, at in self._deferred.items() if at <= now]
+        for path in due:
+            del self._deferred[path]
+        self._mark(*due)
         while True:
             with self._dirty_lock:
                 if not self._dirty:
                     return
                 batch, self._dirty = self._dirty, set()
+            batch = {p for p in batch if not self._defer(p, now)}
             # one pipelined round of listings for the whole batch (a dirty inbox per busy
             # worker, a shard per submitting second), rather than a round trip each
             self._listed = self._list_many(
@@ -233,6 +247,32 @@ class Dispatcher:
                     self._relist(path)
             finally:
                 self._listed = {}
+
+    def _defer(self, path: str, now: float) -> bool:
+        """Put off re-listing a pending tick while we hold work of its type.
+
+        Every assignment batch deletes entries from a tick, which fires our own watch on
+        it; re-listing the whole tick each time (thousands of names during a burst) costs
+        the ensemble more than the assignments.  A tick is listed at once when we hold
+        nothing of its type (a new job must not wait), otherwise at most every
+        :data:`RELIST_INTERVAL`: a job submitted into a busy tick waits that much longer."""
+        if path in self._deferred:
+            return True
+        parts = path[len(self.layout.pending) + 1 :].split("/")
+        if not path.startswith(self.layout.pending + "/") or len(parts) != 3:
+            return False
+        listed = self._tick_listed_at.get(path)
+        if listed is None or now - listed >= RELIST_INTERVAL or not self._holds_work(parts[0]):
+            self._tick_listed_at[path] = now
+            return False
+        self._deferred[path] = listed + RELIST_INTERVAL
+        return True
+
+    def _holds_work(self, job_type: str) -> bool:
+        heap = self._heaps.get(job_type)
+        if not heap:
+            return False
+        return any(name in self._shards.get(shard, ()) for name, shard in heap[:8])
 
     def _list_many(self, paths: list[str]) -> dict[str, list[str] | None]:
         requests = [(p, self.client.get_children_async(p, watch=self._watch)) for p in paths]
@@ -331,6 +371,7 @@ class Dispatcher:
             return
         self._shards.pop(path, None)
         self._shard_type.pop(path, None)
+        self._tick_listed_at.pop(path, None)
         era_path, _, tick = path.rpartition("/")
         if era_path in self._eras:
             # forget it, and look at its era again: the era's watch then sees the tick
