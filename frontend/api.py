@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.routing import BaseConverter
 
@@ -152,7 +152,8 @@ def _wrap(endpoint: Endpoint, view: View) -> View:
         if endpoint.query is not None:
             kwargs["query"] = parse_query(endpoint.query)
         if endpoint.body is not None:
-            kwargs["body"] = parse_body(endpoint.body)
+            # on g too: the metrics count the jobs of a batch (frontend.metrics)
+            kwargs["body"] = g.body = parse_body(endpoint.body)
         result = view(**kwargs)
         model, status, *rest = result
         response = Response(model.model_dump_json(), status=status, mimetype="application/json")

@@ -15,14 +15,31 @@ deletes nothing (a frontend owns no ephemeral nodes) but frees the server's sess
 
 Environment (besides the app's own ``ZKQ_*`` settings, see :mod:`frontend.config`):
 ``ZKQ_BIND`` (comma-separated), ``ZKQ_GUNICORN_WORKERS``, ``ZKQ_WORKER_CONNECTIONS``,
-``ZKQ_GRACEFUL_TIMEOUT``, ``ZKQ_LOG_LEVEL``.
+``ZKQ_GRACEFUL_TIMEOUT``, ``ZKQ_LOG_LEVEL``, ``PROMETHEUS_MULTIPROC_DIR``.
+
+Why ``PROMETHEUS_MULTIPROC_DIR``: a scrape of ``/metrics`` reaches one worker process, but
+must show the whole frontend.  With the variable set, every worker keeps its counts in
+files there and a scrape sums them all (:mod:`frontend.metrics`); the master wipes the
+directory when it starts and drops a dead worker's gauges (``child_exit``).  The dev
+launcher gives each frontend a directory of its own; with more than one worker and none
+given, the master makes a temporary one (removed on exit).  prometheus_client reads the
+variable when first imported, in the workers (the app is not preloaded): setting it here
+in the master is early enough.
 """
 
+import glob
 import os
+import shutil
+import tempfile
 from typing import Any
 
 bind = [b.strip() for b in os.environ.get("ZKQ_BIND", "127.0.0.1:8000").split(",") if b.strip()]
 workers = int(os.environ.get("ZKQ_GUNICORN_WORKERS", "2"))
+if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # in the environment, not a variable of this module: a reload (SIGHUP) runs it again
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["_ZKQ_METRICS_TMPDIR"] = tempfile.mkdtemp(
+        prefix="zkq-frontend-metrics-"
+    )
 worker_class = "gevent"
 worker_connections = int(os.environ.get("ZKQ_WORKER_CONNECTIONS", "1000"))
 # In-flight requests (long-polls included) get this long to finish on SIGTERM; a cut
@@ -52,6 +69,30 @@ preload_app = False
 # gunicorn 23+ opens a control socket at one per-user path: two frontends on one machine
 # would take it from each other, and we manage them by pid anyway
 control_socket_disable = True
+
+
+def on_starting(server: Any) -> None:
+    # counts of a previous run would be summed into this one's
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir:
+        os.makedirs(metrics_dir, exist_ok=True)
+        for kind in ("counter", "gauge", "histogram", "summary"):
+            for stale in glob.glob(os.path.join(metrics_dir, f"{kind}_*.db")):
+                os.remove(stale)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    # a dead worker's counters still count; its in-progress gauges must not
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    own = os.environ.get("_ZKQ_METRICS_TMPDIR")
+    if own:
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def post_worker_init(worker: Any) -> None:

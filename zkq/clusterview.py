@@ -7,6 +7,7 @@ HAProxy stats address) is reported as such instead of failing the whole view.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -42,19 +43,53 @@ def election(client: Client) -> dict[str, Any]:
     return {"leader": contenders[0] if contenders else None, "coordinators": contenders}
 
 
+#: the stats page's URI in zkq's HAProxy config (haproxy/haproxy.cfg.j2)
+STATS_URI = "/stats"
+
+
+def stats_base(address: str) -> tuple[str, bool]:
+    """``address`` as the haproxy-stats library wants it (``host:port/uri``, to which it
+    appends ``/;csv;norefresh``), and whether it is HTTPS.
+
+    Takes what an operator has at hand: ``host:port`` (the URI is then zkq's ``/stats``),
+    ``host:port/uri`` (``host:port/`` for a stats page at the root), or the stats page's
+    URL, as ``zkq dev`` records it in ``stats_url``, ``;csv`` and all.
+    """
+    text = address.strip()
+    https = text.lower().startswith("https://")
+    text = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", text)
+    text = re.split(r"[;?#]", text, maxsplit=1)[0]
+    host, slash, uri = text.partition("/")
+    if not slash:
+        return host + STATS_URI, https
+    uri = uri.rstrip("/")
+    return (f"{host}/{uri}" if uri else host), https
+
+
 def frontends(stats_address: str) -> list[dict[str, Any]]:
-    """The servers of every backend as HAProxy sees them (its CSV stats)."""
-    # the library configures logging when imported: keep its complaints off our output
+    """The servers of every backend as HAProxy sees them (its CSV stats), named as in
+    HAProxy's config (``frontend-1``)."""
+    # the library configures the root logger when first imported: undo that, and keep
+    # its own complaints off our output (a failure is reported below, in one line)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     import haproxystats
 
+    root.handlers[:] = handlers
+    root.setLevel(level)
     logging.getLogger("haproxystats").setLevel(logging.CRITICAL)
-    server = haproxystats.HAProxyServer(stats_address, timeout=2)
+    base, https = stats_base(stats_address)
+    server = haproxystats.HAProxyServer(base, timeout=2, https=https)
     if server.failed:
-        raise OSError(f"no HAProxy stats at {stats_address}")
+        raise OSError(
+            f"no HAProxy stats at {server.url}: give --haproxy-stats as host:port/URI "
+            "(the stats page's URI)"
+        )
     return [
         {
-            "backend": backend.name,
-            "server": listener.name,
+            "backend": str(backend.name),
+            "server": str(listener.name),
+            "address": str(getattr(listener, "addr", "") or ""),
             "status": str(listener.status),
             "sessions": listener.scur,
             "total_sessions": listener.stot,
@@ -172,13 +207,14 @@ def render(view: dict[str, Any]) -> str:
                         f["backend"],
                         f["server"],
                         f["status"],
+                        f["check"],
                         f["sessions"],
                         f["total_sessions"],
                         f["http_5xx"],
                     )
                     for f in view["frontends"]
                 ],
-                ["BACKEND", "SERVER", "STATUS", "SESSIONS", "TOTAL", "5XX"],
+                ["BACKEND", "SERVER", "STATUS", "CHECK", "SESSIONS", "TOTAL", "5XX"],
             ),
         ]
     parts += ["", "OK" if view["ok"] else "PROBLEMS: " + "; ".join(view["problems"])]

@@ -48,7 +48,11 @@ def _with_client(
     "--haproxy-stats",
     envvar="ZKQ_HAPROXY_STATS",
     default=None,
-    help="HAProxy stats address, host:port (env ZKQ_HAPROXY_STATS).",
+    help=(
+        "HAProxy stats page: host:port (URI /stats), host:port/URI, or its URL as "
+        "`zkq dev status` shows it (env ZKQ_HAPROXY_STATS; else [haproxy] stats in the "
+        "config file)."
+    ),
 )
 @json_option
 def status(

@@ -157,6 +157,12 @@ def _mysql_url(cluster: DevCluster) -> str | None:
     return cluster.mariadb.url if cluster.mariadb is not None else None
 
 
+def metrics_dir(cluster: DevCluster, port: int) -> Path:
+    """A frontend's ``PROMETHEUS_MULTIPROC_DIR``, named by its port, which it keeps when
+    restarted (gunicorn wipes the directory as it starts)."""
+    return cluster.state_dir / "frontends" / str(port) / "prometheus"
+
+
 def frontend_env(cluster: DevCluster, port: int, zk_hosts: str | None = None) -> dict[str, str]:
     env = {
         "ZKQ_BIND": f"{HOST}:{port}",
@@ -165,6 +171,8 @@ def frontend_env(cluster: DevCluster, port: int, zk_hosts: str | None = None) ->
         # one gevent process per frontend: concurrency comes from greenlets, and a small
         # machine runs two frontends next to ZooKeeper, MariaDB and the workers
         "ZKQ_GUNICORN_WORKERS": "1",
+        # /metrics sums the counts of all the frontend's worker processes from here
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(cluster, port)),
         "PYTHONUNBUFFERED": "1",
     }
     url = _mysql_url(cluster)
@@ -184,6 +192,7 @@ def start_frontend(
     """Start one gunicorn frontend; ``zk_hosts`` overrides the connect string (a fault
     test points it at a port where nothing listens)."""
     port = port or free_port(HOST)
+    metrics_dir(cluster, port).mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), APP]
     return cluster.add_member(
         FRONTEND,
