@@ -13,6 +13,7 @@ use outside gunicorn.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,18 +22,28 @@ from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from coordinator.errors import DatabaseUnavailable
-from frontend import config, errors, openapi
+from frontend import auth, config, errors, metrics, openapi
 from frontend.api import api
 from frontend.requestlog import RequestRecord
 from frontend.resources import EXTENSION, Resources, current, of
 
-#: probes are not logged: HAProxy checks every frontend several times a second
-UNLOGGED = frozenset({"/healthz", "/readyz"})
+log = logging.getLogger(__name__)
+
+#: probes are not logged: HAProxy checks every frontend several times a second (and
+#: Prometheus scrapes each every few seconds)
+UNLOGGED = frozenset({"/healthz", "/readyz", metrics.PATH})
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     config.load(app, test_config)
+    if app.config["AUTH"] == "off":
+        log.warning(
+            "ZKQ_AUTH=off: NO AUTHENTICATION, no rate limits, no request log; every request "
+            "acts as tenant %r with every scope. A benchmarking switch: never serve clients "
+            "with it.",
+            auth.AUTH_OFF_KEY.tenant,
+        )
     hops = int(app.config["PROXY_HOPS"])
     if hops:
         # the client's address from X-Forwarded-For, trusting only the proxies we run:
@@ -44,6 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     api.init_app(app)
     openapi.init_app(app)
+    metrics.init_app(app)
     app.before_request(_begin)
     app.after_request(_finish)
     return app
@@ -52,10 +64,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 def start_process_resources(app: Flask) -> None:
     """Connect this process (gunicorn's ``post_worker_init``)."""
     of(app).start()
+    metrics.of(app).start(app)
 
 
 def stop_process_resources(app: Flask) -> None:
     """Flush the request log and disconnect (gunicorn's ``worker_exit``)."""
+    metrics.of(app).stop()  # first: its refresher reads the resources
     of(app).stop()
 
 
@@ -69,7 +83,7 @@ def _finish(response: Response) -> Response:
     if rate is not None:
         response.headers["X-RateLimit-Limit"] = str(rate[0])
         response.headers["X-RateLimit-Remaining"] = str(rate[1])
-    if request.path not in UNLOGGED:
+    if request.path not in UNLOGGED and auth.enabled():
         _log(response)
     return response
 

@@ -4,17 +4,38 @@ runs before it reads the body.
 Keys come as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.  Everything here
 fails *closed*: when MySQL cannot say whether a key is valid (or whether it is over its
 limit), the request gets a 503, never the benefit of the doubt.
+
+``ZKQ_AUTH=off`` (benchmarks only, never in service) skips all of it: no key is read, no
+rate limit counted, no request logged, and every request acts as :data:`AUTH_OFF_KEY`, one
+fixed tenant with every scope.  The app warns at start-up when it is set.
 """
 
 from __future__ import annotations
 
-from flask import g, request
+from datetime import datetime
+
+from flask import current_app, g, request
 
 from frontend.errors import Forbidden, RateLimited, Unauthenticated
-from frontend.keys import ApiKey
+from frontend.keys import SCOPES, ApiKey
 from frontend.resources import current as resources
 
 BEARER = "bearer "
+#: who every request is with ZKQ_AUTH=off; id 0 is no row of api_keys
+AUTH_OFF_KEY = ApiKey(
+    id=0,
+    prefix="authoff",
+    tenant="bench-no-auth",
+    scopes=frozenset(SCOPES),
+    rate_limit_per_minute=None,
+    name="ZKQ_AUTH=off",
+    created_at=datetime(1970, 1, 1),
+)
+
+
+def enabled() -> bool:
+    """False when the app runs with ``ZKQ_AUTH=off``."""
+    return bool(current_app.config["AUTH"] != "off")
 
 
 def presented_secret() -> str | None:
@@ -38,6 +59,9 @@ def authenticate() -> ApiKey:
 
 def require(scope: str) -> ApiKey:
     """Authenticate, check ``scope``, count the request against the key's rate limit."""
+    if not enabled():
+        g.api_key = AUTH_OFF_KEY
+        return AUTH_OFF_KEY
     key = authenticate()
     g.api_key = key
     if not key.allows(scope):

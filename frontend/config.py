@@ -20,6 +20,9 @@ LIST_SCAN_BUDGET           job records one list page may read from ZooKeeper    
 RETRY_AFTER                ``Retry-After`` of a 503, seconds                     2
 PROXY_HOPS                 proxies in front whose X-Forwarded-For is trusted     1
 DEFAULT_RATE_LIMIT         requests a minute of a key with no limit of its own   600
+AUTH                       ``on``, or ``off`` for benchmarks only: no key        on
+                           lookup, rate limit or request log; every request
+                           acts as tenant ``bench-no-auth`` with every scope
 =========================  ====================================================  ==========
 """
 
@@ -49,10 +52,14 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_AFTER": 2,
     "PROXY_HOPS": 1,
     "DEFAULT_RATE_LIMIT": 600,
+    "AUTH": "on",
     # errors are answered by our handlers in our shape; never let Flask re-raise them
     "PROPAGATE_EXCEPTIONS": False,
     "JSON_SORT_KEYS": False,
 }
+
+#: ZKQ_AUTH's values; "off" is a benchmarking switch (docs/http.md)
+AUTH_MODES = ("on", "off")
 
 _POSITIVE_NUMBERS = (
     "SESSION_TIMEOUT",
@@ -77,6 +84,10 @@ def load(app: Flask, test_config: Mapping[str, Any] | None = None) -> None:
         value = app.config[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"ZKQ_{key} must be a positive number, not {value!r}")
+    # only the exact word turns authentication off: a typo, a JSON true/false or an
+    # empty value refuses to start rather than guess which way it was meant
+    if app.config["AUTH"] not in AUTH_MODES:
+        raise ConfigError(f"ZKQ_AUTH must be 'on' or 'off', not {app.config['AUTH']!r}")
     hops = app.config["PROXY_HOPS"]
     if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
         raise ConfigError(f"ZKQ_PROXY_HOPS must be a whole number >= 0, not {hops!r}")

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import click
 
+from zkq.bench.http_cli import http
+
 #: exit statuses: 0 the bench ran (verdicts are in the report), 1 it could not run, or a
 #: target was missed under --strict
 EXIT_FAILED = 1
 
 
-@click.command("bench")
+@click.group("bench", invoke_without_command=True)
 @click.option(
     "--quick", is_flag=True, help="A small smoke run (well under a minute): fewer jobs and rows."
 )
@@ -41,7 +43,9 @@ EXIT_FAILED = 1
     "removed afterwards).",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 when a target is missed.")
+@click.pass_context
 def bench(
+    ctx: click.Context,
     quick: bool,
     as_json: bool,
     jobs: int | None,
@@ -59,7 +63,15 @@ def bench(
     started, also on Ctrl-C.  Takes two to five minutes (--quick: under one); progress
     goes to stderr.  Exit status 0 when it ran (the verdicts are in the report; --strict
     makes a missed target exit 1), 1 when it could not run.
+
+    `zkq bench http` measures the HTTP side instead (see its --help).
     """
+    if ctx.invoked_subcommand is not None:
+        if quick or as_json or strict or jobs or lq_cap or state_dir:
+            raise click.UsageError(
+                f"put options after the subcommand: zkq bench {ctx.invoked_subcommand} --quick"
+            )
+        return
     import dataclasses
 
     from coordinator.errors import ZkqError
@@ -86,3 +98,6 @@ def bench(
         click.echo(report.render(results))
     if strict and not report.passed(results):
         sys.exit(EXIT_FAILED)
+
+
+bench.add_command(http)
