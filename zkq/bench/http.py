@@ -341,8 +341,7 @@ def restart_frontends(cluster: DevCluster, env: dict[str, str], timeout: float =
     old = list(cluster.frontends)
     processes.stop_all([m.process for m in old], timeout=15.0)
     for member in old:
-        cluster.members.remove(member)
-        http_side.start_frontend(cluster, name=member.name, port=member.ports["http"], env=env)
+        http_side.restart_frontend(cluster, member.name, env=env)
     fresh = cluster.frontends
     http_side.wait_ready(fresh, timeout)
     proxy = cluster.members_of(http_side.HAPROXY)[0]

@@ -267,16 +267,21 @@ def wait_ready(members: Sequence[Member], timeout: float) -> None:
         raise StartupFailed(str(exc)) from exc
 
 
-def restart_frontend(cluster: DevCluster, name: str, zk_hosts: str | None = None) -> Member:
+def restart_frontend(
+    cluster: DevCluster,
+    name: str,
+    zk_hosts: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Member:
     """Start a stopped or killed frontend again under its name and on its port (so HAProxy
-    finds it where it was); ``zk_hosts`` as in :func:`start_frontend`."""
+    finds it where it was); ``zk_hosts`` and ``env`` as in :func:`start_frontend`."""
     old = cluster.member(name)
     if old.role != FRONTEND:
         raise DevClusterError(f"{name} is a {old.role}, not a frontend")
     if old.process.alive() or old.process.group_members():
         raise DevClusterError(f"{name} still runs (pid {old.process.pid}): stop it first")
     cluster.members.remove(old)
-    return start_frontend(cluster, name=name, port=old.ports["http"], zk_hosts=zk_hosts)
+    return start_frontend(cluster, name=name, port=old.ports["http"], zk_hosts=zk_hosts, env=env)
 
 
 def urls(cluster: DevCluster) -> dict[str, Any]:
