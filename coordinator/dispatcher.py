@@ -14,7 +14,6 @@ from ZooKeeper and trusts nothing it remembered or inherited from a previous lea
 from __future__ import annotations
 
 import contextlib
-import heapq
 import json
 import logging
 import threading
@@ -26,11 +25,13 @@ from typing import Any
 from kazoo.exceptions import NoNodeError, NotEmptyError
 from kazoo.protocol.states import WatchedEvent
 
+from coordinator.attempts import AttemptClock
 from coordinator.errors import ZkqError
 from coordinator.ids import id_time
 from coordinator.job import Job, JobState
 from coordinator.paths import parse_pending_name
-from coordinator.stats import DispatchStats, QueueSnapshot
+from coordinator.pending import PendingIndex
+from coordinator.stats import DispatchStats
 from coordinator.store import JobStore
 from coordinator.zk import (
     TRANSIENT_ERRORS,
@@ -48,8 +49,6 @@ log = logging.getLogger(__name__)
 EMPTY_SHARD_GRACE = 120.0
 #: least seconds between two listings of a pending tick while the leader holds its type's work
 RELIST_INTERVAL = 0.1
-#: seconds an assigned job may wait in a live worker's inbox before it must have started
-UNSTARTED_LIMIT = 300.0
 
 
 @dataclass
@@ -76,13 +75,6 @@ class WorkerView:
         return 0 if self.draining else max(0, self.slots - len(self.inbox))
 
 
-@dataclass
-class Deadline:
-    worker: str
-    type: str
-    at: float  # wall-clock time after which the attempt is overdue
-
-
 class Dispatcher:
     """Runs while this process leads; :meth:`run` returns when leadership must end."""
 
@@ -103,18 +95,13 @@ class Dispatcher:
         self.should_stop = should_stop
         self.wake = wake
         self.batch_size = batch_size
-        self.overdue_grace = overdue_grace
         self.stats = stats or DispatchStats()
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
-        # pending: per type a heap of (name, shard path); per shard the names we hold
-        self._heaps: dict[str, list[tuple[str, str]]] = {}
-        self._shards: dict[str, set[str]] = {}
-        self._shard_type: dict[str, str] = {}
-        self._eras: dict[str, set[str]] = {}  # era path -> tick names seen
+        self.pending = PendingIndex()
         self.workers: dict[str, WorkerView] = {}
         self.paused: set[str] = set()
-        self._deadlines: dict[str, Deadline] = {}
+        self.attempts = AttemptClock(overdue_grace)
         self._connections_seen = -1
         self._published_at = 0.0
         self._listed: dict[str, list[str] | None] = {}
@@ -176,30 +163,8 @@ class Dispatcher:
         if now - self._published_at < every:
             return
         self._published_at = now
-        running: dict[str, int] = {}
-        for deadline in self._deadlines.values():
-            running[deadline.type] = running.get(deadline.type, 0) + 1
-        queues: dict[str, QueueSnapshot] = {}
-        depth: dict[str, int] = {}
-        oldest_tick: dict[str, str] = {}
-        for shard, held in self._shards.items():
-            if not held:
-                continue
-            job_type = self._shard_type.get(shard, "")
-            depth[job_type] = depth.get(job_type, 0) + len(held)
-            era, tick_name = shard.rsplit("/", 2)[-2:]
-            if job_type not in oldest_tick or era + tick_name < oldest_tick[job_type]:
-                oldest_tick[job_type] = era + tick_name
-        for job_type in set(self._heaps) | set(running) | self.paused:
-            # the oldest pending job's tick gives its age to about a second, at the cost of
-            # a pass over shards rather than over every pending name
-            tick = oldest_tick.get(job_type)
-            queues[job_type] = QueueSnapshot(
-                depth=depth.get(job_type, 0),
-                oldest_created=id_time(tick.ljust(26, "0")) if tick else None,
-                running=running.get(job_type, 0),
-                paused=job_type in self.paused,
-            )
+        running = self.attempts.running_by_type()
+        queues = self.pending.snapshot(running, self.paused)
         self.stats.queues = queues
         self.stats.workers = len(self.workers)
         self.stats.free_slots = sum(view.free for view in self.workers.values())
@@ -208,17 +173,15 @@ class Dispatcher:
         wait = 1.0
         if self._deferred:
             wait = min(wait, min(self._deferred.values()) - time.monotonic())
-        if self._deadlines:
-            wait = min(wait, min(d.at for d in self._deadlines.values()) - time.time())
+        soonest = self.attempts.soonest()
+        if soonest is not None:
+            wait = min(wait, soonest - time.time())
         return max(0.01, wait)
 
     def _reconcile_all(self) -> None:
         self._deferred.clear()
         self._tick_listed_at.clear()
-        self._heaps.clear()
-        self._shards.clear()
-        self._shard_type.clear()
-        self._eras.clear()
+        self.pending.clear()
         self._mark(self.layout.pending, self.layout.workers, self.layout.paused)
         self._mark(self.layout.inboxes)
         for worker in self.workers.values():
@@ -262,17 +225,15 @@ class Dispatcher:
         if not path.startswith(self.layout.pending + "/") or len(parts) != 3:
             return False
         listed = self._tick_listed_at.get(path)
-        if listed is None or now - listed >= RELIST_INTERVAL or not self._holds_work(parts[0]):
+        if (
+            listed is None
+            or now - listed >= RELIST_INTERVAL
+            or not self.pending.holds_work(parts[0])
+        ):
             self._tick_listed_at[path] = now
             return False
         self._deferred[path] = listed + RELIST_INTERVAL
         return True
-
-    def _holds_work(self, job_type: str) -> bool:
-        heap = self._heaps.get(job_type)
-        if not heap:
-            return False
-        return any(name in self._shards.get(shard, ()) for name, shard in heap[:8])
 
     def _list_many(self, paths: list[str]) -> dict[str, list[str] | None]:
         requests = [(p, self.client.get_children_async(p, watch=self._watch)) for p in paths]
@@ -324,38 +285,22 @@ class Dispatcher:
                 self._mark(self.layout.pending_era(parts[0], era))
         elif len(parts) == 2:  # an era: its ticks
             if names is None:
-                self._eras.pop(path, None)
+                self.pending.forget_era(path)
                 return
-            seen = self._eras.setdefault(path, set())
+            seen = self.pending.era_ticks(path)
             for tick in names:
                 tick_path = self.layout.pending_tick(parts[0], parts[1], tick)
                 # a tick we deleted may have been made again by a late writer (a retry into
                 # an old bucket): one we hold no listing for is listed, whatever we saw
-                if tick not in seen or tick_path not in self._shards:
+                if tick not in seen or not self.pending.knows_tick(tick_path):
                     seen.add(tick)
                     self._mark(tick_path)
             seen.intersection_update(names)
             if not names:
                 self._drop_if_old(path, parts[1] + "ZZ")
-        elif len(parts) == 3:  # a shard: its entries
-            self._load_shard(parts[0], path, names)
-
-    def _load_shard(self, job_type: str, path: str, names: list[str] | None) -> None:
-        held = self._shards.setdefault(path, set())
-        self._shard_type[path] = job_type
-        if names is None:
-            held.clear()
-            return
-        listed = set(names)
-        heap = self._heaps.setdefault(job_type, [])
-        for name in listed - held:
-            heapq.heappush(heap, (name, path))
-        # names gone from the listing (cancelled) stay in the heap and are skipped on pop
-        held.clear()
-        held.update(listed)
-        if not listed:
+        elif len(parts) == 3 and self.pending.load_tick(parts[0], path, names):  # a tick
             era, tick = path.rsplit("/", 2)[-2:]
-            self._drop_if_old(path, era + tick)
+            self._drop_if_old(path, era + tick)  # empty
 
     def _drop_if_old(self, path: str, bucket_prefix: str) -> None:
         """Delete an empty pending shard or era whose time ended long ago."""
@@ -369,34 +314,11 @@ class Dispatcher:
             self.client.delete(path)
         except (NoNodeError, NotEmptyError):
             return
-        self._shards.pop(path, None)
-        self._shard_type.pop(path, None)
         self._tick_listed_at.pop(path, None)
-        era_path, _, tick = path.rpartition("/")
-        if era_path in self._eras:
-            # forget it, and look at its era again: the era's watch then sees the tick
-            # if it comes back
-            self._eras[era_path].discard(tick)
-            self._mark(era_path)
-
-    def _pop_best(self, types: frozenset[str]) -> tuple[str, str, str] | None:
-        """The best pending entry among ``types``: (type, name, shard)."""
-        best: tuple[str, str, str] | None = None
-        for job_type in types:
-            if job_type in self.paused:
-                continue
-            heap = self._heaps.get(job_type)
-            while heap:
-                name, shard = heap[0]
-                if name in self._shards.get(shard, ()):
-                    break
-                heapq.heappop(heap)  # stale: assigned or cancelled meanwhile
-            if heap and (best is None or heap[0][0] < best[1]):
-                best = (job_type, heap[0][0], heap[0][1])
-        if best is not None:
-            heapq.heappop(self._heaps[best[0]])
-            self._shards[best[2]].discard(best[1])
-        return best
+        if path.count("/") > self.layout.pending.count("/") + 2:  # a tick, not an era
+            self.pending.forget_tick(path)
+            # look at its era again: the era's watch then sees the tick if it comes back
+            self._mark(path.rpartition("/")[0])
 
     # -- workers and inboxes ---------------------------------------------------------------
     def _relist_workers(self) -> None:
@@ -445,7 +367,7 @@ class Dispatcher:
                 jid, "requeued", f"worker {view.id} is draining", only_unstarted=True
             )
             if job is not None:
-                self._deadlines.pop(jid, None)
+                self.attempts.forget(jid)
                 log.info(
                     "unstarted job handed on from a draining worker",
                     extra={"job_id": jid, "worker_id": view.id, "type": job.type},
@@ -457,36 +379,13 @@ class Dispatcher:
         if view is None:
             return
         current = set(names or [])
-        unknown = [jid for jid in current if jid not in self._deadlines]
+        unknown = [jid for jid in current if jid not in self.attempts]
         for jid in view.inbox - current:  # what left this inbox since we last looked
-            deadline = self._deadlines.get(jid)
-            if deadline is not None and deadline.worker == worker_id:
-                del self._deadlines[jid]
+            self.attempts.forget(jid, worker_id)
         view.inbox = current
         if unknown:
             for job, _ in self.store.get_many(unknown).values():
-                self._track(job, worker_id)
-
-    def _track(self, job: Job, worker_id: str) -> None:
-        """Look at an attempt again when it could first be overdue.  The leader does not
-        watch starts, so a queued (prefetched) assignment is looked at repeatedly."""
-        began = job.started_at if job.state == JobState.RUNNING and job.started_at else None
-        first_look = (began or job.updated_at) + job.timeout + self.overdue_grace
-        self._deadlines[job.id] = Deadline(worker_id, job.type, first_look)
-
-    def _next_look(self, job: Job, now: float) -> float | None:
-        """When to look at this attempt again, or None if it is overdue now.
-
-        A running attempt is overdue its timeout after it started.  An assigned one may
-        queue behind the worker's running jobs; it gets :data:`UNSTARTED_LIMIT` (or twice
-        its timeout, if longer) to start, and meanwhile is looked at once per timeout."""
-        if job.state == JobState.RUNNING and job.started_at:
-            due = job.started_at + job.timeout + self.overdue_grace
-            return due if due > now else None
-        limit = job.updated_at + max(UNSTARTED_LIMIT, 2 * job.timeout) + self.overdue_grace
-        if limit <= now:
-            return None
-        return min(limit, now + job.timeout + self.overdue_grace)
+                self.attempts.track(job, worker_id)
 
     def _worker_gone(self, worker_id: str) -> None:
         """Its session is gone (or it drained): every job in its inbox goes back."""
@@ -494,7 +393,7 @@ class Dispatcher:
         inbox = self.layout.inbox(worker_id)
         for jid in self._children_plain(inbox):
             job = self.store.requeue(jid, "lost", f"worker {worker_id} is gone")
-            self._deadlines.pop(jid, None)
+            self.attempts.forget(jid)
             if job is not None:
                 self.stats.requeued += 1
                 log.info(
@@ -537,7 +436,7 @@ class Dispatcher:
         call from the next worker in turn."""
         total = 0
         generation = self.session.generation
-        while self._any_pending() and self.session.generation == generation:
+        while self.pending.has_work(self.paused) and self.session.generation == generation:
             order = list(self.workers.values())
             if order:
                 self._rotation = (self._rotation + 1) % len(order)
@@ -551,7 +450,7 @@ class Dispatcher:
                     for view in order:
                         if room(view) - reserved.get(view.id, 0) <= 0:
                             continue
-                        best = self._pop_best(view.types)
+                        best = self.pending.pop_best(view.types, self.paused)
                         if best is None:
                             continue
                         _, name, shard = best
@@ -564,9 +463,6 @@ class Dispatcher:
                 return total
             total += self._commit_picks(picks)
         return total
-
-    def _any_pending(self) -> bool:
-        return any(self._heaps.get(t) for t in self._heaps if t not in self.paused)
 
     def _commit_picks(self, picks: list[tuple[str, str, str]]) -> int:
         records = self.store.get_many([jid for jid, _, _ in picks])
@@ -582,7 +478,7 @@ class Dispatcher:
             view = self.workers.get(job.worker or "")
             if view is not None:
                 view.inbox.add(job.id)
-            self._track(job, job.worker or "")
+            self.attempts.track(job, job.worker or "")
         for job, error in refused:
             log.info(
                 "assignment refused (%s); re-reading",
@@ -621,21 +517,20 @@ class Dispatcher:
     # -- overdue attempts --------------------------------------------------------------------
     def _reap_overdue(self) -> None:
         now = time.time()
-        overdue = [jid for jid, d in self._deadlines.items() if d.at <= now]
-        if not overdue:
+        due = self.attempts.due(now)
+        if not due:
             return
-        found = self.store.get_many(overdue)
-        for jid in overdue:
+        found = self.store.get_many(due)
+        for jid in due:
             if jid not in found:
-                self._deadlines.pop(jid, None)  # pruned or removed: nothing to watch
+                self.attempts.forget(jid)  # pruned or removed: nothing to look at
         for jid, (job, version) in found.items():
-            deadline = self._deadlines.get(jid)
             if job.terminal or job.state == JobState.PENDING:
-                self._deadlines.pop(jid, None)
+                self.attempts.forget(jid)
                 continue
-            look = self._next_look(job, now)
-            if look is not None and deadline is not None:
-                deadline.at = look  # started later than it was assigned, or not yet
+            look = self.attempts.next_look(job, now)
+            if look is not None:
+                self.attempts.reschedule(jid, look)  # started later than assigned, or not yet
                 continue
             result = self.store.requeue(
                 jid,
@@ -643,7 +538,7 @@ class Dispatcher:
                 f"attempt exceeded its timeout of {job.timeout:g}s",
                 expected_version=version,  # not one that started after we looked
             )
-            self._deadlines.pop(jid, None)
+            self.attempts.forget(jid)
             if result is not None:
                 self.stats.requeued += 1
                 self.stats.timeouts += 1
