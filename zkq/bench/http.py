@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -61,6 +59,7 @@ from zkq.bench.http_results import (
     ProcessMemory,
     ThroughputRow,
 )
+from zkq.bench.stack import bench_cluster, load_average
 from zkq.bench.zk_size import backlog, long_run, wait_drained
 from zkq.dev import frontends as http_side
 from zkq.dev import processes
@@ -169,9 +168,6 @@ def notes(plan: HttpPlan) -> list[str]:
 
 
 def run(plan: HttpPlan, progress: Progress, state_dir: Path | None = None) -> HttpBenchResults:
-    keep = state_dir is not None
-    base = state_dir if state_dir is not None else Path(tempfile.mkdtemp(prefix="zkq-bench-http-"))
-    cluster = DevCluster(base / "cluster")
     started = time.monotonic()
     results = HttpBenchResults(
         meta={
@@ -186,11 +182,11 @@ def run(plan: HttpPlan, progress: Progress, state_dir: Path | None = None) -> Ht
             "retention": plan.retention,
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "load_before": _load(),
-            "state_dir": str(base) if keep else None,
+            "load_before": load_average(),
+            "state_dir": str(state_dir) if state_dir is not None else None,
         }
     )
-    try:
+    with bench_cluster(state_dir, progress, "zkq-bench-http-") as (cluster, _base):
         progress(
             f"starting {plan.zk_nodes} ZooKeeper nodes, MariaDB, {plan.coordinators} "
             f"coordinators, {plan.workers} workers, {plan.frontends} frontends and HAProxy"
@@ -218,16 +214,7 @@ def run(plan: HttpPlan, progress: Progress, state_dir: Path | None = None) -> Ht
         finally:
             client.close()
             pool.close()
-    except BaseException:
-        keep = True  # the logs are what explains a failure
-        progress(f"failed: state and logs kept in {base}")
-        raise
-    finally:
-        progress("stopping every process the bench started")
-        cluster.down()
-        if not keep:
-            shutil.rmtree(base, ignore_errors=True)
-    results.meta["load_after"] = _load()
+    results.meta["load_after"] = load_average()
     results.meta["duration_s"] = round(time.monotonic() - started, 1)
     results.meta["notes"] = notes(plan)
     return results
@@ -397,8 +384,3 @@ def _ensemble(cluster: DevCluster) -> ZooKeeperEnsemble:
     if ensemble is None:
         raise DevClusterError("the bench cluster has no ZooKeeper ensemble")
     return ensemble
-
-
-def _load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"{one:.2f} (1 min) / {five:.2f} (5 min)"

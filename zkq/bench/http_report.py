@@ -27,7 +27,7 @@ from zkq.bench.http_results import (
     SizeSample,
     ThroughputRow,
 )
-from zkq.bench.report import MIB, MISS, NA, PASS, Verdict, table
+from zkq.bench.report import MIB, MISS, NA, PASS, Verdict, summary, table
 
 BAND = 1.5
 PACE = 0.95
@@ -338,19 +338,7 @@ def render(results: HttpBenchResults) -> str:
                 ],
             )
         )
-    add("")
-    add("Summary")
-    add(
-        table(
-            ["target", "wanted", "measured", "verdict"],
-            [[v.name, v.target, v.measured, v.verdict] for v in verdicts(results)],
-        )
-    )
-    notes = meta.get("notes") or []
-    if notes:
-        add("")
-        add("Notes")
-        out.extend(f"  - {note}" for note in notes)
+    summary(out, verdicts(results), meta.get("notes") or [])
     return "\n".join(out)
 
 

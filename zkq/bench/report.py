@@ -290,6 +290,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def summary(out: list[str], verdicts: Sequence[Verdict], notes: Sequence[str]) -> None:
+    """The closing part of every bench report: the verdicts, then the notes."""
+    out += ["", "Summary"]
+    out.append(
+        table(
+            ["target", "wanted", "measured", "verdict"],
+            [[v.name, v.target, v.measured, v.verdict] for v in verdicts],
+        )
+    )
+    if notes:
+        out += ["", "Notes"]
+        out.extend(f"  - {note}" for note in notes)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) or (
         isinstance(value, str) and value.replace(".", "", 1).rstrip("x").isdigit()
@@ -465,19 +479,7 @@ def render(results: BenchResults) -> str:
             ],
         )
     )
-    add("")
-    add("Summary")
-    add(
-        table(
-            ["target", "wanted", "measured", "verdict"],
-            [[v.name, v.target, v.measured, v.verdict] for v in verdicts(results)],
-        )
-    )
-    notes = meta.get("notes") or []
-    if notes:
-        add("")
-        add("Notes")
-        out.extend(f"  - {note}" for note in notes)
+    summary(out, verdicts(results), meta.get("notes") or [])
     return "\n".join(out)
 
 

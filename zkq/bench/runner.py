@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,9 +23,9 @@ from coordinator.config import ClusterConfig
 from zkq.bench.counters import read_counters
 from zkq.bench.lockingqueue import LockingQueueBench, consumer_layout
 from zkq.bench.results import BenchResults
+from zkq.bench.stack import bench_cluster, load_average
 from zkq.bench.zk_raw import measure_raw
 from zkq.bench.zkq_jobs import Shape, ZkqBench
-from zkq.dev.cluster import DevCluster
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -109,9 +107,6 @@ def notes(plan: Plan) -> list[str]:
 
 
 def run(plan: Plan, progress: Progress, state_dir: Path | None = None) -> BenchResults:
-    keep = state_dir is not None
-    base = state_dir if state_dir is not None else Path(tempfile.mkdtemp(prefix="zkq-bench-"))
-    cluster = DevCluster(base / "cluster")
     started = time.monotonic()
     results = BenchResults(
         meta={
@@ -124,11 +119,11 @@ def run(plan: Plan, progress: Progress, state_dir: Path | None = None) -> BenchR
             "tick_ms": plan.tick_ms,
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "load_before": _load(),
-            "state_dir": str(base) if keep else None,
+            "load_before": load_average(),
+            "state_dir": str(state_dir) if state_dir is not None else None,
         }
     )
-    try:
+    with bench_cluster(state_dir, progress, "zkq-bench-") as (cluster, base):
         progress(
             f"starting a {plan.zk_nodes}-node ZooKeeper ensemble and "
             f"{plan.coordinators} coordinators"
@@ -179,21 +174,7 @@ def run(plan: Plan, progress: Progress, state_dir: Path | None = None) -> BenchR
         finally:
             zk.stop()
             zk.close()
-    except BaseException:
-        keep = True  # the logs are what explains a failure
-        progress(f"failed: state and logs kept in {base}")
-        raise
-    finally:
-        progress("stopping every process the bench started")
-        cluster.down()
-        if not keep:
-            shutil.rmtree(base, ignore_errors=True)
-    results.meta["load_after"] = _load()
+    results.meta["load_after"] = load_average()
     results.meta["duration_s"] = round(time.monotonic() - started, 1)
     results.meta["notes"] = notes(plan)
     return results
-
-
-def _load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"{one:.2f} (1 min) / {five:.2f} (5 min)"
