@@ -26,7 +26,7 @@ from kazoo.exceptions import NoNodeError, NotEmptyError
 from kazoo.protocol.states import WatchedEvent
 
 from coordinator.attempts import AttemptClock
-from coordinator.errors import ZkqError
+from coordinator.errors import LeadershipLost, ZkqError
 from coordinator.ids import id_time
 from coordinator.job import Job, JobState
 from coordinator.paths import parse_pending_name
@@ -87,7 +87,10 @@ class Dispatcher:
         batch_size: int = 64,
         overdue_grace: float = 2.0,
         stats: DispatchStats | None = None,
+        fence: str | None = None,
     ) -> None:
+        """``fence``: the leader's own election node; every assignment checks that it still
+        exists (see :meth:`JobStore.assign_many`)."""
         self.session = session
         self.client = session.client
         self.store = store
@@ -96,6 +99,7 @@ class Dispatcher:
         self.wake = wake
         self.batch_size = batch_size
         self.stats = stats or DispatchStats()
+        self.fence = fence
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
         self.pending = PendingIndex()
@@ -143,6 +147,9 @@ class Dispatcher:
             except TRANSIENT_ERRORS as exc:
                 log.info("ZooKeeper unavailable while dispatching (%s)", type(exc).__name__)
                 continue
+            except LeadershipLost as exc:
+                log.warning("%s: stepping down", exc)
+                return
             except Exception as exc:
                 # a bug or a record nobody can read must not end leadership (the next leader
                 # would meet the same thing): log it, reconcile from scratch, carry on
@@ -473,7 +480,7 @@ class Dispatcher:
                 self._drop_stray_entry(jid, shard, found)
                 continue
             choices.append((found[0], found[1], worker_id))
-        assigned, refused = self.store.assign_many(choices)
+        assigned, refused = self.store.assign_many(choices, fence=self.fence)
         for job in assigned:
             view = self.workers.get(job.worker or "")
             if view is not None:

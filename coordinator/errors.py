@@ -14,6 +14,7 @@
     │   ├── JobIdTaken         a job id reused with different contents
     │   └── Fenced             lost a version race: another actor changed the job first
     ├── DatabaseError          MySQL refused a statement: schema not migrated, or a bug
+    ├── LeadershipLost         a coordinator acted as leader after its election node was gone
     └── Unavailable            ZooKeeper cannot be reached (or the session is gone): retry later
         ├── Timeout            gave up waiting
         └── DatabaseUnavailable  MySQL cannot be reached or dropped the connection: retry later
@@ -74,6 +75,10 @@ class Fenced(Conflict):
     """The job record's version moved on: another actor owns the job now."""
 
     code = "fenced"
+
+
+class LeadershipLost(ZkqError):
+    code = "leadership_lost"
 
 
 class Unavailable(ZkqError):

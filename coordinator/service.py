@@ -94,6 +94,8 @@ class Coordinator:
         self.leading.set()
         self.stats.leading = True
         generation = self.session.generation
+        lock = self._election.lock if self._election is not None else None
+        fence = f"{lock.path}/{lock.node}" if lock is not None and lock.node else None
         pruning = threading.Event()
         pruner = self._start_pruner(pruning)
         try:
@@ -103,6 +105,7 @@ class Coordinator:
                 should_stop=lambda: self._stop.is_set() or self.session.generation != generation,
                 wake=self._wake,
                 stats=self.stats,
+                fence=fence,
             ).run()
         finally:
             pruning.set()

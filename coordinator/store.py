@@ -32,6 +32,7 @@ from coordinator.errors import (
     InvalidInput,
     JobIdTaken,
     JobNotFound,
+    LeadershipLost,
     PayloadTooLarge,
     Unavailable,
     ZkqError,
@@ -46,7 +47,7 @@ from coordinator.job import (
     validate_spec,
 )
 from coordinator.paths import Layout, bucket_of
-from coordinator.zk import Op, TransactionFailed, ZkSession, commit, zk_errors
+from coordinator.zk import Op, TransactionFailed, ZkSession, commit, op_check, zk_errors
 
 log = logging.getLogger(__name__)
 
@@ -488,26 +489,36 @@ class JobStore:
         return self.decide("requeue", attempt, None)
 
     def assign_many(
-        self, choices: Sequence[tuple[Job, int, str]]
+        self, choices: Sequence[tuple[Job, int, str]], fence: str | None = None
     ) -> tuple[list[Job], list[tuple[Job, BaseException]]]:
         """Assign (job, version, worker) triples in one multi.  A job whose op fails is set
         aside with its error and the rest go again, so one stale entry costs one retry, not
-        the batch.  Returns (assigned, refused)."""
+        the batch.  Returns (assigned, refused).
+
+        ``fence``: a node that must still exist for the multi to apply, the leader's own
+        election node.  It is an ephemeral of the leader's session, so once that session
+        has expired no assignment of the old leader goes through, whatever its threads
+        were doing when it lost the session; :class:`LeadershipLost` says so."""
         assigned: list[Job] = []
         refused: list[tuple[Job, BaseException]] = []
         now = time.time()
+        head = [op_check(fence, -1)] if fence else []
         for group in _byte_groups(list(choices), lambda c: len(c[0].to_bytes())):
             remaining = group
             while remaining:
                 steps = [lifecycle.assign(self.layout, j, v, w, now) for j, v, w in remaining]
-                ops = [op for step in steps for op in step.ops]
+                ops = head + [op for step in steps for op in step.ops]
                 try:
                     with zk_errors():
                         commit(self.client, ops)
                     assigned.extend(s.job for s in steps)
                     break
                 except TransactionFailed as failed:
-                    bad = failed.index // 3  # three ops per assignment
+                    if failed.index < len(head):
+                        raise LeadershipLost(
+                            "the election node is gone: this coordinator no longer leads"
+                        ) from None
+                    bad = (failed.index - len(head)) // 3  # three ops per assignment
                     refused.append((remaining[bad][0], failed.error))
                     remaining = remaining[:bad] + remaining[bad + 1 :]
         return assigned, refused

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from coordinator.config import ClusterConfig
-from coordinator.errors import InvalidInput
+from coordinator.errors import InvalidInput, LeadershipLost
 from coordinator.ids import id_for_time
 from coordinator.job import JobState
 from coordinator.store import JobSpec, JobStore
@@ -76,3 +76,18 @@ def test_an_assignment_batch_of_large_records_stays_under_the_request_limit(
 def test_a_job_id_dated_far_from_now_is_refused(store: JobStore, offset: float) -> None:
     with pytest.raises(InvalidInput, match="dated"):
         store.submit(JobSpec("t", job_id=id_for_time(time.time() + offset)))
+
+
+def test_an_assignment_fenced_by_a_gone_election_node_is_refused_whole(store: JobStore) -> None:
+    jobs = store.submit_many([JobSpec("t") for _ in range(3)])
+    store.client.ensure_path(store.layout.inbox("w1"))
+    fence = store.client.create(store.layout.election + "/leader-", ephemeral=True, sequence=True)
+    read = store.get_many([j.id for j in jobs])
+    choices = [(job, version, "w1") for job, version in read.values()]
+    assigned, _ = store.assign_many(choices[:1], fence=fence)
+    assert len(assigned) == 1
+    store.client.delete(fence)  # as when the leader's session expires
+    with pytest.raises(LeadershipLost):
+        store.assign_many(choices[1:], fence=fence)
+    assert len(store.client.get_children(store.layout.inbox("w1"))) == 1
+    assert all(store.get(job.id).state == JobState.PENDING for job, _, _ in choices[1:])
