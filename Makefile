@@ -12,8 +12,9 @@ TYPED := $(foreach d,coordinator worker frontend zkq,$(if $(wildcard $(d)/*.py),
 bootstrap:
 	scripts/bootstrap.sh
 
+# A cluster already up and healthy is reused; one partly down is replaced.
 run: bootstrap
-	$(BIN)/zkq dev up
+	@$(BIN)/zkq dev status > /dev/null 2>&1 || { $(BIN)/zkq dev down > /dev/null; $(BIN)/zkq dev up; }
 	$(BIN)/python -m zkq.demo
 
 down:
