@@ -3,10 +3,7 @@ fails closed when it cannot reach MySQL or ZooKeeper."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import ValidationError
 
@@ -15,23 +12,6 @@ from coordinator.errors import ConfigError
 from frontend import errors
 from frontend.app import create_app
 from frontend.models import BatchSubmission, JobSubmission, ListQuery
-from frontend.resources import of
-from zkq.dev.ports import free_port
-
-
-@pytest.fixture
-def app() -> Iterator[Flask]:
-    # ZooKeeper at a port where nothing listens, no MySQL at all
-    app = create_app({"ZK_HOSTS": f"127.0.0.1:{free_port()}", "ZK_DISCONNECTED_WAIT": 0.2})
-    try:
-        yield app
-    finally:
-        of(app).stop()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def error_code(response: object) -> str:

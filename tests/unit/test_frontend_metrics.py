@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +32,6 @@ FAMILIES = {
     "zkq_request_log_pending",
     "zkq_request_log_dropped",
 }
-
-
-@pytest.fixture
-def app() -> Iterator[Flask]:
-    # ZooKeeper at a port where nothing listens, no MySQL at all
-    app = create_app({"ZK_HOSTS": f"127.0.0.1:{free_port()}", "ZK_DISCONNECTED_WAIT": 0.2})
-    try:
-        yield app
-    finally:
-        of(app).stop()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def scrape(client: FlaskClient) -> dict[str, Any]:
