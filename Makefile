@@ -4,8 +4,6 @@
 
 VENV := .venv
 BIN := $(VENV)/bin
-# mypy fails on a package folder without Python files yet (frontend/ starts empty).
-TYPED := $(foreach d,coordinator worker frontend zkq,$(if $(wildcard $(d)/*.py),$(d)))
 
 .PHONY: bootstrap run down test lint bench clean
 
@@ -25,10 +23,10 @@ test: bootstrap
 
 lint: bootstrap
 	$(BIN)/ruff check .
-	$(BIN)/mypy $(TYPED)
+	$(BIN)/mypy -p zkq -p benchmarks
 
 bench: bootstrap
-	$(BIN)/zkq bench
+	$(BIN)/python -m benchmarks
 
 # Keeps .venv (slow to rebuild): `rm -rf .venv` for a truly fresh start.
 clean: down

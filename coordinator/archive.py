@@ -11,9 +11,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from coordinator.ids import validate_job_id
-from coordinator.job import Job, JobState
-from coordinator.mysql import ConnectionPool, to_datetime
+from zkq.coordinator.ids import validate_job_id
+from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.mysql import ConnectionPool, to_datetime
 
 LIST_LIMIT_MAX = 1000
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coordinator.job import Job, JobState
+from zkq.coordinator.job import Job, JobState
 
 #: seconds an assigned job may wait in a live worker's inbox before it must have started
 UNSTARTED_LIMIT = 300.0

@@ -20,10 +20,10 @@ from typing import Any
 
 from kazoo.exceptions import NoNodeError
 
-from coordinator.errors import Timeout
-from coordinator.ids import id_time
-from coordinator.paths import parse_pending_name
-from coordinator.zk import ZkSession, zk_errors
+from zkq.coordinator.errors import Timeout
+from zkq.coordinator.ids import id_time
+from zkq.coordinator.paths import parse_pending_name
+from zkq.coordinator.zk import ZkSession, zk_errors
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 ::
 
-    from coordinator.client import Client
+    from zkq.coordinator.client import Client
 
     with Client.connect("127.0.0.1:2181") as zkq:
         job = zkq.submit("resize", {"image": "a.png"}, priority=10, max_attempts=3)
@@ -23,13 +23,13 @@ from typing import Any
 
 from kazoo.exceptions import NoNodeError
 
-from coordinator.archive import JobArchive
-from coordinator.config import ClusterConfig
-from coordinator.errors import JobNotFound, Unavailable
-from coordinator.job import Job
-from coordinator.mysql import ConnectionPool
-from coordinator.store import JobSpec, JobStore
-from coordinator.zk import ZkSession, zk_errors
+from zkq.coordinator.archive import JobArchive
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.errors import JobNotFound, Unavailable
+from zkq.coordinator.job import Job
+from zkq.coordinator.mysql import ConnectionPool
+from zkq.coordinator.store import JobSpec, JobStore
+from zkq.coordinator.zk import ZkSession, zk_errors
 
 
 class Client:

@@ -52,10 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.errors import ConfigError
-from coordinator.job import Limits
-from coordinator.mysql import MySQLSettings
-from coordinator.paths import Layout
+from zkq.coordinator.errors import ConfigError
+from zkq.coordinator.job import Limits
+from zkq.coordinator.mysql import MySQLSettings
+from zkq.coordinator.paths import Layout
 
 
 @dataclass(frozen=True)

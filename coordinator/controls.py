@@ -20,11 +20,11 @@ import time
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from coordinator import lifecycle
-from coordinator.errors import InvalidInput, JobNotFound, ZkqError
-from coordinator.job import Job, JobState, validate_spec
-from coordinator.store import JobStore
-from coordinator.zk import zk_errors
+from zkq.coordinator import lifecycle
+from zkq.coordinator.errors import InvalidInput, JobNotFound, ZkqError
+from zkq.coordinator.job import Job, JobState, validate_spec
+from zkq.coordinator.store import JobStore
+from zkq.coordinator.zk import zk_errors
 
 
 class WorkerNotFound(ZkqError):

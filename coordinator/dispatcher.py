@@ -25,15 +25,15 @@ from typing import Any
 from kazoo.exceptions import NoNodeError, NotEmptyError
 from kazoo.protocol.states import WatchedEvent
 
-from coordinator.attempts import AttemptClock
-from coordinator.errors import LeadershipLost, ZkqError
-from coordinator.ids import id_time
-from coordinator.job import Job, JobState
-from coordinator.paths import parse_pending_name
-from coordinator.pending import PendingIndex
-from coordinator.stats import DispatchStats
-from coordinator.store import JobStore
-from coordinator.zk import (
+from zkq.coordinator.attempts import AttemptClock
+from zkq.coordinator.errors import LeadershipLost, ZkqError
+from zkq.coordinator.ids import id_time
+from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.paths import parse_pending_name
+from zkq.coordinator.pending import PendingIndex
+from zkq.coordinator.stats import DispatchStats
+from zkq.coordinator.store import JobStore
+from zkq.coordinator.zk import (
     TRANSIENT_ERRORS,
     TransactionFailed,
     ZkSession,

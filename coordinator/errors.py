@@ -19,8 +19,8 @@
         ├── Timeout            gave up waiting
         └── DatabaseUnavailable  MySQL cannot be reached or dropped the connection: retry later
 
-kazoo's exceptions are translated into these in exactly one place, :mod:`coordinator.zk`,
-and pymysql's in one other, :mod:`coordinator.mysql`, each with ``raise ... from exc``.
+kazoo's exceptions are translated into these in exactly one place, :mod:`zkq.coordinator.zk`,
+and pymysql's in one other, :mod:`zkq.coordinator.mysql`, each with ``raise ... from exc``.
 Nothing in this package knows about HTTP; the frontend maps these classes to statuses in
 one table.
 """

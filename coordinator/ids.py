@@ -3,7 +3,7 @@
 A submitter picks the id before it talks to ZooKeeper, so a ``create`` retried after a
 ConnectionLoss finds ``NodeExists`` and can compare contents instead of creating a
 duplicate (the trap of sequential nodes).  ULIDs sort by creation time, which gives FIFO
-order within a priority and the time buckets of :mod:`coordinator.paths`.
+order within a priority and the time buckets of :mod:`zkq.coordinator.paths`.
 
 Ids made by one process are strictly increasing even within a millisecond (the random
 part is incremented), so a batch keeps its submission order.
@@ -17,7 +17,7 @@ import time
 
 from ulid import ULID
 
-from coordinator.errors import InvalidJobId
+from zkq.coordinator.errors import InvalidJobId
 
 _ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 _RANDOM_BITS = 80

@@ -2,7 +2,7 @@
 
 A record is JSON stored in ``jobs/<era>/<tick>/<id>``.  Its ``state`` is a string enum with
 one table of allowed transitions (:data:`TRANSITIONS`); the functions of
-:mod:`coordinator.lifecycle` are the only writers, and each checks that table before it
+:mod:`zkq.coordinator.lifecycle` are the only writers, and each checks that table before it
 builds its transaction.  The znode's version, not anything in the JSON, is the fencing
 token.
 
@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from coordinator.errors import InvalidInput, InvalidTransition, PayloadTooLarge
+from zkq.coordinator.errors import InvalidInput, InvalidTransition, PayloadTooLarge
 
 SCHEMA_VERSION = 1
 MAX_ATTEMPTS_LIMIT = 100

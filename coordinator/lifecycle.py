@@ -1,5 +1,5 @@
 """One function per lifecycle transition.  Each returns the job's next record and the ops of
-the single ZooKeeper transaction that makes the change; :mod:`coordinator.store` runs them.
+the single ZooKeeper transaction that makes the change; :mod:`zkq.coordinator.store` runs them.
 
 Every transaction that changes a record carries the version the actor read (a ``set_data``
 with ``version=``), so two actors can never both win: the job record's version is the
@@ -32,10 +32,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from coordinator.errors import InvalidTransition
-from coordinator.job import MAX_ATTEMPTS_LIMIT, Attempt, Job, JobState, check_transition, short
-from coordinator.paths import Layout
-from coordinator.zk import Op, op_create, op_delete, op_set
+from zkq.coordinator.errors import InvalidTransition
+from zkq.coordinator.job import MAX_ATTEMPTS_LIMIT, Attempt, Job, JobState, check_transition, short
+from zkq.coordinator.paths import Layout
+from zkq.coordinator.zk import Op, op_create, op_delete, op_set
 
 
 @dataclass(frozen=True)

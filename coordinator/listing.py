@@ -4,7 +4,7 @@ ZooKeeper has no index: filtering by tenant, state or type means reading records
 therefore reads at most ``budget`` records and says how far it got (:attr:`JobScan.last`),
 so a caller can hand out a cursor that resumes exactly there, and a request costs bounded
 work however many jobs other tenants hold.  Job ids are ULIDs whose first characters are
-the bucket names (:func:`coordinator.paths.bucket_of`), so a cursor skips whole buckets
+the bucket names (:func:`zkq.coordinator.paths.bucket_of`), so a cursor skips whole buckets
 without listing them.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from coordinator.census import Reader
-from coordinator.job import Job
-from coordinator.paths import bucket_of
-from coordinator.zk import ZkSession, zk_errors
+from zkq.coordinator.census import Reader
+from zkq.coordinator.job import Job
+from zkq.coordinator.paths import bucket_of
+from zkq.coordinator.zk import ZkSession, zk_errors
 
 #: records fetched per pipelined round
 CHUNK = 200

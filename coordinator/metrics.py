@@ -1,5 +1,5 @@
 """Prometheus metrics of a coordinator, read at scrape time from its
-:class:`~coordinator.stats.DispatchStats` (one registry per service, so tests may run
+:class:`~zkq.coordinator.stats.DispatchStats` (one registry per service, so tests may run
 several in one process).
 
 - ``zkq_coordinator_leader``: 1 on the leader, 0 on a standby
@@ -21,8 +21,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from coordinator.stats import DispatchStats
-from coordinator.zk import ZkSession
+from zkq.coordinator.stats import DispatchStats
+from zkq.coordinator.zk import ZkSession
 
 
 class CoordinatorCollector(Collector):

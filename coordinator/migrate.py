@@ -25,8 +25,8 @@ from importlib import resources
 
 from pymysql.connections import Connection
 
-from coordinator.errors import DatabaseError, DatabaseUnavailable
-from coordinator.mysql import MySQLSettings, close_quietly, connect, mysql_errors
+from zkq.coordinator.errors import DatabaseError, DatabaseUnavailable
+from zkq.coordinator.mysql import MySQLSettings, close_quietly, connect, mysql_errors
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
@@ -72,7 +72,7 @@ class MigrationStatus:
 def available() -> list[Migration]:
     """The migrations shipped with this zkq, in order."""
     found: dict[int, Migration] = {}
-    for entry in resources.files("coordinator").joinpath("migrations").iterdir():
+    for entry in resources.files("zkq.coordinator").joinpath("migrations").iterdir():
         match = _FILE_RE.match(entry.name)
         if match is None:
             continue

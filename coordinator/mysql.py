@@ -1,6 +1,6 @@
 """The boundary with MySQL (MariaDB): settings from one URL, connections with short
 timeouts, a small pool, and the one place where pymysql's exceptions become zkq's
-(:mod:`coordinator.errors`).
+(:mod:`zkq.coordinator.errors`).
 
 ::
 
@@ -11,7 +11,7 @@ timeouts, a small pool, and the one place where pymysql's exceptions become zkq'
 Why the timeouts are short: a process must never hang because MySQL is away.  A refused
 connection fails at once; a host that does not answer fails after ``connect_timeout`` (1 s
 by default); a server that stops answering mid-query after ``read_timeout`` (5 s).  The
-caller then sees :class:`~coordinator.errors.DatabaseUnavailable` and decides: a frontend
+caller then sees :class:`~zkq.coordinator.errors.DatabaseUnavailable` and decides: a frontend
 answers 503 (authentication fails closed), the pruner tries again later.
 
 Every session runs in autocommit, utf8mb4, and UTC (``time_zone='+00:00'``), so the
@@ -36,7 +36,7 @@ import pymysql
 import pymysql.err
 from pymysql.connections import Connection
 
-from coordinator.errors import (
+from zkq.coordinator.errors import (
     ConfigError,
     Conflict,
     DatabaseError,

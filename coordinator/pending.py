@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import heapq
 
-from coordinator.ids import id_time
-from coordinator.stats import QueueSnapshot
+from zkq.coordinator.ids import id_time
+from zkq.coordinator.stats import QueueSnapshot
 
 
 class PendingIndex:

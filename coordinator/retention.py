@@ -1,6 +1,6 @@
 """Pruning: finished jobs leave ZooKeeper for the MySQL archive after a retention window.
 
-Only the coordinator leader prunes (:mod:`coordinator.service`).  One round walks the job
+Only the coordinator leader prunes (:mod:`zkq.coordinator.service`).  One round walks the job
 buckets (``jobs/<era>/<tick>``) oldest first and, per chunk of ``batch`` jobs:
 
 1. reads the records, keeping terminal jobs whose ``finished_at`` is older than the window
@@ -29,13 +29,13 @@ from collections.abc import Callable, Sequence
 
 from kazoo.exceptions import NoNodeError, NotEmptyError
 
-from coordinator.archive import JobArchive
-from coordinator.errors import ZkqError
-from coordinator.ids import id_time
-from coordinator.job import Job
-from coordinator.paths import ERA_CHARS, TICK_CHARS
-from coordinator.store import JobStore
-from coordinator.zk import TransactionFailed, commit, op_delete, zk_errors
+from zkq.coordinator.archive import JobArchive
+from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.ids import id_time
+from zkq.coordinator.job import Job
+from zkq.coordinator.paths import ERA_CHARS, TICK_CHARS
+from zkq.coordinator.store import JobStore
+from zkq.coordinator.zk import TransactionFailed, commit, op_delete, zk_errors
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Pruner:
     def run_once(self) -> int:
         """One walk over the buckets; returns how many jobs it archived and deleted.
 
-        Raises :class:`~coordinator.errors.DatabaseUnavailable` when MySQL is away (then
+        Raises :class:`~zkq.coordinator.errors.DatabaseUnavailable` when MySQL is away (then
         nothing of the current chunk was deleted) and ZooKeeper's errors as zkq's.
         """
         now = self.clock()

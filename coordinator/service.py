@@ -2,14 +2,14 @@
 
 Leadership is a kazoo :class:`~kazoo.recipe.election.Election` (an ephemeral sequential
 node; the lowest leads, each other watches its predecessor, so a change wakes one standby,
-not all).  The leader runs a :class:`~coordinator.dispatcher.Dispatcher` until:
+not all).  The leader runs a :class:`~zkq.coordinator.dispatcher.Dispatcher` until:
 
 - it is told to stop (SIGTERM): it leaves the election at once, deleting its node, so the
   next standby leads within a round trip instead of a session timeout;
 - its session is lost: its election node is gone already, so it steps down and rejoins as
   a standby under the new session.
 
-With MySQL configured the leader also runs a :class:`~coordinator.retention.Pruner` on a
+With MySQL configured the leader also runs a :class:`~zkq.coordinator.retention.Pruner` on a
 thread of its own, which moves finished jobs to the archive; MySQL being away only delays
 pruning, never dispatching.
 """
@@ -24,14 +24,14 @@ import threading
 from kazoo.exceptions import CancelledError
 from kazoo.recipe.election import Election
 
-from coordinator.archive import JobArchive
-from coordinator.config import ClusterConfig
-from coordinator.dispatcher import Dispatcher
-from coordinator.mysql import ConnectionPool
-from coordinator.retention import Pruner, prune_interval
-from coordinator.stats import DispatchStats
-from coordinator.store import JobStore
-from coordinator.zk import TRANSIENT_ERRORS, ZkSession
+from zkq.coordinator.archive import JobArchive
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.dispatcher import Dispatcher
+from zkq.coordinator.mysql import ConnectionPool
+from zkq.coordinator.retention import Pruner, prune_interval
+from zkq.coordinator.stats import DispatchStats
+from zkq.coordinator.store import JobStore
+from zkq.coordinator.zk import TRANSIENT_ERRORS, ZkSession
 
 log = logging.getLogger(__name__)
 

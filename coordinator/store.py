@@ -1,4 +1,4 @@
-"""Jobs in ZooKeeper: read them, and run the transitions of :mod:`coordinator.lifecycle`.
+"""Jobs in ZooKeeper: read them, and run the transitions of :mod:`zkq.coordinator.lifecycle`.
 
 Two retry disciplines, because a multi that died with ConnectionLoss may or may not have
 been applied:
@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
-from coordinator import lifecycle
-from coordinator.errors import (
+from zkq.coordinator import lifecycle
+from zkq.coordinator.errors import (
     Conflict,
     Fenced,
     InvalidInput,
@@ -37,8 +37,8 @@ from coordinator.errors import (
     Unavailable,
     ZkqError,
 )
-from coordinator.ids import id_time, new_job_id, validate_job_id
-from coordinator.job import (
+from zkq.coordinator.ids import id_time, new_job_id, validate_job_id
+from zkq.coordinator.job import (
     Job,
     JobState,
     Limits,
@@ -46,8 +46,8 @@ from coordinator.job import (
     check_result,
     validate_spec,
 )
-from coordinator.paths import Layout, bucket_of
-from coordinator.zk import Op, TransactionFailed, ZkSession, commit, op_check, zk_errors
+from zkq.coordinator.paths import Layout, bucket_of
+from zkq.coordinator.zk import Op, TransactionFailed, ZkSession, commit, op_check, zk_errors
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class JobStore:
 
     # -- committing --------------------------------------------------------------------------
     def commit(self, ops: Sequence[Op]) -> list[Any]:
-        """:func:`coordinator.zk.commit`, recreating missing bucket nodes.
+        """:func:`zkq.coordinator.zk.commit`, recreating missing bucket nodes.
 
         A transition that creates a pending entry (a retry, a requeue, a revive, a spawned
         child) writes into the tick of the job's *creation* time, which the leader may have

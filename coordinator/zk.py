@@ -1,5 +1,5 @@
 """The boundary with kazoo: one client per process, its connection-state policy, and the
-one place where kazoo's exceptions become zkq's (:mod:`coordinator.errors`).
+one place where kazoo's exceptions become zkq's (:mod:`zkq.coordinator.errors`).
 
 Connection states, and what each means for zkq (the policy every process shares):
 
@@ -47,8 +47,8 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from coordinator.config import ZkSettings
-from coordinator.errors import Timeout, Unavailable, ZkqError
+from zkq.coordinator.config import ZkSettings
+from zkq.coordinator.errors import Timeout, Unavailable, ZkqError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

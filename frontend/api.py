@@ -1,7 +1,7 @@
 """The endpoint registry: each route is declared once, with the models that validate its
 input and describe its output, the scope it needs and the errors it may answer.  The same
 declaration wires the Flask view and writes its part of the OpenAPI document
-(:mod:`frontend.openapi`), so the document is never out of date.
+(:mod:`zkq.frontend.openapi`), so the document is never out of date.
 
 A view receives its path parameters (job ids already checked), ``query=`` and ``body=`` as
 validated model instances, and returns ``(model, status)`` or ``(model, status, headers)``.
@@ -20,9 +20,9 @@ from flask import Flask, Response, g, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.routing import BaseConverter
 
-from coordinator.ids import validate_job_id
-from frontend import auth
-from frontend.errors import MalformedRequest, UnsupportedMediaType
+from zkq.coordinator.ids import validate_job_id
+from zkq.frontend import auth
+from zkq.frontend.errors import MalformedRequest, UnsupportedMediaType
 
 View = Callable[..., Any]
 M = TypeVar("M", bound=BaseModel)

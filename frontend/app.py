@@ -2,11 +2,11 @@
 
 ::
 
-    gunicorn -c frontend/gunicorn.conf.py 'frontend.app:create_app()'
+    gunicorn -c frontend/gunicorn.conf.py 'zkq.frontend.app:create_app()'
 
-``create_app`` reads its settings in layers (:mod:`frontend.config`) and wires the parts
+``create_app`` reads its settings in layers (:mod:`zkq.frontend.config`) and wires the parts
 with ``init_app``; it opens no connection.  Connections belong to each gunicorn worker
-process (:mod:`frontend.resources`): they start in the worker after the fork, or on first
+process (:mod:`zkq.frontend.resources`): they start in the worker after the fork, or on first
 use outside gunicorn.
 """
 
@@ -21,11 +21,11 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from coordinator.errors import DatabaseUnavailable
-from frontend import auth, config, errors, metrics, openapi
-from frontend.api import api
-from frontend.requestlog import RequestRecord
-from frontend.resources import EXTENSION, Resources, current, of
+from zkq.coordinator.errors import DatabaseUnavailable
+from zkq.frontend import auth, config, errors, metrics, openapi
+from zkq.frontend.api import api
+from zkq.frontend.requestlog import RequestRecord
+from zkq.frontend.resources import EXTENSION, Resources, current, of
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = Resources(app.config, app.extensions["zkq.cluster_config"])
     errors.init_app(app)
-    import frontend.routes  # noqa: F401 - registers the routes with `api`
+    import zkq.frontend.routes  # noqa: F401 - registers the routes with `api`
 
     api.init_app(app)
     openapi.init_app(app)

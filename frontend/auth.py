@@ -16,9 +16,9 @@ from datetime import datetime
 
 from flask import current_app, g, request
 
-from frontend.errors import Forbidden, RateLimited, Unauthenticated
-from frontend.keys import SCOPES, ApiKey
-from frontend.resources import current as resources
+from zkq.frontend.errors import Forbidden, RateLimited, Unauthenticated
+from zkq.frontend.keys import SCOPES, ApiKey
+from zkq.frontend.resources import current as resources
 
 BEARER = "bearer "
 #: who every request is with ZKQ_AUTH=off; id 0 is no row of api_keys

@@ -10,7 +10,7 @@ ROOT                       root znode of the cluster                            
 SESSION_TIMEOUT            ZooKeeper session timeout asked for, seconds          10
 PAYLOAD_LIMIT              largest payload, bytes (the coordinator's limit)      65536
 MYSQL_URL                  ``mysql://user:pass@host:port/db`` (the colleague's   (unset)
-                           :mod:`coordinator.mysql` reads it)
+                           :mod:`zkq.coordinator.mysql` reads it)
 ZK_TIMEOUT                 deadline of one request's ZooKeeper work, seconds     5
 ZK_DISCONNECTED_WAIT       how long a request waits for a lost connection        1.0
 MAX_WAIT                   cap of ``?wait=`` long-polls, seconds                 60
@@ -33,8 +33,8 @@ from typing import Any
 
 from flask import Flask
 
-from coordinator.config import ClusterConfig
-from coordinator.errors import ConfigError
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
     "ZK_HOSTS": "127.0.0.1:2181",

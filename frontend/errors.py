@@ -1,6 +1,6 @@
 """The frontend's errors, and the ONE table that turns any error into an HTTP status.
 
-The frontend adds its own branch to zkq's tree (:mod:`coordinator.errors`); where a
+The frontend adds its own branch to zkq's tree (:mod:`zkq.coordinator.errors`); where a
 frontend error means what a coordinator error means, it subclasses it, so the table maps
 both at once::
 
@@ -34,7 +34,7 @@ import math
 from flask import Flask, Response, current_app, jsonify
 from werkzeug import exceptions as http
 
-from coordinator.errors import (
+from zkq.coordinator.errors import (
     Conflict,
     InvalidInput,
     JobNotFound,

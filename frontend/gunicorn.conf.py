@@ -1,7 +1,7 @@
 """gunicorn settings of a zkq frontend::
 
     ZKQ_BIND=127.0.0.1:8001 ZKQ_ZK_HOSTS=... ZKQ_MYSQL_URL=... \
-        gunicorn -c frontend/gunicorn.conf.py 'frontend.app:create_app()'
+        gunicorn -c frontend/gunicorn.conf.py 'zkq.frontend.app:create_app()'
 
 Why gevent workers: a long-poll (``GET /v1/jobs/ID?wait=30``) holds its request open; with
 sync workers each one would hold a whole process.  A gevent worker serves thousands of
@@ -13,13 +13,13 @@ gevent has patched it and the app has loaded, never in the master, so no socket 
 across a fork.  ``worker_exit`` flushes the request log and closes the session, which
 deletes nothing (a frontend owns no ephemeral nodes) but frees the server's session now.
 
-Environment (besides the app's own ``ZKQ_*`` settings, see :mod:`frontend.config`):
+Environment (besides the app's own ``ZKQ_*`` settings, see :mod:`zkq.frontend.config`):
 ``ZKQ_BIND`` (comma-separated), ``ZKQ_GUNICORN_WORKERS``, ``ZKQ_WORKER_CONNECTIONS``,
 ``ZKQ_GRACEFUL_TIMEOUT``, ``ZKQ_LOG_LEVEL``, ``PROMETHEUS_MULTIPROC_DIR``.
 
 Why ``PROMETHEUS_MULTIPROC_DIR``: a scrape of ``/metrics`` reaches one worker process, but
 must show the whole frontend.  With the variable set, every worker keeps its counts in
-files there and a scrape sums them all (:mod:`frontend.metrics`); the master wipes the
+files there and a scrape sums them all (:mod:`zkq.frontend.metrics`); the master wipes the
 directory when it starts and drops a dead worker's gauges (``child_exit``).  The dev
 launcher gives each frontend a directory of its own; with more than one worker and none
 given, the master makes a temporary one (removed on exit).  prometheus_client reads the
@@ -96,13 +96,13 @@ def on_exit(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
-    from frontend.app import start_process_resources
+    from zkq.frontend.app import start_process_resources
 
     start_process_resources(worker.wsgi)
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    from frontend.app import stop_process_resources
+    from zkq.frontend.app import stop_process_resources
 
     app = getattr(worker, "wsgi", None)
     if app is not None:

@@ -24,9 +24,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from coordinator.errors import Conflict
-from coordinator.mysql import ConnectionPool
-from frontend.errors import IdempotencyKeyReused, MalformedRequest
+from zkq.coordinator.errors import Conflict
+from zkq.coordinator.mysql import ConnectionPool
+from zkq.frontend.errors import IdempotencyKeyReused, MalformedRequest
 
 HEADER = "Idempotency-Key"
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
@@ -62,7 +62,7 @@ class IdempotencyKeys:
         """The ids this key stands for: ``fresh_ids`` if it is new, else the first ones.
 
         Raises :class:`IdempotencyKeyReused` (409) when the key was used for a different
-        request, and :class:`~coordinator.errors.DatabaseUnavailable` (503) without MySQL.
+        request, and :class:`~zkq.coordinator.errors.DatabaseUnavailable` (503) without MySQL.
         """
         try:
             with self.pool.connection() as conn, conn.cursor() as cur:

@@ -6,7 +6,7 @@ see and which finds the row); the secret itself is shown once, by :meth:`KeyStor
 A fast hash is right here because the secret is random, not a password somebody chose.
 
 Authentication fails *closed*: when MySQL cannot answer, :meth:`KeyStore.authenticate`
-raises :class:`~coordinator.errors.DatabaseUnavailable` (a 503), never lets a request in.
+raises :class:`~zkq.coordinator.errors.DatabaseUnavailable` (a 503), never lets a request in.
 Keys it has verified are remembered for ``cache_seconds`` (5 s by default) to spare one
 round trip per request; a revocation therefore takes effect on every frontend within that
 time (at once on the frontend that revoked).
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from coordinator.errors import ApiKeyNotFound, InvalidInput
-from coordinator.mysql import ConnectionPool
+from zkq.coordinator.errors import ApiKeyNotFound, InvalidInput
+from zkq.coordinator.mysql import ConnectionPool
 
 SECRET_PREFIX = "zkq_"
 PREFIX_CHARS = 8

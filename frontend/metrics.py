@@ -10,7 +10,7 @@ probes), not in the OpenAPI document (it is not part of the API), not request-lo
   rate limit, bad JSON)
 - ``zkq_http_long_polls_in_progress``: ``GET /v1/jobs/{job_id}?wait=...`` being served
 - ``zkq_request_log_pending``, ``zkq_request_log_dropped_total``: the request log's buffer
-  (:mod:`frontend.requestlog`), refreshed every second and at each scrape
+  (:mod:`zkq.frontend.requestlog`), refreshed every second and at each scrape
 
 ``route`` is the template of the route that matched, as the OpenAPI document writes it
 (``/v1/jobs/{job_id}``), never the path asked for, so a label value per route and not per
@@ -42,10 +42,10 @@ from flask import Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import choose_encoder
 
-from coordinator.errors import DatabaseUnavailable
-from frontend.models import BatchSubmission
-from frontend.resources import Resources
-from frontend.resources import of as resources_of
+from zkq.coordinator.errors import DatabaseUnavailable
+from zkq.frontend.models import BatchSubmission
+from zkq.frontend.resources import Resources
+from zkq.frontend.resources import of as resources_of
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The API's request and response bodies: pydantic v2 models that both validate requests
-and generate the OpenAPI document (:mod:`frontend.openapi`), so the two cannot disagree.
+and generate the OpenAPI document (:mod:`zkq.frontend.openapi`), so the two cannot disagree.
 
 Request bodies are strict (no "5" for 5, no true for 1) and refuse unknown fields: a typo
 in a field name is an error, not a silently ignored option.  Query strings are text by
@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from coordinator.job import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_SECONDS, Job, JobState
-from coordinator.paths import PRIORITY_MAX, PRIORITY_MIN
+from zkq.coordinator.job import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_SECONDS, Job, JobState
+from zkq.coordinator.paths import PRIORITY_MAX, PRIORITY_MIN
 
-#: a ULID, as :func:`coordinator.ids.validate_job_id` checks it
+#: a ULID, as :func:`zkq.coordinator.ids.validate_job_id` checks it
 JOB_ID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 MAX_BATCH = 1000
 

@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document, generated from the endpoint registry (:mod:`frontend.api`) and
+"""The OpenAPI 3.1 document, generated from the endpoint registry (:mod:`zkq.frontend.api`) and
 the pydantic models that validate the requests, so it cannot drift from what the server
 accepts.  Served at ``/v1/openapi.json``; built once per process.
 """
@@ -13,9 +13,9 @@ from flask import Flask, Response, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from frontend.api import Endpoint, api
-from frontend.errors import DOCUMENTED
-from frontend.models import JOB_ID_PATTERN, ErrorBody
+from zkq.frontend.api import Endpoint, api
+from zkq.frontend.errors import DOCUMENTED
+from zkq.frontend.models import JOB_ID_PATTERN, ErrorBody
 
 REF = "#/components/schemas/{model}"
 PATH = "/v1/openapi.json"

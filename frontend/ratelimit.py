@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from coordinator.errors import ZkqError
-from coordinator.mysql import ConnectionPool
+from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.mysql import ConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class RateLimiter:
 
     def hit(self, key_id: int, limit_per_minute: int | None = None) -> Verdict:
         """Count one request of ``key_id`` if it is within the limit (``None``: the
-        default).  Raises :class:`~coordinator.errors.DatabaseUnavailable` when MySQL
+        default).  Raises :class:`~zkq.coordinator.errors.DatabaseUnavailable` when MySQL
         cannot answer; whether to let the request through then is the caller's choice."""
         limit = self.default_limit if limit_per_minute is None else limit_per_minute
         now = self.clock()

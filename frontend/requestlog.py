@@ -20,9 +20,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from coordinator.errors import DatabaseUnavailable, InvalidJobId, ZkqError
-from coordinator.ids import validate_job_id
-from coordinator.mysql import ConnectionPool, to_datetime
+from zkq.coordinator.errors import DatabaseUnavailable, InvalidJobId, ZkqError
+from zkq.coordinator.ids import validate_job_id
+from zkq.coordinator.mysql import ConnectionPool, to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class RequestLog:
 
     def flush(self) -> int:
         """Write every buffered row now, batch by batch; returns how many were written.
-        Raises :class:`~coordinator.errors.DatabaseUnavailable` (rows stay buffered)."""
+        Raises :class:`~zkq.coordinator.errors.DatabaseUnavailable` (rows stay buffered)."""
         total = 0
         while True:
             with self._lock:

@@ -16,15 +16,15 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from coordinator.archive import JobArchive
-from coordinator.config import ClusterConfig
-from coordinator.errors import DatabaseUnavailable
-from coordinator.mysql import ConnectionPool, MySQLSettings
-from frontend.idempotency import IdempotencyKeys
-from frontend.keys import KeyStore
-from frontend.ratelimit import RateLimiter
-from frontend.requestlog import RequestLog
-from frontend.zk import ZkGate
+from zkq.coordinator.archive import JobArchive
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.errors import DatabaseUnavailable
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.frontend.idempotency import IdempotencyKeys
+from zkq.frontend.keys import KeyStore
+from zkq.frontend.ratelimit import RateLimiter
+from zkq.frontend.requestlog import RequestLog
+from zkq.frontend.zk import ZkGate
 
 log = logging.getLogger(__name__)
 

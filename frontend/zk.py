@@ -12,7 +12,7 @@ queue a request while the client is disconnected and wait for the reconnection w
 limit, so a deadline handed to :meth:`ZkSession.retry` alone does not bound a call that
 starts just as the connection drops.  Each request therefore (1) waits at most
 ``ZK_DISCONNECTED_WAIT`` (about a second) for a connection it does not have, failing with
-:class:`~coordinator.errors.Unavailable` (503), and (2) under gevent runs its ZooKeeper
+:class:`~zkq.coordinator.errors.Unavailable` (503), and (2) under gevent runs its ZooKeeper
 work inside a :class:`gevent.Timeout`, so no greenlet waits past the deadline.
 """
 
@@ -26,11 +26,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from coordinator.config import ClusterConfig
-from coordinator.errors import Timeout, Unavailable
-from coordinator.job import Job
-from coordinator.store import JobStore
-from coordinator.zk import ZkSession
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.errors import Timeout, Unavailable
+from zkq.coordinator.job import Job
+from zkq.coordinator.store import JobStore
+from zkq.coordinator.zk import ZkSession
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from coordinator.migrate import migrate
-from coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.coordinator.migrate import migrate
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.dev.mariadb import MariaDBServer
 from zkq.dev.processes import ManagedProcess
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from kazoo.exceptions import NoNodeError
 
-from coordinator.client import Client
-from coordinator.config import ClusterConfig
-from coordinator.job import Job
-from coordinator.paths import Layout
+from zkq.coordinator.client import Client
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.job import Job
+from zkq.coordinator.paths import Layout
 from zkq.dev.cluster import DevCluster
 from zkq.dev.waiting import wait_until
 

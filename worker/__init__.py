@@ -1,5 +1,5 @@
-"""The zkq worker: serves the job types its app registers (see :mod:`worker.registry`)."""
+"""The zkq worker: serves the job types its app registers (see :mod:`zkq.worker.registry`)."""
 
-from worker.registry import JobContext, Registry, handler, registry
+from zkq.worker.registry import JobContext, Registry, handler, registry
 
 __all__ = ["JobContext", "Registry", "handler", "registry"]

@@ -1,4 +1,4 @@
-"""Built-in job types for demos, tests and benchmarks (``zkq worker --app worker.builtin``).
+"""Built-in job types for demos, tests and benchmarks (``zkq worker --app zkq.worker.builtin``).
 
 ========  ===========================  ===========================================
 type      payload                      does
@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from worker.registry import JobContext, handler
+from zkq.worker.registry import JobContext, handler
 
 
 def _seconds(payload: Any) -> float:

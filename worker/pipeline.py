@@ -28,13 +28,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from coordinator.errors import Fenced, InvalidInput, PayloadTooLarge
-from coordinator.job import Job, JobState
-from coordinator.lifecycle import Step
-from coordinator.store import JobStore
-from worker.metrics import WorkerMetrics
-from worker.pools import Outcome, Pool
-from worker.registry import JobContext
+from zkq.coordinator.errors import Fenced, InvalidInput, PayloadTooLarge
+from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.lifecycle import Step
+from zkq.coordinator.store import JobStore
+from zkq.worker.metrics import WorkerMetrics
+from zkq.worker.pools import Outcome, Pool
+from zkq.worker.registry import JobContext
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from coordinator.job import MESSAGE_LIMIT, short, truncate_traceback
-from coordinator.store import JobSpec
-from worker.registry import JobContext, registry
+from zkq.coordinator.job import MESSAGE_LIMIT, short, truncate_traceback
+from zkq.coordinator.store import JobSpec
+from zkq.worker.registry import JobContext, registry
 
 
 @dataclass

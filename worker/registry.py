@@ -2,7 +2,7 @@
 
 ::
 
-    from worker import handler
+    from zkq.worker import handler
 
     @handler("resize")
     def resize(payload, ctx):
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordinator.store import JobSpec
+from zkq.coordinator.store import JobSpec
 
 MAX_CHILDREN = 100
 

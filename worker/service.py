@@ -5,7 +5,7 @@
   are the leader's to requeue.
 - It watches only its own inbox and its own registration (an operator may set
   ``draining``); adding workers adds no watch anywhere else.
-- It holds up to ``slots + prefetch`` assignments; its :class:`~worker.pipeline.Pipeline`
+- It holds up to ``slots + prefetch`` assignments; its :class:`~zkq.worker.pipeline.Pipeline`
   claims them as slots free up and records how each attempt ended, grouping claims and
   ends into shared multis, each fenced by its job's version.
 - SUSPENDED: start nothing; running handlers go on, their commits wait for the connection.
@@ -28,14 +28,14 @@ from typing import Any
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
-from coordinator.config import ClusterConfig
-from coordinator.errors import ZkqError
-from coordinator.store import JobStore
-from coordinator.zk import TRANSIENT_ERRORS, TransactionFailed, ZkSession, commit, op_create
-from worker.metrics import WorkerMetrics
-from worker.pipeline import Assignment, Pipeline
-from worker.pools import Pool, make_pool
-from worker.registry import Registry
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.store import JobStore
+from zkq.coordinator.zk import TRANSIENT_ERRORS, TransactionFailed, ZkSession, commit, op_create
+from zkq.worker.metrics import WorkerMetrics
+from zkq.worker.pipeline import Assignment, Pipeline
+from zkq.worker.pools import Pool, make_pool
+from zkq.worker.registry import Registry
 
 log = logging.getLogger(__name__)
 

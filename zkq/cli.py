@@ -16,7 +16,6 @@ from typing import Any
 import click
 
 from zkq import logs
-from zkq.bench.cli import bench
 from zkq.db_cli import COMMANDS as DB_COMMANDS
 from zkq.db_cli import mysql_option
 from zkq.options import (
@@ -63,7 +62,7 @@ def coordinator(
     retention: float | None,
 ) -> None:
     """Run a coordinator: one of them leads and dispatches, the others stand by."""
-    from coordinator.service import Coordinator
+    from zkq.coordinator.service import Coordinator
 
     logs.setup(log_level, log_format)
     config = load_config(hosts, root, session_timeout, mysql_url=mysql_url, retention=retention)
@@ -71,7 +70,7 @@ def coordinator(
     if metrics_port is not None:
         from prometheus_client import CollectorRegistry
 
-        from coordinator.metrics import CoordinatorCollector, serve
+        from zkq.coordinator.metrics import CoordinatorCollector, serve
 
         registry = CollectorRegistry()
         registry.register(CoordinatorCollector(service.stats, service.session))
@@ -86,7 +85,7 @@ def coordinator(
 @log_options
 @click.option(
     "--app",
-    default="worker.builtin",
+    default="zkq.worker.builtin",
     show_default=True,
     help="Python module whose @handler functions the worker serves.",
 )
@@ -121,9 +120,9 @@ def worker(
     metrics_port: int | None,
 ) -> None:
     """Run a worker.  SIGTERM drains it (running jobs finish); a second SIGTERM stops it now."""
-    from worker.pools import load_app
-    from worker.registry import registry
-    from worker.service import Worker
+    from zkq.worker.pools import load_app
+    from zkq.worker.registry import registry
+    from zkq.worker.service import Worker
 
     logs.setup(log_level, log_format)
     try:
@@ -144,7 +143,7 @@ def worker(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     if metrics_port is not None:
-        from coordinator.metrics import serve
+        from zkq.coordinator.metrics import serve
 
         serve(service.metrics.registry, metrics_port)
     signals = {"count": 0}
@@ -275,6 +274,22 @@ def _attach_optional() -> None:
 
 
 _attach_optional()
-main.add_command(bench)
 for _group in DB_COMMANDS:
     main.add_command(_group)
+
+
+# The benchmarks live beside the package in a source checkout (benchmarks/), not in it:
+# `zkq bench` forwards to them, importing them only when it runs, so starting a worker or
+# asking for --help never loads them.
+@main.command(
+    "bench",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench_command(args: tuple[str, ...]) -> None:
+    """Benchmarks (from a source checkout; same as `make bench`): see `zkq bench --help`."""
+    from zkq.benchmarks_entry import load_bench
+
+    group = load_bench()
+    group.main(list(args), prog_name="zkq bench")

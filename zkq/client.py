@@ -37,8 +37,8 @@ from typing import Any
 
 import requests
 
-from coordinator.errors import ZkqError
-from coordinator.job import Job
+from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.job import Job
 
 #: the server caps a long-poll at its MAX_WAIT (60 s by default); ask for less
 LONG_POLL = 30.0

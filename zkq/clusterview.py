@@ -11,8 +11,8 @@ import re
 import time
 from typing import Any
 
-from coordinator import census
-from coordinator.client import Client
+from zkq.coordinator import census
+from zkq.coordinator.client import Client
 from zkq.dev.fourletter import four_letter, parse_srvr
 from zkq.options import age, table
 

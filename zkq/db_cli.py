@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
-from coordinator.errors import ZkqError
-from coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.options import emit, json_option, run_guarded, table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,7 +42,7 @@ def _settings(mysql_url: str | None) -> MySQLSettings:
 
 
 def _key_store(mysql_url: str | None) -> Any:
-    from frontend.keys import KeyStore
+    from zkq.frontend.keys import KeyStore
 
     return KeyStore(ConnectionPool(_settings(mysql_url), max_size=1), cache_seconds=0)
 
@@ -61,7 +61,7 @@ def migrate_command(mysql_url: str | None, as_json: bool) -> None:
 
     Idempotent, and safe to run from two places at once (a lock serialises them).
     """
-    from coordinator.migrate import available, migrate
+    from zkq.coordinator.migrate import available, migrate
 
     settings = _settings(mysql_url)
 
@@ -87,7 +87,7 @@ def migrate_command(mysql_url: str | None, as_json: bool) -> None:
 @json_option
 def status_command(mysql_url: str | None, as_json: bool) -> None:
     """Which migrations are applied (exit 1 when some are missing)."""
-    from coordinator.migrate import status
+    from zkq.coordinator.migrate import status
 
     settings = _settings(mysql_url)
     found = run_guarded(lambda: status(settings))

@@ -14,10 +14,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from coordinator.mysql import ConnectionPool, MySQLSettings
-from frontend.keys import KeyStore
 from zkq.client import ZkqClient
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.dev.cluster import DevCluster
+from zkq.frontend.keys import KeyStore
 
 
 def main() -> int:

@@ -11,8 +11,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from coordinator.listing import scan_jobs
-from coordinator.zk import ZkSession
+from zkq.coordinator.listing import scan_jobs
+from zkq.coordinator.zk import ZkSession
 from zkq.options import table
 
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import click
 
-from coordinator import census
-from coordinator.controls import Controls
-from coordinator.errors import InvalidInput
-from coordinator.job import JobState
-from coordinator.listing import scan_jobs
 from zkq import clusterview, zkbrowse
+from zkq.coordinator import census
+from zkq.coordinator.controls import Controls
+from zkq.coordinator.errors import InvalidInput
+from zkq.coordinator.job import JobState
+from zkq.coordinator.listing import scan_jobs
 from zkq.options import (
     age,
     cluster_options,

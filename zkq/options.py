@@ -16,9 +16,9 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from coordinator.config import ClusterConfig
-from coordinator.errors import Unavailable, ZkqError
-from coordinator.job import Job
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.errors import Unavailable, ZkqError
+from zkq.coordinator.job import Job
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -112,8 +112,8 @@ def run_guarded(fn: Callable[[], Any]) -> Any:
 def connect(
     hosts: str | None, root: str | None, session_timeout: float | None, **settings: Any
 ) -> Any:
-    """A started :class:`coordinator.client.Client`, or exit 3 with what to check."""
-    from coordinator.client import Client
+    """A started :class:`zkq.coordinator.client.Client`, or exit 3 with what to check."""
+    from zkq.coordinator.client import Client
 
     # kazoo narrates each refused connection; a command answers in one line of its own
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)

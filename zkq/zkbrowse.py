@@ -7,8 +7,8 @@ from typing import Any
 
 from kazoo.exceptions import NoNodeError
 
-from coordinator.client import Client
-from coordinator.errors import InvalidInput
+from zkq.coordinator.client import Client
+from zkq.coordinator.errors import InvalidInput
 
 
 def resolve(client: Client, path: str) -> str:

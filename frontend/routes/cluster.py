@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from coordinator import census
-from frontend.api import api
-from frontend.models import QueueList, QueueOut, WorkerList, WorkerOut
-from frontend.resources import current as resources
+from zkq.coordinator import census
+from zkq.frontend.api import api
+from zkq.frontend.models import QueueList, QueueOut, WorkerList, WorkerOut
+from zkq.frontend.resources import current as resources
 
 
 @api.route(

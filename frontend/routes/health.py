@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from frontend.api import api
-from frontend.models import Health, Readiness
-from frontend.resources import current as resources
+from zkq.frontend.api import api
+from zkq.frontend.models import Health, Readiness
+from zkq.frontend.resources import current as resources
 
 
 @api.route("/healthz", "GET", summary="Liveness", scope=None, ok=(200, Health), tag="health")

@@ -13,16 +13,16 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from coordinator.census import Reader
-from coordinator.errors import InvalidInput, InvalidTransition, JobNotFound
-from coordinator.ids import new_job_id
-from coordinator.job import Job
-from coordinator.listing import scan_jobs
-from coordinator.store import JobSpec
-from frontend import idempotency
-from frontend.api import Header, api
-from frontend.auth import current_key
-from frontend.models import (
+from zkq.coordinator.census import Reader
+from zkq.coordinator.errors import InvalidInput, InvalidTransition, JobNotFound
+from zkq.coordinator.ids import new_job_id
+from zkq.coordinator.job import Job
+from zkq.coordinator.listing import scan_jobs
+from zkq.coordinator.store import JobSpec
+from zkq.frontend import idempotency
+from zkq.frontend.api import Header, api
+from zkq.frontend.auth import current_key
+from zkq.frontend.models import (
     BatchOut,
     BatchSubmission,
     JobOut,
@@ -31,7 +31,7 @@ from frontend.models import (
     JobSubmission,
     ListQuery,
 )
-from frontend.resources import current as resources
+from zkq.frontend.resources import current as resources
 
 IDEMPOTENCY = Header(
     idempotency.HEADER,

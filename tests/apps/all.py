@@ -1,4 +1,4 @@
 """The built-in types and the test handlers, for workers in tests."""
 
 import tests.apps.ordering  # noqa: F401
-import worker.builtin  # noqa: F401
+import zkq.worker.builtin  # noqa: F401

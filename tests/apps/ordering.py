@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from worker import JobContext, handler
+from zkq.worker import JobContext, handler
 
 
 @handler("stamp")

@@ -1,5 +1,5 @@
 """The whole stack, started through :class:`DevCluster` the way ``zkq dev up`` does:
-ZooKeeper x3, MariaDB, two coordinators, two workers (``worker.builtin``), two gunicorn
+ZooKeeper x3, MariaDB, two coordinators, two workers (``zkq.worker.builtin``), two gunicorn
 frontends and HAProxy.  Brought down by pid when the fixture ends, also on failure.
 
 ``stack`` is shared by the whole session and must be left as found; the fault tests start
@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 import requests
 
-from coordinator.mysql import ConnectionPool, MySQLSettings
-from frontend.keys import KeyStore
 from tests.support import SESSION_MS
 from zkq.client import ZkqClient
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.dev.cluster import DevCluster
 from zkq.dev.frontends import haproxy_servers
 from zkq.dev.waiting import wait_until
+from zkq.frontend.keys import KeyStore
 
 #: seconds a finished job stays in ZooKeeper before it is archived and pruned
 RETENTION = 3
@@ -85,7 +85,7 @@ def running_stack(state_dir: Path, **options: Any) -> Iterator[Stack]:
         cluster.up(
             workers=2,
             coordinators=2,
-            worker_app="worker.builtin",
+            worker_app="zkq.worker.builtin",
             worker_concurrency=4,
             tick_ms=200,
             session_timeout_ms=SESSION_MS,

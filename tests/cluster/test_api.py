@@ -12,10 +12,10 @@ import requests
 from kazoo.client import KazooClient
 from ulid import ULID
 
-from coordinator.ids import new_job_id
-from coordinator.paths import Layout
 from tests.cluster.conftest import Stack, wait_terminal
 from zkq.client import ConflictError, NotFound, ZkqClient
+from zkq.coordinator.ids import new_job_id
+from zkq.coordinator.paths import Layout
 from zkq.dev.waiting import wait_until
 
 pytestmark = pytest.mark.cluster

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.archive import JobArchive
-from coordinator.client import Client
-from coordinator.config import ClusterConfig
-from coordinator.errors import DatabaseUnavailable, JobNotFound
-from coordinator.job import Job, JobState
-from coordinator.mysql import ConnectionPool, MySQLSettings
 from tests.support import running_cluster
+from zkq.coordinator.archive import JobArchive
+from zkq.coordinator.client import Client
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.errors import DatabaseUnavailable, JobNotFound
+from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.dev.cluster import DevCluster
 from zkq.dev.processes import read_stat
 from zkq.dev.waiting import wait_until
@@ -33,7 +33,7 @@ def cluster(tmp_path: Path) -> Iterator[DevCluster]:
         tmp_path / "dev",
         workers=1,
         coordinators=1,
-        worker_app="worker.builtin",
+        worker_app="zkq.worker.builtin",
         coordinator_args=["--retention", "1"],
         mysql=True,
     ) as c:

@@ -25,9 +25,9 @@ from click.testing import CliRunner, Result
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from coordinator.ids import new_job_id
 from tests.cluster.conftest import Stack
 from zkq.cli import main
+from zkq.coordinator.ids import new_job_id
 from zkq.dev.frontends import HaproxyOptions, metrics_dir, start_frontend, wait_ready
 from zkq.dev.members import Member
 from zkq.dev.waiting import wait_until

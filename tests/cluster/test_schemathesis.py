@@ -13,9 +13,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-import frontend.routes  # noqa: F401 - registers the routes the document describes
-from frontend.openapi import document
+import zkq.frontend.routes  # noqa: F401 - registers the routes the document describes
 from tests.cluster.conftest import Stack
+from zkq.frontend.openapi import document
 
 pytestmark = pytest.mark.cluster
 

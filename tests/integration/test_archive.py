@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from coordinator.archive import JobArchive
-from coordinator.ids import new_job_id
-from coordinator.job import Attempt, Job, JobState
 from tests.mysql_support import fresh_database, pool_of, query
+from zkq.coordinator.archive import JobArchive
+from zkq.coordinator.ids import new_job_id
+from zkq.coordinator.job import Attempt, Job, JobState
 from zkq.dev.mariadb import MariaDBServer
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from coordinator import census
-from coordinator.config import ZkSettings
-from coordinator.listing import scan_jobs
-from coordinator.store import JobSpec, JobStore
-from coordinator.zk import ZkSession
+from zkq.coordinator import census
+from zkq.coordinator.config import ZkSettings
+from zkq.coordinator.listing import scan_jobs
+from zkq.coordinator.store import JobSpec, JobStore
+from zkq.coordinator.zk import ZkSession
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration

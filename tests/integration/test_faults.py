@@ -14,10 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.client import Client
-from coordinator.job import JobState
-from coordinator.paths import Layout
-from coordinator.store import JobSpec
 from tests.support import (
     SESSION_MS,
     client_of,
@@ -28,6 +24,10 @@ from tests.support import (
     wait_for_job,
     worker_pid,
 )
+from zkq.coordinator.client import Client
+from zkq.coordinator.job import JobState
+from zkq.coordinator.paths import Layout
+from zkq.coordinator.store import JobSpec
 from zkq.dev.cluster import DevCluster
 from zkq.dev.waiting import wait_until
 

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from coordinator.errors import ApiKeyNotFound, InvalidInput
-from coordinator.mysql import ConnectionPool, MySQLSettings
-from frontend.keys import KeyStore
-from frontend.ratelimit import RateLimiter
 from tests.mysql_support import fresh_database, pool_of, query
+from zkq.coordinator.errors import ApiKeyNotFound, InvalidInput
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.dev.mariadb import MariaDBServer
+from zkq.frontend.keys import KeyStore
+from zkq.frontend.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.integration
 

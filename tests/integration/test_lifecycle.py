@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.client import Client
-from coordinator.errors import InvalidTransition, JobIdTaken, PayloadTooLarge
-from coordinator.ids import new_job_id
-from coordinator.job import JobState
-from coordinator.store import JobSpec
 from tests.support import client_of, running_cluster
+from zkq.coordinator.client import Client
+from zkq.coordinator.errors import InvalidTransition, JobIdTaken, PayloadTooLarge
+from zkq.coordinator.ids import new_job_id
+from zkq.coordinator.job import JobState
+from zkq.coordinator.store import JobSpec
 from zkq.dev.cluster import DevCluster
 
 pytestmark = pytest.mark.integration
@@ -156,7 +156,7 @@ def test_workers_are_listed_with_their_slots(client: Client) -> None:
 def test_clusters_under_other_roots_do_not_see_each_others_jobs(
     cluster: DevCluster, root: str, tmp_path: Path
 ) -> None:
-    from coordinator.config import ClusterConfig
+    from zkq.coordinator.config import ClusterConfig
 
     other = Client(ClusterConfig.load(hosts=cluster.connect_string, root=root))
     other.start()

@@ -7,10 +7,10 @@ import time
 import pytest
 from kazoo.client import KazooClient
 
-from coordinator.client import Client
-from coordinator.config import ClusterConfig
-from coordinator.paths import Layout
 from tests.tcpproxy import CuttingProxy
+from zkq.coordinator.client import Client
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.paths import Layout
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ def test_a_submission_retried_after_a_lost_reply_is_not_duplicated(
         client = Client(ClusterConfig.load(hosts=f"127.0.0.1:{proxy.port}", root=root))
         client.start()
         try:
-            from coordinator.store import JobSpec
+            from zkq.coordinator.store import JobSpec
 
             proxy.cut_after_next_request(min_bytes=200)  # the multi, not a ping
             jobs = client.submit_many(

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.errors import DatabaseError, DatabaseUnavailable
-from coordinator.migrate import available, migrate, status
-from coordinator.mysql import MySQLSettings, connect
 from tests.mysql_support import fresh_database, own_mariadb, pool_of, query, scalar
+from zkq.coordinator.errors import DatabaseError, DatabaseUnavailable
+from zkq.coordinator.migrate import available, migrate, status
+from zkq.coordinator.mysql import MySQLSettings, connect
 from zkq.dev.mariadb import MariaDBServer
 from zkq.dev.ports import free_port
 

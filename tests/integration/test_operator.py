@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
 
-from coordinator.client import Client
-from coordinator.job import JobState
-from coordinator.store import JobSpec
 from tests.support import client_of, member_by_pid, running_cluster, worker_pid
 from zkq.cli import main
+from zkq.coordinator.client import Client
+from zkq.coordinator.job import JobState
+from zkq.coordinator.store import JobSpec
 from zkq.dev.cluster import DevCluster
 from zkq.dev.ports import free_port
 from zkq.dev.waiting import wait_until

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from coordinator.ids import new_job_id
-from coordinator.mysql import ConnectionPool
-from frontend.requestlog import RequestLog, RequestRecord
 from tests.mysql_support import fresh_database, own_mariadb, pool_of, query, scalar
+from zkq.coordinator.ids import new_job_id
+from zkq.coordinator.mysql import ConnectionPool
 from zkq.dev.mariadb import MariaDBServer
 from zkq.dev.waiting import wait_until
+from zkq.frontend.requestlog import RequestLog, RequestRecord
 
 pytestmark = pytest.mark.integration
 

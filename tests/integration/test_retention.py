@@ -10,18 +10,18 @@ from collections.abc import Iterator, Sequence
 import pytest
 from click.testing import CliRunner
 
-from coordinator.archive import JobArchive
-from coordinator.client import Client
-from coordinator.config import ClusterConfig, ZkSettings
-from coordinator.errors import DatabaseUnavailable, JobNotFound
-from coordinator.job import Job, JobState
-from coordinator.mysql import ConnectionPool, MySQLSettings
-from coordinator.paths import bucket_of
-from coordinator.retention import Pruner
-from coordinator.store import JobSpec, JobStore
-from coordinator.zk import ZkSession
 from tests.mysql_support import fresh_database, pool_of
 from zkq.cli import main
+from zkq.coordinator.archive import JobArchive
+from zkq.coordinator.client import Client
+from zkq.coordinator.config import ClusterConfig, ZkSettings
+from zkq.coordinator.errors import DatabaseUnavailable, JobNotFound
+from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.coordinator.paths import bucket_of
+from zkq.coordinator.retention import Pruner
+from zkq.coordinator.store import JobSpec, JobStore
+from zkq.coordinator.zk import ZkSession
 from zkq.dev.mariadb import MariaDBServer
 from zkq.dev.ports import free_port
 from zkq.dev.zookeeper import ZooKeeperEnsemble

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from coordinator.config import ClusterConfig
-from coordinator.errors import InvalidInput, LeadershipLost
-from coordinator.ids import id_for_time
-from coordinator.job import JobState
-from coordinator.store import JobSpec, JobStore
-from coordinator.zk import ZkSession
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.errors import InvalidInput, LeadershipLost
+from zkq.coordinator.ids import id_for_time
+from zkq.coordinator.job import JobState
+from zkq.coordinator.store import JobSpec, JobStore
+from zkq.coordinator.zk import ZkSession
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from frontend.app import create_app
-from frontend.resources import of
 from zkq.dev.ports import free_port
+from zkq.frontend.app import create_app
+from zkq.frontend.resources import of
 
 
 @pytest.fixture

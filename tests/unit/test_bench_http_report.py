@@ -12,12 +12,9 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
-from coordinator.errors import ConfigError
-from frontend.app import create_app
-from frontend.resources import of
-from zkq.bench import http_report as report
-from zkq.bench.http_load import Tally, closed_loop, open_loop
-from zkq.bench.http_results import (
+from benchmarks import http_report as report
+from benchmarks.http_load import Tally, closed_loop, open_loop
+from benchmarks.http_results import (
     AFTER_LOAD,
     IDLE,
     FrontendMemory,
@@ -30,8 +27,11 @@ from zkq.bench.http_results import (
     ThroughputRow,
     percentile,
 )
-from zkq.bench.report import MISS, NA, PASS
+from benchmarks.report import MISS, NA, PASS
+from zkq.coordinator.errors import ConfigError
 from zkq.dev.ports import free_port
+from zkq.frontend.app import create_app
+from zkq.frontend.resources import of
 
 MIB = 1 << 20
 
@@ -312,7 +312,7 @@ def test_open_loop_reports_progress_through_its_tally() -> None:
 # -- ZKQ_AUTH, the switch the bench turns ---------------------------------------------------
 @pytest.fixture
 def no_auth_app(caplog: pytest.LogCaptureFixture) -> Iterator[Flask]:
-    caplog.set_level(logging.WARNING, logger="frontend.app")
+    caplog.set_level(logging.WARNING, logger="zkq.frontend.app")
     # no MySQL at all, ZooKeeper at a port where nothing listens
     app = create_app(
         {"ZK_HOSTS": f"127.0.0.1:{free_port()}", "ZK_DISCONNECTED_WAIT": 0.2, "AUTH": "off"}

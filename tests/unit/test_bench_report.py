@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from zkq.bench import report
-from zkq.bench.counters import Counters, Window, split_zxid
-from zkq.bench.lockingqueue import consumer_layout
-from zkq.bench.results import BenchResults, Idle, LqRow, Memory, RawRow, ZkqRow
+from benchmarks import report
+from benchmarks.counters import Counters, Window, split_zxid
+from benchmarks.lockingqueue import consumer_layout
+from benchmarks.results import BenchResults, Idle, LqRow, Memory, RawRow, ZkqRow
 
 QUIET = Idle(seconds=1.0, transactions_per_s=0.0, notifications_per_s=0.0)
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.config import ClusterConfig
-from coordinator.errors import ConfigError
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.errors import ConfigError
 
 
 def test_layers_defaults_then_env_then_overrides() -> None:

@@ -7,11 +7,11 @@ import pytest
 from flask.testing import FlaskClient
 from pydantic import ValidationError
 
-from coordinator import errors as zkq_errors
-from coordinator.errors import ConfigError
-from frontend import errors
-from frontend.app import create_app
-from frontend.models import BatchSubmission, JobSubmission, ListQuery
+from zkq.coordinator import errors as zkq_errors
+from zkq.coordinator.errors import ConfigError
+from zkq.frontend import errors
+from zkq.frontend.app import create_app
+from zkq.frontend.models import BatchSubmission, JobSubmission, ListQuery
 
 
 def error_code(response: object) -> str:

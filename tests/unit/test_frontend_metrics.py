@@ -16,12 +16,12 @@ from flask import Flask, Response, g
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from frontend import app as app_module
-from frontend import metrics
-from frontend.app import create_app
-from frontend.models import BatchSubmission, JobSubmission
-from frontend.resources import of
 from zkq.dev.ports import free_port
+from zkq.frontend import app as app_module
+from zkq.frontend import metrics
+from zkq.frontend.app import create_app
+from zkq.frontend.models import BatchSubmission, JobSubmission
+from zkq.frontend.resources import of
 
 JOB_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 FAMILIES = {
@@ -164,7 +164,7 @@ def test_long_polls_in_progress() -> None:
 CHILD = textwrap.dedent(
     """
     import sys
-    from frontend.app import create_app
+    from zkq.frontend.app import create_app
     client = create_app({"ZK_HOSTS": "127.0.0.1:1"}).test_client()
     for _ in range(int(sys.argv[1])):
         assert client.get("/healthz").status_code == 200

@@ -1,7 +1,7 @@
 import pytest
 
-from coordinator.errors import InvalidJobId
-from coordinator.ids import id_time, new_job_id, validate_job_id
+from zkq.coordinator.errors import InvalidJobId
+from zkq.coordinator.ids import id_time, new_job_id, validate_job_id
 
 
 def test_ids_are_strictly_increasing_within_a_process() -> None:

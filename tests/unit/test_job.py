@@ -1,7 +1,7 @@
 import pytest
 
-from coordinator.errors import InvalidInput, InvalidTransition, PayloadTooLarge
-from coordinator.job import (
+from zkq.coordinator.errors import InvalidInput, InvalidTransition, PayloadTooLarge
+from zkq.coordinator.job import (
     TRANSITIONS,
     Attempt,
     Job,

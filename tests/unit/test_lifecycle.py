@@ -2,11 +2,11 @@
 
 import pytest
 
-from coordinator import lifecycle
-from coordinator.errors import InvalidTransition
-from coordinator.ids import new_job_id
-from coordinator.job import Job, JobState
-from coordinator.paths import Layout
+from zkq.coordinator import lifecycle
+from zkq.coordinator.errors import InvalidTransition
+from zkq.coordinator.ids import new_job_id
+from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.paths import Layout
 
 L = Layout("/zkq")
 

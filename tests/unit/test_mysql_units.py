@@ -6,21 +6,21 @@ from __future__ import annotations
 import pymysql.err
 import pytest
 
-from coordinator.config import ClusterConfig
-from coordinator.errors import (
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.errors import (
     ConfigError,
     Conflict,
     DatabaseError,
     DatabaseUnavailable,
     InvalidInput,
 )
-from coordinator.ids import id_time, new_job_id
-from coordinator.migrate import Migration, available
-from coordinator.mysql import MySQLSettings, from_datetime, to_datetime, translate
-from coordinator.paths import bucket_of
-from coordinator.retention import bucket_span, prune_interval
-from frontend.keys import parse_scopes
-from frontend.requestlog import RequestRecord
+from zkq.coordinator.ids import id_time, new_job_id
+from zkq.coordinator.migrate import Migration, available
+from zkq.coordinator.mysql import MySQLSettings, from_datetime, to_datetime, translate
+from zkq.coordinator.paths import bucket_of
+from zkq.coordinator.retention import bucket_span, prune_interval
+from zkq.frontend.keys import parse_scopes
+from zkq.frontend.requestlog import RequestRecord
 
 
 def test_settings_from_a_url_and_back() -> None:

@@ -1,5 +1,5 @@
-from coordinator.ids import id_for_time, new_job_id
-from coordinator.paths import Layout, bucket_of, parse_pending_name, pending_name
+from zkq.coordinator.ids import id_for_time, new_job_id
+from zkq.coordinator.paths import Layout, bucket_of, parse_pending_name, pending_name
 
 
 def test_pending_names_sort_by_priority_then_time() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from coordinator.attempts import UNSTARTED_LIMIT, AttemptClock
-from coordinator.ids import new_job_id
-from coordinator.job import Job, JobState
-from coordinator.paths import Layout, bucket_of, pending_name
-from coordinator.pending import PendingIndex
+from zkq.coordinator.attempts import UNSTARTED_LIMIT, AttemptClock
+from zkq.coordinator.ids import new_job_id
+from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.paths import Layout, bucket_of, pending_name
+from zkq.coordinator.pending import PendingIndex
 
 L = Layout("/zkq")
 

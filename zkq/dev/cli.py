@@ -70,7 +70,7 @@ def _progress(message: str) -> None:
 @click.option("--coordinators", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option(
     "--app",
-    default="worker.builtin",
+    default="zkq.worker.builtin",
     show_default=True,
     help="Python module with the handlers the workers serve.",
 )

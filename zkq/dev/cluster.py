@@ -55,7 +55,7 @@ class Settings:
     """How ``up`` was asked to run the services; ``add_worker`` reuses it later."""
 
     root: str = "/zkq"
-    worker_app: str = "worker.builtin"
+    worker_app: str = "zkq.worker.builtin"
     worker_concurrency: int = 4
     coordinator_args: list[str] = field(default_factory=list)
     worker_args: list[str] = field(default_factory=list)
@@ -180,7 +180,7 @@ class DevCluster:
         self,
         workers: int = 2,
         coordinators: int = 2,
-        worker_app: str = "worker.builtin",
+        worker_app: str = "zkq.worker.builtin",
         worker_concurrency: int = 4,
         *,
         tick_ms: int = 2000,

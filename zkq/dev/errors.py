@@ -1,4 +1,4 @@
-"""The launcher's branch of zkq's exception tree (:mod:`coordinator.errors`).
+"""The launcher's branch of zkq's exception tree (:mod:`zkq.coordinator.errors`).
 
 ::
 
@@ -16,7 +16,7 @@ mean "never became ready" into :class:`StartupFailed`.
 
 from __future__ import annotations
 
-from coordinator.errors import ZkqError
+from zkq.coordinator.errors import ZkqError
 
 
 class DevClusterError(ZkqError):

@@ -1,7 +1,7 @@
 """The HTTP side of a dev cluster: gunicorn frontends and the HAProxy in front of them.
 
 Each frontend is a member of role ``frontend`` (gunicorn with gevent workers, serving
-``frontend.app:create_app()``) on its own free port; its environment names the ZooKeeper
+``zkq.frontend.app:create_app()``) on its own free port; its environment names the ZooKeeper
 ensemble, the root and the MySQL URL.  A frontend stopped or killed for a fault test is
 started again on the *same* port, so HAProxy's configuration stays valid and its health
 checks bring the server back by themselves.
@@ -39,7 +39,7 @@ HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_TEMPLATE = REPO / "haproxy" / "haproxy.cfg.j2"
 GUNICORN_CONF = REPO / "frontend" / "gunicorn.conf.py"
-APP = "frontend.app:create_app()"
+APP = "zkq.frontend.app:create_app()"
 FRONTEND, HAPROXY = "frontend", "haproxy"
 
 

@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 from pymysql.connections import Connection
 
-from coordinator.errors import DatabaseUnavailable
-from coordinator.migrate import migrate
-from coordinator.mysql import MySQLSettings, connect, mysql_errors
+from zkq.coordinator.errors import DatabaseUnavailable
+from zkq.coordinator.migrate import migrate
+from zkq.coordinator.mysql import MySQLSettings, connect, mysql_errors
 from zkq.dev import processes
 from zkq.dev.errors import DevClusterError, StartupFailed
 from zkq.dev.members import HEALTH_PROBES, Member

@@ -2,7 +2,7 @@
 
 A process that runs is not yet a process that serves: a worker counts once its ephemeral
 registration exists, a coordinator once it contends in the election.  The paths come from
-:mod:`coordinator.paths` (the one module that spells them).
+:mod:`zkq.coordinator.paths` (the one module that spells them).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from coordinator.paths import Layout
+from zkq.coordinator.paths import Layout
 from zkq.dev.errors import DevClusterError
 
 # kazoo logs every failed connection attempt; a status probe must not print them, since

@@ -1,4 +1,4 @@
-"""The HTTP bench's measurements, as plain data: what :mod:`zkq.bench.http_report` judges
+"""The HTTP bench's measurements, as plain data: what :mod:`benchmarks.http_report` judges
 and prints.  Latencies are kept as percentiles only (the raw lists stay in the runner)."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Judging and printing the HTTP bench: verdicts, text tables and JSON.
 
-Pure functions of :class:`~zkq.bench.http_results.HttpBenchResults`; no I/O, so the rules
-are unit-tested without a cluster.  The tables use :func:`zkq.bench.report.table`.
+Pure functions of :class:`~benchmarks.http_results.HttpBenchResults`; no I/O, so the rules
+are unit-tested without a cluster.  The tables use :func:`benchmarks.report.table`.
 
 The verdicts:
 
@@ -21,13 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from zkq.bench.http_results import (
+from benchmarks.http_results import (
     HttpBenchResults,
     RetentionRun,
     SizeSample,
     ThroughputRow,
 )
-from zkq.bench.report import MIB, MISS, NA, PASS, Verdict, summary, table
+from benchmarks.report import MIB, MISS, NA, PASS, Verdict, summary, table
 
 BAND = 1.5
 PACE = 0.95

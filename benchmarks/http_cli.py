@@ -1,6 +1,6 @@
-"""``zkq bench http``: attached to ``zkq bench`` in :mod:`zkq.bench.cli`.
+"""``zkq bench http``: attached to ``zkq bench`` in :mod:`benchmarks.cli`.
 
-Imports nothing heavy at module level, like :mod:`zkq.bench.cli`: every ``zkq`` command
+Imports nothing heavy at module level, like :mod:`benchmarks.cli`: every ``zkq`` command
 loads this module.
 """
 
@@ -81,9 +81,9 @@ def http(
     """
     import dataclasses
 
-    from coordinator.errors import ZkqError
-    from zkq.bench import http as runner
-    from zkq.bench import http_report
+    from benchmarks import http as runner
+    from benchmarks import http_report
+    from zkq.coordinator.errors import ZkqError
 
     plan = runner.QUICK if quick else runner.FULL
     changes: dict[str, float | int] = {}

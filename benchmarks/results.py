@@ -1,4 +1,4 @@
-"""The measured rows, as plain data: what :mod:`zkq.bench.report` judges and prints.
+"""The measured rows, as plain data: what :mod:`benchmarks.report` judges and prints.
 
 Every count that comes from the ensemble (transactions, notifications) is kept raw, next to
 the idle rate measured just before the window, so a reader of the JSON can redo the

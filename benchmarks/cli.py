@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from zkq.bench.http_cli import http
+from benchmarks.http_cli import http
 
 #: exit statuses: 0 the bench ran (verdicts are in the report), 1 it could not run, or a
 #: target was missed under --strict
@@ -74,8 +74,8 @@ def bench(
         return
     import dataclasses
 
-    from coordinator.errors import ZkqError
-    from zkq.bench import report, runner
+    from benchmarks import report, runner
+    from zkq.coordinator.errors import ZkqError
 
     plan = runner.QUICK if quick else runner.FULL
     if jobs is not None:

@@ -1,6 +1,6 @@
 """zkq end to end: ``noop`` jobs through real coordinator and worker processes.
 
-Each row starts its workers (``zkq worker --app worker.builtin``, as ``zkq dev`` does),
+Each row starts its workers (``zkq worker --app zkq.worker.builtin``, as ``zkq dev`` does),
 waits until they are registered and the cluster is quiet, measures an idle window, then
 submits every job with ``JobStore.submit_many`` and times from the first submission until
 every record is ``succeeded``.  The workers are stopped after the row; the two coordinators
@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from coordinator.client import Client
-from coordinator.job import JobState
-from coordinator.store import JobSpec
-from zkq.bench.counters import Counters, Window, read_counters, settle
-from zkq.bench.resources import CpuMeter
-from zkq.bench.results import Idle, Memory, ZkqRow
+from benchmarks.counters import Counters, Window, read_counters, settle
+from benchmarks.resources import CpuMeter
+from benchmarks.results import Idle, Memory, ZkqRow
+from zkq.coordinator.client import Client
+from zkq.coordinator.job import JobState
+from zkq.coordinator.store import JobSpec
 from zkq.dev import processes
 from zkq.dev.cluster import DevCluster
 from zkq.dev.errors import StartupFailed

@@ -4,7 +4,7 @@ answer came) and an open loop (sends paced at a fixed rate, whatever the answers
 Kept cheap, since it shares two CPUs with everything it measures: one thread per
 connection, ``http.client`` on a keep-alive connection, one body encoded once, no
 ``requests`` (whose per-request work would be counted as the server's).  The same loops
-drive direct submissions through :class:`coordinator.client.Client`, so the two paths are
+drive direct submissions through :class:`zkq.coordinator.client.Client`, so the two paths are
 measured alike.
 
 Every loop is bounded in time: a thread sends nothing after its deadline, each request has
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from coordinator.client import Client
-from coordinator.errors import ZkqError
+from zkq.coordinator.client import Client
+from zkq.coordinator.errors import ZkqError
 
 #: the body of every HTTP submission: a job for worker.builtin that does nothing
 NOOP = {"type": "noop"}

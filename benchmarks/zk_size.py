@@ -12,12 +12,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from coordinator import census
-from coordinator.client import Client
-from coordinator.errors import ZkqError
-from coordinator.mysql import ConnectionPool
-from zkq.bench.http_load import JOIN_GRACE, SubmitterFactory, Tally, open_loop
-from zkq.bench.http_results import RetentionRun, SizeSample
+from benchmarks.http_load import JOIN_GRACE, SubmitterFactory, Tally, open_loop
+from benchmarks.http_results import RetentionRun, SizeSample
+from zkq.coordinator import census
+from zkq.coordinator.client import Client
+from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.mysql import ConnectionPool
 from zkq.dev.fourletter import four_letter, parse_mntr
 from zkq.dev.zookeeper import HOST, ZooKeeperEnsemble
 

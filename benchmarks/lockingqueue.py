@@ -21,9 +21,9 @@ from pathlib import Path
 from kazoo.client import KazooClient
 from kazoo.recipe.queue import LockingQueue
 
-from zkq.bench.counters import Window, read_counters, settle
-from zkq.bench.resources import CpuMeter
-from zkq.bench.results import Idle, LqRow
+from benchmarks.counters import Window, read_counters, settle
+from benchmarks.resources import CpuMeter
+from benchmarks.results import Idle, LqRow
 from zkq.dev import processes
 from zkq.dev.cluster import DevCluster
 from zkq.dev.errors import StartupFailed
@@ -92,8 +92,9 @@ class LockingQueueBench:
             ready.unlink(missing_ok=True)
             argv = [
                 sys.executable,
-                "-m",
-                "zkq.bench.lq_consumer",
+                # by path: the consumer needs only kazoo, and benchmarks/ is no installed
+                # package, so `-m` would depend on the member's working directory
+                str(Path(__file__).with_name("lq_consumer.py")),
                 "--zk",
                 self.cluster.connect_string,
                 "--path",

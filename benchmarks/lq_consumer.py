@@ -1,4 +1,4 @@
-"""A LockingQueue consumer process for the baseline (``python -m zkq.bench.lq_consumer``).
+"""A LockingQueue consumer process for the baseline (``python -m benchmarks.lq_consumer``).
 
 ``--threads`` consumers, each with its own KazooClient (its own session, as separate
 consumer machines would have), each looping ``get()`` then ``consume()`` as kazoo's
@@ -19,7 +19,7 @@ from pathlib import Path
 from kazoo.client import KazooClient
 from kazoo.recipe.queue import LockingQueue
 
-log = logging.getLogger("zkq.bench.lq_consumer")
+log = logging.getLogger("benchmarks.lq_consumer")
 #: how long one get() waits for an entry before the loop checks for SIGTERM
 GET_TIMEOUT = 2.0
 

@@ -1,6 +1,6 @@
 """Judging and printing the results: ratios, targets (PASS/MISS), text tables and JSON.
 
-Pure functions of :class:`~zkq.bench.results.BenchResults`; nothing here does I/O, so the
+Pure functions of :class:`~benchmarks.results.BenchResults`; nothing here does I/O, so the
 rules are unit-tested without a cluster.
 
 The targets (DESIGN.md, "Who watches what"):
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from zkq.bench.results import BenchResults, LqRow, ZkqRow
+from benchmarks.results import BenchResults, LqRow, ZkqRow
 
 FLAT_TOLERANCE = 1.25
 THROUGHPUT_TOLERANCE = 0.9

@@ -2,7 +2,7 @@
 
 The stack is a :class:`~zkq.dev.cluster.DevCluster` in its own state directory (temporary
 unless given): three ZooKeeper nodes, MariaDB, two coordinators pruning after a short
-retention, two workers of ``worker.builtin``, two gunicorn frontends and HAProxy.
+retention, two workers of ``zkq.worker.builtin``, two gunicorn frontends and HAProxy.
 ``down()`` in a ``finally`` stops every process it started, whatever happened.
 
 The sections, in this order (each needs what the one before left):
@@ -32,14 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from coordinator.client import Client
-from coordinator.config import ClusterConfig
-from coordinator.dispatcher import EMPTY_SHARD_GRACE
-from coordinator.errors import ZkqError
-from coordinator.mysql import ConnectionPool, MySQLSettings
-from coordinator.retention import BUCKET_GRACE, prune_interval
-from frontend.keys import KeyStore
-from zkq.bench.http_load import (
+from benchmarks.http_load import (
     DirectSubmitter,
     HttpSubmitter,
     SubmitterFactory,
@@ -47,8 +40,8 @@ from zkq.bench.http_load import (
     closed_loop,
     open_loop,
 )
-from zkq.bench.http_report import AUTH_OFF, AUTH_ON, DIRECT
-from zkq.bench.http_results import (
+from benchmarks.http_report import AUTH_OFF, AUTH_ON, DIRECT
+from benchmarks.http_results import (
     AFTER_LOAD,
     AFTER_LONG_RUN,
     IDLE,
@@ -59,14 +52,21 @@ from zkq.bench.http_results import (
     ProcessMemory,
     ThroughputRow,
 )
-from zkq.bench.stack import bench_cluster, load_average
-from zkq.bench.zk_size import backlog, long_run, wait_drained
+from benchmarks.stack import bench_cluster, load_average
+from benchmarks.zk_size import backlog, long_run, wait_drained
+from zkq.coordinator.client import Client
+from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.dispatcher import EMPTY_SHARD_GRACE
+from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.coordinator.retention import BUCKET_GRACE, prune_interval
 from zkq.dev import frontends as http_side
 from zkq.dev import processes
 from zkq.dev.cluster import DevCluster
 from zkq.dev.errors import DevClusterError, StartupFailed
 from zkq.dev.waiting import wait_until
 from zkq.dev.zookeeper import ZooKeeperEnsemble
+from zkq.frontend.keys import KeyStore
 
 Progress = Callable[[str], None]
 ROOT = "/zkq"

@@ -18,14 +18,14 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
-from coordinator.client import Client
-from coordinator.config import ClusterConfig
-from zkq.bench.counters import read_counters
-from zkq.bench.lockingqueue import LockingQueueBench, consumer_layout
-from zkq.bench.results import BenchResults
-from zkq.bench.stack import bench_cluster, load_average
-from zkq.bench.zk_raw import measure_raw
-from zkq.bench.zkq_jobs import Shape, ZkqBench
+from benchmarks.counters import read_counters
+from benchmarks.lockingqueue import LockingQueueBench, consumer_layout
+from benchmarks.results import BenchResults
+from benchmarks.stack import bench_cluster, load_average
+from benchmarks.zk_raw import measure_raw
+from benchmarks.zkq_jobs import Shape, ZkqBench
+from zkq.coordinator.client import Client
+from zkq.coordinator.config import ClusterConfig
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -88,7 +88,8 @@ def notes(plan: Plan) -> list[str]:
         "zkq rows are <worker processes>x<slots each> ("
         + ", ".join(str(s) for s in plan.shapes)
         + "); the notification rows share the slots per worker, so only the worker count "
-        "changes. Workers run `zkq worker --app worker.builtin` (thread pool), as `zkq dev` does.",
+        "changes. Workers run `zkq worker --app zkq.worker.builtin` (thread pool), as "
+        "`zkq dev` does.",
         f"LockingQueue consumers as processes x threads ({layouts}); every thread has its "
         f"own KazooClient. Each row puts {plan.lq_jobs} entries with one put_all and stops at "
         f"{plan.lq_cap:g}s; jobs/s is what was consumed over the time taken.",

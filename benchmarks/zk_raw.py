@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 
 from kazoo.client import KazooClient
 
-from zkq.bench.counters import Counters
-from zkq.bench.resources import CpuMeter
-from zkq.bench.results import RawRow
+from benchmarks.counters import Counters
+from benchmarks.resources import CpuMeter
+from benchmarks.results import RawRow
 
 log = logging.getLogger(__name__)
 VALUE = b"x" * 16
