@@ -21,14 +21,10 @@ import time
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from zkq.coordinator import lifecycle
-from zkq.coordinator.errors import InvalidInput, JobNotFound, ZkqError
+from zkq.coordinator.errors import InvalidInput, JobNotFound, WorkerNotFound, ZkqError
 from zkq.coordinator.job import Job, JobState, validate_spec
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import zk_errors
-
-
-class WorkerNotFound(ZkqError):
-    code = "worker_not_found"
 
 
 class Controls:

@@ -1,38 +1,65 @@
-"""zkq's one exception tree.
+"""zkq's one exception tree, for every process and for clients over HTTP alike.
 
 ::
 
-    ZkqError
-    ├── ConfigError            a setting is missing or malformed
-    ├── InvalidInput           the caller's mistake: fix the request and send it again
-    │   ├── PayloadTooLarge    payload or result over the configured limit
-    │   └── InvalidJobId       not a job id zkq could have issued
-    ├── JobNotFound            no such job (never existed, or pruned and not archived)
-    ├── ApiKeyNotFound         no API key with that id or prefix
-    ├── Conflict               the request collides with the job's current state
-    │   ├── InvalidTransition  e.g. cancelling a job that already succeeded
-    │   ├── JobIdTaken         a job id reused with different contents
-    │   └── Fenced             lost a version race: another actor changed the job first
-    ├── DatabaseError          MySQL refused a statement: schema not migrated, or a bug
-    ├── LeadershipLost         a coordinator acted as leader after its election node was gone
-    └── Unavailable            ZooKeeper cannot be reached (or the session is gone): retry later
-        ├── Timeout            gave up waiting
-        └── DatabaseUnavailable  MySQL cannot be reached or dropped the connection: retry later
+    ZkqError                    .code; over HTTP also .status and .retry_after
+    ├── ConfigError             a setting is missing or malformed
+    ├── InvalidInput            the caller's mistake: fix the request and send it again
+    │   ├── MalformedRequest    bad JSON, a wrong type, an unknown field
+    │   ├── InvalidJobId        not a job id zkq could have issued
+    │   ├── UnsupportedMediaType  a body that is not JSON
+    │   └── PayloadTooLarge     payload or result over the configured limit
+    │       └── BodyTooLarge    a whole request body over the server's limit
+    ├── Unauthenticated         no API key, or one nobody knows
+    ├── Forbidden               the API key lacks the scope
+    ├── NotFound                no such thing (a route, for one)
+    │   ├── JobNotFound         never existed, or pruned and not archived (or another tenant's)
+    │   ├── WorkerNotFound      no live worker with that id
+    │   └── ApiKeyNotFound      no API key with that id or prefix
+    ├── MethodNotAllowed        .allowed: the methods the route has
+    ├── Conflict                the request collides with the job's current state
+    │   ├── InvalidTransition   e.g. cancelling a job that already succeeded
+    │   ├── JobIdTaken          a job id reused with different contents
+    │   ├── IdempotencyKeyReused  an Idempotency-Key reused for another request
+    │   └── Fenced              lost a version race: another actor changed the job first
+    ├── RateLimited             over the API key's rate: wait .retry_after seconds
+    ├── DatabaseError           MySQL refused a statement: schema not migrated, or a bug
+    ├── LeadershipLost          a coordinator acted as leader after its election node was gone
+    ├── InternalError           a bug on the server (it is logged there)
+    └── Unavailable             ZooKeeper cannot be reached (or the session is gone): retry later
+        ├── Timeout             gave up waiting
+        │   └── GatewayTimeout  the load balancer had no answer in time
+        ├── BadGateway          the load balancer got a bad answer from a frontend
+        └── DatabaseUnavailable  MySQL cannot be reached or dropped the connection
 
-kazoo's exceptions are translated into these in exactly one place, :mod:`zkq.coordinator.zk`,
-and pymysql's in one other, :mod:`zkq.coordinator.mysql`, each with ``raise ... from exc``.
-Nothing in this package knows about HTTP; the frontend maps these classes to statuses in
-one table.
+Every class has its own ``code``, the machine-readable name an HTTP error body carries;
+:func:`from_code` turns a code back into its class, so the HTTP client raises exactly
+what the server raised.  kazoo's exceptions are translated into these in exactly one
+place, :mod:`zkq.coordinator.zk`, and pymysql's in one other, :mod:`zkq.coordinator.mysql`, each
+with ``raise ... from exc``.  Which HTTP status each class gets is chosen in one table,
+:mod:`zkq.frontend.errors`; nothing here depends on HTTP.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Self
 
 
 class ZkqError(Exception):
     """Base of every error zkq raises on purpose."""
 
-    #: a short stable identifier, usable as a machine-readable error code
+    #: a short stable identifier, the machine-readable code of an HTTP error body
     code = "zkq_error"
+    #: the HTTP status the error came with, when the HTTP client raised it
+    status: int | None = None
+    #: seconds the server asked the caller to wait before trying again, when it said
+    retry_after: float | None = None
+
+    @classmethod
+    def from_message(cls, message: str) -> Self:
+        """The error as rebuilt from an error body, which carries only its message."""
+        return cls(message)
 
 
 class ConfigError(ZkqError):
@@ -43,20 +70,65 @@ class InvalidInput(ZkqError):
     code = "invalid_input"
 
 
-class PayloadTooLarge(InvalidInput):
-    code = "payload_too_large"
+class MalformedRequest(InvalidInput):
+    code = "malformed_request"
 
 
 class InvalidJobId(InvalidInput):
     code = "invalid_job_id"
 
 
-class JobNotFound(ZkqError):
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+
+
+class BodyTooLarge(PayloadTooLarge):
+    code = "body_too_large"
+
+
+class Unauthenticated(ZkqError):
+    code = "unauthenticated"
+
+
+class Forbidden(ZkqError):
+    code = "forbidden"
+
+
+class NotFound(ZkqError):
+    code = "not_found"
+
+
+class JobNotFound(NotFound):
     code = "job_not_found"
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"no job {job_id!r}: check the id, or it may have been pruned")
+    def __init__(self, job_id: str | None = None, message: str | None = None) -> None:
+        super().__init__(message or f"no job {job_id!r}: check the id, or it may have been pruned")
+        #: None when rebuilt from an HTTP error body, which names the job only in its message
         self.job_id = job_id
+
+    @classmethod
+    def from_message(cls, message: str) -> Self:
+        return cls(None, message)
+
+
+class WorkerNotFound(NotFound):
+    code = "worker_not_found"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+
+
+class MethodNotAllowed(ZkqError):
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allowed: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.allowed = allowed or []
 
 
 class Conflict(ZkqError):
@@ -71,14 +143,38 @@ class JobIdTaken(Conflict):
     code = "job_id_taken"
 
 
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+
+
 class Fenced(Conflict):
     """The job record's version moved on: another actor owns the job now."""
 
     code = "fenced"
 
 
+class RateLimited(ZkqError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DatabaseError(ZkqError):
+    """MySQL refused a statement for a reason retrying will not fix."""
+
+    code = "database_error"
+
+
 class LeadershipLost(ZkqError):
     code = "leadership_lost"
+
+
+class InternalError(ZkqError):
+    """A bug on the server side; the server logged it with its traceback."""
+
+    code = "internal_error"
 
 
 class Unavailable(ZkqError):
@@ -89,17 +185,49 @@ class Timeout(Unavailable):
     code = "timeout"
 
 
+class GatewayTimeout(Timeout):
+    code = "gateway_timeout"
+
+
+class BadGateway(Unavailable):
+    code = "bad_gateway"
+
+
 class DatabaseUnavailable(Unavailable):
     """MySQL is down, unreachable, refused our login or dropped the connection."""
 
     code = "database_unavailable"
 
 
-class DatabaseError(ZkqError):
-    """MySQL refused a statement for a reason retrying will not fix."""
+def _tree(cls: type[ZkqError]) -> Iterator[type[ZkqError]]:
+    yield cls
+    for sub in cls.__subclasses__():
+        yield from _tree(sub)
 
-    code = "database_error"
+
+def _codes() -> dict[str, type[ZkqError]]:
+    # Only this module's classes: a subclass defined elsewhere (the dev launcher's) is not
+    # an answer a server gives, and the table must not depend on what happens to be imported.
+    table: dict[str, type[ZkqError]] = {}
+    for cls in _tree(ZkqError):
+        if cls.__module__ != __name__:
+            continue
+        if cls.code in table:
+            raise RuntimeError(f"{cls.__name__} and {table[cls.code].__name__} share a code")
+        table[cls.code] = cls
+    return table
 
 
-class ApiKeyNotFound(ZkqError):
-    code = "api_key_not_found"
+#: every code of the tree, and its class: the one table both sides of HTTP use
+CODES: dict[str, type[ZkqError]] = _codes()
+
+
+def from_code(code: str, message: str) -> ZkqError:
+    """The error an error body's ``code`` names.  A code this version does not know (a
+    newer server's, or one a proxy made up) gives a plain :class:`ZkqError` carrying it."""
+    cls = CODES.get(code)
+    if cls is None:
+        error = ZkqError(message)
+        error.code = code
+        return error
+    return cls.from_message(message)

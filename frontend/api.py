@@ -20,9 +20,9 @@ from flask import Flask, Response, g, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.routing import BaseConverter
 
+from zkq.coordinator.errors import MalformedRequest, UnsupportedMediaType
 from zkq.coordinator.ids import validate_job_id
 from zkq.frontend import auth
-from zkq.frontend.errors import MalformedRequest, UnsupportedMediaType
 
 View = Callable[..., Any]
 M = TypeVar("M", bound=BaseModel)

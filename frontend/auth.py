@@ -16,7 +16,7 @@ from datetime import datetime
 
 from flask import current_app, g, request
 
-from zkq.frontend.errors import Forbidden, RateLimited, Unauthenticated
+from zkq.coordinator.errors import Forbidden, RateLimited, Unauthenticated
 from zkq.frontend.keys import SCOPES, ApiKey
 from zkq.frontend.resources import current as resources
 

@@ -1,29 +1,31 @@
-"""The frontend's errors, and the ONE table that turns any error into an HTTP status.
+"""The ONE table that turns any error into an HTTP status, and the one error shape.
 
-The frontend adds its own branch to zkq's tree (:mod:`zkq.coordinator.errors`); where a
-frontend error means what a coordinator error means, it subclasses it, so the table maps
-both at once::
+Every error class lives in zkq's one tree (:mod:`zkq.coordinator.errors`), frontend-only ones
+included, so the HTTP client (:mod:`zkq.http_client`) raises the very class the frontend
+raised, by the body's ``code``.  Statuses are chosen here and nowhere else::
 
     ZkqError
     ├── InvalidInput ............................ 400
     │   ├── MalformedRequest                      bad JSON, wrong type, unknown field
     │   ├── InvalidJobId                          not a ULID
+    │   ├── UnsupportedMediaType ................ 415
     │   └── PayloadTooLarge ..................... 413
     │       └── BodyTooLarge                      over MAX_CONTENT_LENGTH
     ├── Unauthenticated ......................... 401  no key, or not a key we know
     ├── Forbidden ............................... 403  the key lacks the endpoint's scope
-    ├── JobNotFound ............................. 404  (also: another tenant's job)
-    ├── RouteNotFound ........................... 404
+    ├── NotFound ................................ 404  no such route
+    │   └── JobNotFound, ...                           (also: another tenant's job)
     ├── MethodNotAllowed ........................ 405
     ├── Conflict ................................ 409
     │   └── IdempotencyKeyReused                  same key, different request
-    ├── UnsupportedMediaType .................... 415
     ├── RateLimited ............................. 429  + Retry-After
     └── Unavailable ............................. 503  + Retry-After (ZooKeeper, MySQL)
+        ├── BadGateway .......................... 502  } answered by HAProxy itself
+        └── GatewayTimeout ...................... 504  } (haproxy/haproxy.cfg.j2)
 
-Anything else is our bug: 500, logged with its traceback, never the client's fault.
-Werkzeug's own HTTP errors (routing, body size) are translated here too, so every answer
-has the one shape ``{"error": {"code": ..., "message": ...}}``.
+Anything else is our bug: 500 (``internal_error``), logged with its traceback, never the
+client's fault.  Werkzeug's own HTTP errors (routing, body size) are translated here too,
+so every answer has the one shape ``{"error": {"code": ..., "message": ...}}``.
 """
 
 from __future__ import annotations
@@ -35,59 +37,25 @@ from flask import Flask, Response, current_app, jsonify
 from werkzeug import exceptions as http
 
 from zkq.coordinator.errors import (
+    BadGateway,
+    BodyTooLarge,
     Conflict,
+    Forbidden,
+    GatewayTimeout,
+    InternalError,
     InvalidInput,
-    JobNotFound,
+    MalformedRequest,
+    MethodNotAllowed,
+    NotFound,
     PayloadTooLarge,
+    RateLimited,
+    Unauthenticated,
     Unavailable,
+    UnsupportedMediaType,
     ZkqError,
 )
 
 log = logging.getLogger(__name__)
-
-
-class MalformedRequest(InvalidInput):
-    code = "malformed_request"
-
-
-class BodyTooLarge(PayloadTooLarge):
-    code = "body_too_large"
-
-
-class Unauthenticated(ZkqError):
-    code = "unauthenticated"
-
-
-class Forbidden(ZkqError):
-    code = "forbidden"
-
-
-class RouteNotFound(ZkqError):
-    code = "not_found"
-
-
-class MethodNotAllowed(ZkqError):
-    code = "method_not_allowed"
-
-    def __init__(self, message: str, allowed: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.allowed = allowed or []
-
-
-class IdempotencyKeyReused(Conflict):
-    code = "idempotency_key_reused"
-
-
-class UnsupportedMediaType(ZkqError):
-    code = "unsupported_media_type"
-
-
-class RateLimited(ZkqError):
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 #: the one place statuses are chosen; the most specific class in an error's MRO wins
@@ -96,13 +64,15 @@ STATUS: dict[type[BaseException], int] = {
     PayloadTooLarge: 413,
     Unauthenticated: 401,
     Forbidden: 403,
-    JobNotFound: 404,
-    RouteNotFound: 404,
+    NotFound: 404,
     MethodNotAllowed: 405,
     Conflict: 409,
     UnsupportedMediaType: 415,
     RateLimited: 429,
     Unavailable: 503,
+    # HAProxy answers these itself; listed so that every class of the tree has its status
+    BadGateway: 502,
+    GatewayTimeout: 504,
 }
 
 #: the statuses any endpoint may answer, for the OpenAPI document
@@ -130,7 +100,7 @@ def status_of(exc: BaseException) -> int:
 def _from_werkzeug(exc: http.HTTPException) -> ZkqError:
     """Werkzeug's HTTP errors as ours (routing and body-size checks happen in Werkzeug)."""
     if isinstance(exc, http.NotFound):
-        return RouteNotFound("no such route: see /v1/openapi.json")
+        return NotFound("no such route: see /v1/openapi.json")
     if isinstance(exc, http.MethodNotAllowed):
         allowed = sorted(exc.valid_methods or [])
         return MethodNotAllowed(f"method not allowed here; allowed: {', '.join(allowed)}", allowed)
@@ -156,14 +126,14 @@ def error_response(exc: BaseException) -> Response:
         status = status_of(exc)
     if status >= 500 and not isinstance(translated, Unavailable):
         log.error("unexpected error", exc_info=exc)
-        code, message = "internal_error", "internal error: it is logged; please report it"
+        code, message = InternalError.code, "internal error: it is logged; please report it"
     else:
         code = getattr(translated, "code", "error")
         message = str(translated) or code
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
     if isinstance(translated, RateLimited):
-        response.headers["Retry-After"] = str(max(1, math.ceil(translated.retry_after)))
+        response.headers["Retry-After"] = str(max(1, math.ceil(translated.retry_after or 1)))
     elif isinstance(translated, Unavailable):
         response.headers["Retry-After"] = str(current_app.config["RETRY_AFTER"])
     elif isinstance(translated, MethodNotAllowed) and translated.allowed:

@@ -24,9 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from zkq.coordinator.errors import Conflict
+from zkq.coordinator.errors import Conflict, IdempotencyKeyReused, MalformedRequest
 from zkq.coordinator.mysql import ConnectionPool
-from zkq.frontend.errors import IdempotencyKeyReused, MalformedRequest
 
 HEADER = "Idempotency-Key"
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces

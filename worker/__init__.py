@@ -1,5 +1,7 @@
-"""The zkq worker: serves the job types its app registers (see :mod:`zkq.worker.registry`)."""
+"""The zkq worker: serves the job types its app registers (see :mod:`zkq.worker.registry`).
+Applications write handlers with ``zkq.handler``; these names are the worker's own."""
 
-from zkq.worker.registry import JobContext, Registry, handler, registry
+from zkq.worker.registry import Handler, JobContext, JobDefaults, Registry, handler
 
-__all__ = ["JobContext", "Registry", "handler", "registry"]
+# (not the default registry itself: it would hide the submodule `worker.registry`)
+__all__ = ["Handler", "JobContext", "JobDefaults", "Registry", "handler"]

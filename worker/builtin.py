@@ -9,6 +9,10 @@ sleep     seconds (number)             sleeps, returns the seconds slept
 fail      message (string, optional)   raises RuntimeError
 cpu       seconds (number)             burns one core for that long (try a process pool)
 ========  ===========================  ===========================================
+
+Each is a handle like any app's: ``echo.submit(payload, client=...)`` or
+``ctx.spawn(echo, ...)``.  None declares defaults of its own, so a built-in job gets the
+same settings whether it is submitted through its handle or by name (``zkq submit``, HTTP).
 """
 
 from __future__ import annotations

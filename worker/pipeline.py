@@ -139,7 +139,14 @@ class Pipeline:
             if started is None:
                 return
             job = started.job
-            ctx = JobContext(job.id, job.type, job.attempts, job.max_attempts, job.parent)
+            ctx = JobContext(
+                job.id,
+                job.type,
+                job.attempts,
+                job.max_attempts,
+                job.parent,
+                type_defaults=self.pool.registry.defaults(),
+            )
             began = time.monotonic()
             outcome = self.pool.run(job.type, job.payload, ctx)
             self._events.put(Finished(started, outcome, time.monotonic() - began))

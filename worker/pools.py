@@ -5,8 +5,14 @@ false session expiry; in ``--pool process`` it runs in a child process started w
 ``spawn`` (never ``fork``: the parent has kazoo's threads and sockets), so the worker's
 session stays healthy whatever the handler does.
 
-Either way a handler's exception becomes an :class:`Outcome` with the traceback; nothing a
-handler does can raise out of :meth:`Pool.run`.
+Either way a pool runs handlers from the one :class:`~zkq.worker.registry.Registry` it is
+given, the one its worker checked the types against.  A child process cannot be handed
+the registry object (handlers need not pickle), so it imports the app, then the module
+where the parent found that same registry, and looks handlers up there; a registry that
+lives in no importable module cannot serve a process pool, which is said at start.
+
+A handler's exception becomes an :class:`Outcome` with the traceback; nothing a handler
+does can raise out of :meth:`Pool.run`.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import signal
+import sys
 import threading
 import traceback
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,7 +30,7 @@ from typing import Any, Protocol
 
 from zkq.coordinator.job import MESSAGE_LIMIT, short, truncate_traceback
 from zkq.coordinator.store import JobSpec
-from zkq.worker.registry import JobContext, registry
+from zkq.worker.registry import Handler, JobContext, Registry, registry
 
 
 @dataclass
@@ -34,16 +41,19 @@ class Outcome:
     children: list[JobSpec] = field(default_factory=list)
 
 
-def load_app(app: str | None) -> None:
-    """Import the user's module so that its ``@handler`` decorators run."""
+def load_app(app: str | None) -> Registry:
+    """Import the user's module so that its ``@handler`` decorators run; the registry
+    they filled, the one ``zkq worker --app`` serves."""
     if app:
         importlib.import_module(app)
+    return registry
 
 
-def execute(job_type: str, payload: Any, ctx: JobContext) -> Outcome:
+def execute(handlers: Registry, job_type: str, payload: Any, ctx: JobContext) -> Outcome:
     """Run one handler, catching everything it raises."""
     try:
-        result = registry.get(job_type)(payload, ctx)
+        handler: Handler[Any] = handlers.get(job_type)
+        result = handler(payload, ctx)
         return Outcome(ok=True, result=result, children=list(ctx.children))
     except Exception as exc:
         return Outcome(
@@ -57,6 +67,9 @@ def execute(job_type: str, payload: Any, ctx: JobContext) -> Outcome:
 
 
 class Pool(Protocol):
+    #: where the handlers come from (and their declared defaults, for ``ctx.spawn``)
+    registry: Registry
+
     def run(self, job_type: str, payload: Any, ctx: JobContext) -> Outcome: ...
 
     def shutdown(self, wait: bool = True) -> None: ...
@@ -65,25 +78,61 @@ class Pool(Protocol):
 class ThreadPool:
     """Runs the handler on the calling thread (an attempt thread of the worker)."""
 
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
     def run(self, job_type: str, payload: Any, ctx: JobContext) -> Outcome:
-        return execute(job_type, payload, ctx)
+        return execute(self.registry, job_type, payload, ctx)
 
     def shutdown(self, wait: bool = True) -> None:
         return None
 
 
-def _child_init(app: str | None) -> None:
+def locate(registry: Registry, app: str | None) -> tuple[str, str]:
+    """Where a child process finds ``registry``: a module and the name it has there."""
+    # the app's module first, where an app keeps a registry of its own; then any module
+    # (the default one is worker.registry's).  Not __main__: a spawned child has another.
+    names = [app] if app in sys.modules else []
+    names += sorted(name for name in sys.modules if name not in ("__main__", "__mp_main__"))
+    for name in names:
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        for attr, value in list(vars(module).items()):
+            if value is registry:
+                return name, attr
+    raise ValueError(
+        "a process pool's registry must be a module-level name, so that its processes can "
+        "import it: define it at the top of the app's module"
+    )
+
+
+#: in a child process: the registry its parent serves, found by :func:`_child_init`
+_child_registry: Registry | None = None
+
+
+def _child_init(app: str | None, where: tuple[str, str]) -> None:
     # the worker decides when its children stop: a SIGTERM to the process group (or a
     # Ctrl-C) must not kill a job mid-way while the parent drains
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     load_app(app)
+    global _child_registry
+    module, attr = where
+    _child_registry = getattr(importlib.import_module(module), attr)
+
+
+def _execute_in_child(job_type: str, payload: Any, ctx: JobContext) -> Outcome:
+    assert _child_registry is not None, "the process pool's initializer did not run"
+    return execute(_child_registry, job_type, payload, ctx)
 
 
 class ProcessPool:
-    def __init__(self, app: str | None, size: int) -> None:
+    def __init__(self, registry: Registry, app: str | None, size: int) -> None:
+        self.registry = registry
         self.app = app
         self.size = size
+        self._where = locate(registry, app)
         self._lock = threading.Lock()
         self._executor = self._new_executor()
 
@@ -92,14 +141,14 @@ class ProcessPool:
             max_workers=self.size,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_child_init,
-            initargs=(self.app,),
+            initargs=(self.app, self._where),
         )
 
     def run(self, job_type: str, payload: Any, ctx: JobContext) -> Outcome:
         with self._lock:
             executor = self._executor
         try:
-            future: Future[Outcome] = executor.submit(execute, job_type, payload, ctx)
+            future: Future[Outcome] = executor.submit(_execute_in_child, job_type, payload, ctx)
             return future.result()
         except BrokenProcessPool:
             # a child died (killed, out of memory): this attempt fails, the pool is renewed
@@ -129,9 +178,9 @@ class ProcessPool:
         executor.shutdown(wait=wait, cancel_futures=not wait)
 
 
-def make_pool(kind: str, app: str | None, size: int) -> Pool:
+def make_pool(kind: str, registry: Registry, app: str | None, size: int) -> Pool:
     if kind == "thread":
-        return ThreadPool()
+        return ThreadPool(registry)
     if kind == "process":
-        return ProcessPool(app, size)
+        return ProcessPool(registry, app, size)
     raise ValueError(f"pool must be 'thread' or 'process', not {kind!r}")

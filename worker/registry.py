@@ -1,29 +1,93 @@
-"""Handlers: the functions that run jobs, registered by type with a decorator.
+"""Handlers: the functions that run jobs, registered by type with a decorator that also
+declares the job's defaults (as dramatiq's ``@actor`` does).
 
 ::
 
-    from zkq.worker import handler
+    import zkq
 
-    @handler("resize")
+    @zkq.handler("resize", max_attempts=3, timeout=60, priority=5)
     def resize(payload, ctx):
         ...                      # return anything JSON-serialisable: the job's result
-        ctx.spawn("notify", {"image": payload["image"]})   # optional child jobs
+        ctx.spawn(notify, {"image": payload["image"]})   # optional child jobs
+        return {"width": 640}
+
+    resize.submit({"image": "a.png"}, client=client)          # a Job, with resize's defaults
+    resize.submit({"image": "b.png"}, client=client, priority=9)   # a submission overrides
+    client.submit_many([resize.spec(p) for p in payloads])    # JobSpecs, for batches
+    resize({"image": "a.png"}, ctx)                           # still the plain function
 
 A handler takes the job's payload and a :class:`JobContext`.  Raising fails the attempt
 (the traceback is kept in the record); the worker carries on.  Children spawned with
 :meth:`JobContext.spawn` are created in the same transaction that records the parent's
 success, so they exist exactly when the parent succeeded.
+
+**Which defaults a job gets.**  The job record is fixed when it is submitted: the leader
+schedules by its priority and the worker runs it under its timeout and attempt count
+before any handler code is looked at.  So a handler's declared defaults apply only where
+the submitter holds its :class:`Handler`:
+
+- ``handle.submit(...)``, ``handle.spec(...)``, ``ctx.spawn(handle, ...)``, and
+  ``ctx.spawn("type", ...)`` in a worker whose registry has that type: each setting is
+  the submission's if given, else the handler's declared one, else zkq's.
+- by type name without the handler: over HTTP (``POST /v1/jobs``), ``zkq submit``, and
+  ``Client.submit("resize", ...)`` / ``HttpClient.submit(...)``: the submission's
+  settings, else zkq's defaults (priority 0, one attempt, 300 s timeout).  The handler's
+  declared defaults do not apply: the submitter may never have imported it.
+
+**The client a handle submits through** is the ``client=`` argument, else the one set
+once per process with :func:`set_client` (like dramatiq's ``set_broker``): a
+``zkq.Client`` (straight to ZooKeeper) or a ``zkq.HttpClient`` (over HTTP) alike.
+
+**One registry per worker.**  ``@zkq.handler`` fills the module-level :data:`registry`,
+the one ``zkq worker --app MODULE`` serves.  An app may keep a :class:`Registry` of its
+own (``@my_registry.handler(...)``) and serve it with ``Worker(config, my_registry,
+app=...)``; either way the worker checks and runs handlers from the one registry it is
+given, in threads and in process pools alike (:mod:`zkq.worker.pools`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
+from zkq.coordinator.errors import ConfigError
+from zkq.coordinator.job import Job, validate_spec
 from zkq.coordinator.store import JobSpec
 
 MAX_CHILDREN = 100
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class JobDefaults:
+    """A handler's declared settings for its jobs.  Unset, zkq's own: the same as a bare
+    :class:`JobSpec`'s and the HTTP API's (a unit test holds them together)."""
+
+    priority: int = 0
+    max_attempts: int = 1
+    timeout: float = 300.0
+
+    def spec(
+        self,
+        job_type: str,
+        payload: Any = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        job_id: str | None = None,
+    ) -> JobSpec:
+        """A submission of ``job_type``: each setting given here, else these defaults."""
+        return JobSpec(
+            job_type,
+            payload,
+            self.priority if priority is None else priority,
+            self.max_attempts if max_attempts is None else max_attempts,
+            self.timeout if timeout is None else timeout,
+            job_id,
+        )
 
 
 @dataclass
@@ -36,47 +100,187 @@ class JobContext:
     max_attempts: int
     parent: str | None = None
     children: list[JobSpec] = field(default_factory=list)
+    #: the declared defaults of every type the worker's registry has, for :meth:`spawn`
+    type_defaults: dict[str, JobDefaults] = field(default_factory=dict)
 
     def spawn(
         self,
-        job_type: str,
+        job_type: str | Handler[Any],
         payload: Any = None,
-        priority: int = 0,
-        max_attempts: int = 1,
-        timeout: float = 300.0,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
     ) -> None:
-        """Ask for a child job, created when (and only if) this job succeeds."""
+        """Ask for a child job, created when (and only if) this job succeeds.  Settings not
+        given are the child handler's declared defaults, when this worker knows them."""
         if len(self.children) >= MAX_CHILDREN:
             raise ValueError(f"a job may spawn at most {MAX_CHILDREN} children")
-        self.children.append(JobSpec(job_type, payload, priority, max_attempts, timeout))
+        if isinstance(job_type, Handler):
+            defaults, name = job_type.defaults, job_type.type
+        else:
+            defaults, name = self.type_defaults.get(job_type, JobDefaults()), job_type
+        spec = defaults.spec(name, payload, priority, max_attempts, timeout)
+        # a bad setting fails the handler at the line that asked for it, not the commit
+        # that would record this job's success with all its children
+        validate_spec(spec.type, spec.priority, spec.max_attempts, spec.timeout)
+        self.children.append(spec)
 
 
-Handler = Callable[[Any, JobContext], Any]
+class Submitter(Protocol):
+    """What a handle submits through: ``zkq.Client`` and ``zkq.HttpClient`` both are."""
+
+    def submit(
+        self,
+        job_type: str,
+        payload: Any = None,
+        *,
+        priority: int = ...,
+        max_attempts: int = ...,
+        timeout: float = ...,
+    ) -> Job: ...
+
+
+_default_client: Submitter | None = None
+
+
+def set_client(client: Submitter | None) -> None:
+    """The client ``handle.submit`` uses when given none, for this process (None: none).
+
+    Set it once where the application starts, not at import: a module that connects as it
+    is imported would connect in every worker process, and before a fork."""
+    global _default_client
+    _default_client = client
+
+
+class Handler(Generic[R]):
+    """What ``@handler`` returns: still the function (``resize(payload, ctx)``), plus its
+    job type and declared defaults, to submit jobs through."""
+
+    # copied from the function by functools.update_wrapper
+    __name__: str
+    __qualname__: str
+
+    def __init__(
+        self,
+        job_type: str,
+        fn: Callable[[Any, JobContext], R],
+        defaults: JobDefaults,
+    ) -> None:
+        self.type = job_type
+        self.fn = fn
+        self.defaults = defaults
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, payload: Any, ctx: JobContext) -> R:
+        return self.fn(payload, ctx)
+
+    def spec(
+        self,
+        payload: Any = None,
+        *,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        job_id: str | None = None,
+    ) -> JobSpec:
+        """A submission of this type: what is given here, else the declared defaults."""
+        return self.defaults.spec(self.type, payload, priority, max_attempts, timeout, job_id)
+
+    def submit(
+        self,
+        payload: Any = None,
+        *,
+        client: Submitter | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> Job:
+        """Submit a job of this type through ``client`` (else :func:`set_client`'s), with
+        the declared defaults where not overridden.  ``options`` go to the client's
+        ``submit`` as they are (``job_id=`` for ``Client``, ``idempotency_key=`` for
+        ``HttpClient``)."""
+        if client is None:
+            client = _default_client
+        if client is None:
+            raise ConfigError(
+                f"no client to submit {self.type!r} through: pass client=, "
+                "or call zkq.set_client(...) once at start-up"
+            )
+        spec = self.spec(payload, priority=priority, max_attempts=max_attempts, timeout=timeout)
+        return client.submit(
+            spec.type,
+            spec.payload,
+            priority=spec.priority,
+            max_attempts=spec.max_attempts,
+            timeout=spec.timeout,
+            **options,
+        )
+
+    def __repr__(self) -> str:
+        return f"<zkq handler {self.type!r}: {self.fn.__module__}.{self.fn.__qualname__}>"
+
+
+def _same_definition(old: Callable[..., Any], new: Callable[..., Any]) -> bool:
+    """Both are the one module-level function of one module (lambdas and nested functions
+    have no name to tell them apart by)."""
+    name = getattr(new, "__qualname__", "<")
+    same_module = getattr(old, "__module__", None) == getattr(new, "__module__", "")
+    return same_module and "<" not in name and getattr(old, "__qualname__", None) == name
 
 
 class Registry:
-    def __init__(self) -> None:
-        self._handlers: dict[str, Handler] = {}
+    """Job types and their handlers: what one worker checks it can serve, and runs."""
 
-    def handler(self, job_type: str) -> Callable[[Handler], Handler]:
-        def register(fn: Handler) -> Handler:
-            self.add(job_type, fn)
-            return fn
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler[Any]] = {}
+
+    def handler(
+        self,
+        job_type: str,
+        *,
+        priority: int = JobDefaults.priority,
+        max_attempts: int = JobDefaults.max_attempts,
+        timeout: float = JobDefaults.timeout,
+    ) -> Callable[[Callable[[Any, JobContext], R]], Handler[R]]:
+        """Register the decorated function for ``job_type``, with its jobs' defaults."""
+        # a bad default fails at import, where it is written, not at the first submission
+        validate_spec(job_type, priority, max_attempts, timeout)
+        defaults = JobDefaults(priority, max_attempts, timeout)
+
+        def register(fn: Callable[[Any, JobContext], R]) -> Handler[R]:
+            return self.add(job_type, fn, defaults)
 
         return register
 
-    def add(self, job_type: str, fn: Handler) -> None:
+    def add(
+        self,
+        job_type: str,
+        fn: Callable[[Any, JobContext], R],
+        defaults: JobDefaults | None = None,
+    ) -> Handler[R]:
         existing = self._handlers.get(job_type)
-        if existing is not None and existing is not fn:
-            raise ValueError(f"a handler for {job_type!r} is already registered: {existing!r}")
-        self._handlers[job_type] = fn
+        if existing is not None:
+            if existing.fn is fn or existing is fn:
+                return existing
+            if not _same_definition(existing.fn, fn):
+                raise ValueError(f"a handler for {job_type!r} is already registered: {existing!r}")
+            # the same module run again (importlib.reload, a test importing an app anew):
+            # its new function replaces the old one, as a module's names do
+        handle = Handler(job_type, fn, defaults or JobDefaults())
+        self._handlers[job_type] = handle
+        return handle
 
-    def get(self, job_type: str) -> Handler:
+    def get(self, job_type: str) -> Handler[Any]:
         return self._handlers[job_type]
 
     @property
     def types(self) -> frozenset[str]:
         return frozenset(self._handlers)
+
+    def defaults(self) -> dict[str, JobDefaults]:
+        """Each type's declared defaults (what :meth:`JobContext.spawn` falls back to)."""
+        return {job_type: h.defaults for job_type, h in self._handlers.items()}
 
 
 #: the registry ``@handler`` fills, and the one ``zkq worker --app`` serves

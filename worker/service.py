@@ -69,7 +69,8 @@ class Worker:
             raise ValueError("prefetch must be zero or more")
         self.session = ZkSession(config.zk, name="worker")
         self.store = JobStore(self.session, config.limits)
-        self.pool: Pool = make_pool(pool, app, concurrency)
+        # the pool runs handlers from the registry just checked, in threads or processes
+        self.pool: Pool = make_pool(pool, registry, app, concurrency)
         self.pool_kind = pool
         self.metrics = WorkerMetrics(concurrency, lambda: self.pipeline.busy)
         self.worker_id: str | None = None

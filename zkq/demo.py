@@ -14,10 +14,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from zkq.client import ZkqClient
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.dev.cluster import DevCluster
 from zkq.frontend.keys import KeyStore
+from zkq.http_client import HttpClient
 
 
 def main() -> int:
@@ -36,7 +36,7 @@ def main() -> int:
         _, secret = KeyStore(pool).create("demo", "submit,read,admin", name="make run demo")
     finally:
         pool.close()
-    client = ZkqClient(base_url, api_key=secret, timeout=10)
+    client = HttpClient(base_url, api_key=secret, timeout=10)
 
     started = time.monotonic()
     print(f"submitting the demo workload through HAProxy at {base_url} ...")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from zkq.worker import JobContext, handler
+import zkq
 
 
-@handler("stamp")
-def stamp(payload: Any, ctx: JobContext) -> dict[str, Any]:
+@zkq.handler("stamp")
+def stamp(payload: Any, ctx: zkq.JobContext) -> dict[str, Any]:
     """Sleeps ``payload`` seconds (if a number) and returns when it began."""
     began = time.time()
     if isinstance(payload, int | float):
@@ -17,21 +17,21 @@ def stamp(payload: Any, ctx: JobContext) -> dict[str, Any]:
     return {"began": began, "attempt": ctx.attempt}
 
 
-@handler("fanout")
-def fanout(payload: Any, ctx: JobContext) -> int:
+@zkq.handler("fanout")
+def fanout(payload: Any, ctx: zkq.JobContext) -> int:
     for n in range(int(payload)):
         ctx.spawn("echo", {"child": n})
     return int(payload)
 
 
-@handler("flaky")
-def flaky(payload: Any, ctx: JobContext) -> str:
+@zkq.handler("flaky")
+def flaky(payload: Any, ctx: zkq.JobContext) -> str:
     """Fails until its attempt number reaches ``payload``."""
     if ctx.attempt < int(payload):
         raise RuntimeError(f"attempt {ctx.attempt} fails on purpose")
     return f"ok on attempt {ctx.attempt}"
 
 
-@handler("bigresult")
-def bigresult(payload: Any, ctx: JobContext) -> str:
+@zkq.handler("bigresult")
+def bigresult(payload: Any, ctx: zkq.JobContext) -> str:
     return "x" * int(payload)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from zkq.worker import JobContext, handler
+import zkq
 
 
-@handler("solo")
-def solo(payload: Any, ctx: JobContext) -> dict[str, Any]:
+@zkq.handler("solo")
+def solo(payload: Any, ctx: zkq.JobContext) -> dict[str, Any]:
     began = time.time()
     if isinstance(payload, int | float):
         time.sleep(payload)

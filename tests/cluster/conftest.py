@@ -20,12 +20,12 @@ import pytest
 import requests
 
 from tests.support import SESSION_MS
-from zkq.client import ZkqClient
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.dev.cluster import DevCluster
 from zkq.dev.frontends import haproxy_servers
 from zkq.dev.waiting import wait_until
 from zkq.frontend.keys import KeyStore
+from zkq.http_client import HttpClient
 
 #: seconds a finished job stays in ZooKeeper before it is archived and pruned
 RETENTION = 3
@@ -55,8 +55,8 @@ class Stack:
     def auth(self, name: str = "alice") -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[name]}"}
 
-    def client(self, name: str = "alice", url: str | None = None) -> ZkqClient:
-        return ZkqClient(url or self.url, self.keys[name], timeout=10.0)
+    def client(self, name: str = "alice", url: str | None = None) -> HttpClient:
+        return HttpClient(url or self.url, self.keys[name], timeout=10.0)
 
     def new_key(self, tenant: str, scopes: str, rate_limit: int | None) -> tuple[int, str]:
         pool = self.pool

@@ -13,10 +13,11 @@ from kazoo.client import KazooClient
 from ulid import ULID
 
 from tests.cluster.conftest import Stack, wait_terminal
-from zkq.client import ConflictError, NotFound, ZkqClient
+from zkq.coordinator.errors import InvalidTransition, JobNotFound
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.paths import Layout
 from zkq.dev.waiting import wait_until
+from zkq.http_client import HttpClient
 
 pytestmark = pytest.mark.cluster
 
@@ -87,10 +88,10 @@ def test_python_client_round_trip(stack: Stack) -> None:
         assert zkq.wait(batch[1].id, 30).result == 3
         pending = zkq.submit(unique_type())
         assert str(zkq.cancel(pending.id).state) == "cancelled"
-        with pytest.raises(ConflictError) as conflict:
+        with pytest.raises(InvalidTransition) as conflict:
             zkq.cancel(job.id)
         assert conflict.value.code == "invalid_transition"
-        with pytest.raises(NotFound) as missing:
+        with pytest.raises(JobNotFound) as missing:
             zkq.get(new_job_id())
         assert missing.value.status == 404 and missing.value.code == "job_not_found"
         assert len(zkq.workers()) == 2
@@ -406,7 +407,7 @@ def test_every_request_is_logged_with_the_client_address(
 
 def test_client_retries_a_submission_without_duplicating_it(stack: Stack) -> None:
     """Same Idempotency-Key on every attempt: a resent submission is the same job."""
-    zkq = ZkqClient(stack.url, stack.keys["alice"])
+    zkq = HttpClient(stack.url, stack.keys["alice"])
     key = str(uuid.uuid4())
     first = zkq.submit("noop", idempotency_key=key)
     second = zkq.submit("noop", idempotency_key=key)

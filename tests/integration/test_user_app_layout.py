@@ -25,10 +25,10 @@ def test_an_app_with_its_own_worker_module_runs_under_zkq_worker(tmp_path: Path)
             """
             import worker
 
-            import zkq.worker
+            import zkq
 
 
-            @zkq.worker.handler("greet")
+            @zkq.handler("greet")
             def greet(payload, ctx):
                 return {"greeting": worker.GREETING, "to": payload}
             """

@@ -4,6 +4,7 @@ fails closed when it cannot reach MySQL or ZooKeeper."""
 from __future__ import annotations
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import ValidationError
 
@@ -102,25 +103,46 @@ def test_models_are_strict() -> None:
     [
         (zkq_errors.InvalidInput("x"), 400),
         (zkq_errors.InvalidJobId("x"), 400),
-        (errors.MalformedRequest("x"), 400),
+        (zkq_errors.MalformedRequest("x"), 400),
         (zkq_errors.PayloadTooLarge("x"), 413),
-        (errors.BodyTooLarge("x"), 413),
-        (errors.Unauthenticated("x"), 401),
-        (errors.Forbidden("x"), 403),
+        (zkq_errors.BodyTooLarge("x"), 413),
+        (zkq_errors.Unauthenticated("x"), 401),
+        (zkq_errors.Forbidden("x"), 403),
         (zkq_errors.JobNotFound("01ARZ3NDEKTSV4RRFFQ69G5FAV"), 404),
-        (errors.RouteNotFound("x"), 404),
-        (errors.MethodNotAllowed("x"), 405),
+        (zkq_errors.NotFound("x"), 404),
+        (zkq_errors.ApiKeyNotFound("x"), 404),
+        (zkq_errors.WorkerNotFound("x"), 404),
+        (zkq_errors.MethodNotAllowed("x"), 405),
         (zkq_errors.InvalidTransition("x"), 409),
         (zkq_errors.JobIdTaken("x"), 409),
-        (errors.IdempotencyKeyReused("x"), 409),
-        (errors.UnsupportedMediaType("x"), 415),
-        (errors.RateLimited("x", 3), 429),
+        (zkq_errors.IdempotencyKeyReused("x"), 409),
+        (zkq_errors.UnsupportedMediaType("x"), 415),
+        (zkq_errors.RateLimited("x", 3), 429),
         (zkq_errors.Unavailable("x"), 503),
         (zkq_errors.Timeout("x"), 503),
         (zkq_errors.DatabaseUnavailable("x"), 503),
+        (zkq_errors.BadGateway("x"), 502),
+        (zkq_errors.GatewayTimeout("x"), 504),
         (zkq_errors.DatabaseError("x"), 500),
+        (zkq_errors.InternalError("x"), 500),
         (RuntimeError("bug"), 500),
     ],
 )
 def test_one_status_table(error: BaseException, status: int) -> None:
     assert errors.status_of(error) == status
+
+
+@pytest.mark.parametrize("cls", [zkq_errors.CODES[code] for code in sorted(zkq_errors.CODES)])
+def test_what_the_frontend_answers_the_http_client_raises_again(
+    app: Flask, cls: type[zkq_errors.ZkqError]
+) -> None:
+    """One tree, one table of codes: an error body names the class that was raised, or
+    says the server's bug (500) without its details."""
+    with app.test_request_context("/v1/jobs"):
+        response = errors.error_response(cls.from_message("it happened"))
+    body = response.get_json()["error"]
+    again = zkq_errors.from_code(body["code"], body["message"])
+    if response.status_code == 500:
+        assert type(again) is zkq_errors.InternalError
+    else:
+        assert type(again) is cls and str(again) == "it happened"

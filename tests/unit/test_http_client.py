@@ -1,5 +1,5 @@
-"""``zkq.client.ZkqClient`` against a scripted local HTTP server: retries keep the same
-Idempotency-Key, errors come back typed with the server's code."""
+"""``zkq.HttpClient`` against a scripted local HTTP server: retries keep the same
+Idempotency-Key, errors come back as the core's classes, chosen by the server's code."""
 
 from __future__ import annotations
 
@@ -11,15 +11,22 @@ from typing import Any
 
 import pytest
 
-from zkq.client import (
-    AuthError,
-    BadRequest,
-    NotFound,
+from zkq.coordinator.errors import (
+    CODES,
+    BadGateway,
+    Forbidden,
+    InvalidTransition,
+    JobNotFound,
+    MalformedRequest,
+    PayloadTooLarge,
     RateLimited,
-    ServiceUnavailable,
-    ZkqClient,
+    Unauthenticated,
+    Unavailable,
+    ZkqError,
 )
+from zkq.coordinator.store import JobSpec
 from zkq.dev.ports import free_port
+from zkq.http_client import HttpClient
 
 JOB_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 JOB: dict[str, Any] = {
@@ -97,7 +104,7 @@ def error(code: str) -> dict[str, Any]:
 def test_submit_retries_with_the_same_idempotency_key(server: tuple[str, Script]) -> None:
     url, script = server
     script.answers = [("drop",), (503, error("unavailable"), ("Retry-After", "0")), (201, JOB)]
-    client = ZkqClient(url, "zkq_secret", timeout=5, backoff=0.01)
+    client = HttpClient(url, "zkq_secret", timeout=5, backoff=0.01)
     job = client.submit("echo", 1)
     assert job.id == JOB_ID
     posts = [s for s in script.seen if s["method"] == "POST"]
@@ -115,42 +122,103 @@ def test_submit_retries_with_the_same_idempotency_key(server: tuple[str, Script]
 @pytest.mark.parametrize(
     ("status", "code", "cls"),
     [
-        (400, "malformed_request", BadRequest),
-        (413, "payload_too_large", BadRequest),
-        (401, "unauthenticated", AuthError),
-        (403, "forbidden", AuthError),
-        (404, "job_not_found", NotFound),
+        (400, "malformed_request", MalformedRequest),
+        (413, "payload_too_large", PayloadTooLarge),
+        (401, "unauthenticated", Unauthenticated),
+        (403, "forbidden", Forbidden),
+        (404, "job_not_found", JobNotFound),
+        (409, "invalid_transition", InvalidTransition),
         (429, "rate_limited", RateLimited),
     ],
 )
-def test_errors_are_typed_and_not_retried(
-    server: tuple[str, Script], status: int, code: str, cls: type[Exception]
+def test_errors_are_the_core_classes_and_not_retried(
+    server: tuple[str, Script], status: int, code: str, cls: type[ZkqError]
 ) -> None:
     url, script = server
     script.answers = [(status, error(code), ("Retry-After", "7"))]
-    client = ZkqClient(url, "k", backoff=0.01)
+    client = HttpClient(url, "k", backoff=0.01)
     with pytest.raises(cls) as raised:
         client.get(JOB_ID)
-    assert raised.value.code == code and raised.value.status == status  # type: ignore[attr-defined]
+    assert type(raised.value) is cls and raised.value.code == code
+    assert raised.value.status == status and raised.value.retry_after == 7.0
+    assert str(raised.value) == f"{code} happened"
     assert len(script.seen) == 1
+
+
+def test_every_code_of_the_tree_comes_back_as_its_class(server: tuple[str, Script]) -> None:
+    url, script = server
+    client = HttpClient(url, "k", retries=0, backoff=0.01)
+    for code, cls in CODES.items():
+        script.answers = [(400, error(code))]
+        with pytest.raises(ZkqError) as raised:
+            client.get(JOB_ID)
+        assert type(raised.value) is cls, code
+    # a code this version does not know still says what the server said
+    script.answers = [(418, error("teapot"))]
+    with pytest.raises(ZkqError) as unknown:
+        client.get(JOB_ID)
+    assert type(unknown.value) is ZkqError and unknown.value.code == "teapot"
+    assert unknown.value.status == 418
+
+
+def test_rate_limited_keeps_its_retry_after_and_is_not_retried(
+    server: tuple[str, Script],
+) -> None:
+    url, script = server
+    script.answers = [(429, error("rate_limited"), ("Retry-After", "3"))]
+    with pytest.raises(RateLimited) as raised:
+        HttpClient(url, "k", backoff=0.01).submit("echo", 1)
+    assert raised.value.retry_after == 3.0 and len(script.seen) == 1
 
 
 def test_gives_up_after_its_retries(server: tuple[str, Script]) -> None:
     url, script = server
     script.answers = [(503, error("unavailable"))] * 3
-    client = ZkqClient(url, "k", retries=2, backoff=0.01)
-    with pytest.raises(ServiceUnavailable) as raised:
+    client = HttpClient(url, "k", retries=2, backoff=0.01)
+    with pytest.raises(Unavailable) as raised:
         client.get(JOB_ID)
-    assert raised.value.code == "unavailable" and len(script.seen) == 3
-    nowhere = ZkqClient(f"http://127.0.0.1:{free_port()}", "k", retries=1, backoff=0.01)
-    with pytest.raises(ServiceUnavailable) as unreachable:
+    assert raised.value.code == "unavailable" and raised.value.status == 503
+    assert len(script.seen) == 3
+    nowhere = HttpClient(f"http://127.0.0.1:{free_port()}", "k", retries=1, backoff=0.01)
+    with pytest.raises(Unavailable) as unreachable:
         nowhere.get(JOB_ID)
-    assert unreachable.value.code == "unreachable"
+    assert type(unreachable.value) is Unavailable and unreachable.value.status is None
+
+
+def test_a_proxy_error_without_a_code_is_named_by_its_status(
+    server: tuple[str, Script],
+) -> None:
+    url, script = server
+    script.answers = [(502, "<html>bad gateway</html>"), (201, JOB)]
+    assert HttpClient(url, "k", backoff=0.01).submit("echo", 1).id == JOB_ID  # retried
+    script.answers = [(502, "<html>bad gateway</html>")]
+    with pytest.raises(BadGateway):
+        HttpClient(url, "k", retries=0).get(JOB_ID)
+    script.answers = [(500, "<html>oops</html>")]
+    with pytest.raises(ZkqError) as other:
+        HttpClient(url, "k", retries=0).get(JOB_ID)
+    assert other.value.code == "http_error" and other.value.status == 500
+
+
+def test_a_batch_takes_handle_specs(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(201, {"jobs": [JOB]})]
+    jobs = HttpClient(url, "k").submit_batch([JobSpec("echo", 1, priority=4), {"type": "noop"}])
+    assert [j.id for j in jobs] == [JOB_ID]
+    sent = json.loads(script.seen[0]["body"])["jobs"]
+    assert sent[0] == {
+        "type": "echo",
+        "payload": 1,
+        "priority": 4,
+        "max_attempts": 1,
+        "timeout": 300.0,
+    }
+    assert sent[1] == {"type": "noop"}
 
 
 def test_wait_long_polls_until_the_job_ends(server: tuple[str, Script]) -> None:
     url, script = server
     script.answers = [(200, JOB), (200, {**JOB, "state": "succeeded", "result": 5})]
-    job = ZkqClient(url, "k").wait(JOB_ID, timeout=60)
+    job = HttpClient(url, "k").wait(JOB_ID, timeout=60)
     assert str(job.state) == "succeeded" and job.result == 5
     assert all("wait=" in s["path"] for s in script.seen)

@@ -1,28 +1,26 @@
-"""A Python client of the REST API (through HAProxy), on ``requests``.
+"""``zkq.HttpClient``: the REST API from Python (through HAProxy), on ``requests``.
 
 ::
 
-    from zkq.client import ZkqClient
+    import zkq
 
-    zkq = ZkqClient("http://127.0.0.1:8080", api_key="zkq_...", timeout=10)
-    job = zkq.submit("resize", {"image": "a.png"}, priority=10)
-    done = zkq.wait(job.id, timeout=60)
-    print(done.state, done.result)
+    with zkq.HttpClient("http://lb:8080", api_key="zkq_...", timeout=10) as client:
+        job = client.submit("resize", {"image": "a.png"}, priority=10)
+        done = client.wait(job.id, timeout=60)
+        print(done.state, done.result)
 
 Retries: a connection that fails or a reply that never comes (a frontend killed, a proxy
-restarting), and a 503, are retried with backoff.  That is safe for every call: reads and
-cancels are idempotent, and each submission carries an ``Idempotency-Key`` made once per
-*logical* submit, so the server returns the same job however many times the request
-arrives.  Any other error is raised at once, typed by status and carrying the server's
-error code::
+restarting), and an answer that the service is unavailable (503, or HAProxy's 502/504),
+are retried with backoff.  That is safe for every call: reads and cancels are idempotent,
+and each submission carries an ``Idempotency-Key`` made once per *logical* submit, so the
+server returns the same job however many times the request arrives.
 
-    ApiError                      .status, .code, .message, .retry_after
-    ├── BadRequest                400, 413, 415: fix the request
-    ├── AuthError                 401, 403
-    ├── NotFound                  404
-    ├── ConflictError             409
-    ├── RateLimited               429 (not retried: the caller decides how to slow down)
-    └── ServiceUnavailable        503 after the retries, or no connection at all
+Errors are the core's own classes (:mod:`zkq.coordinator.errors`), chosen by the error body's
+``code``: a missing job raises :class:`~zkq.coordinator.errors.JobNotFound` here as it does
+through :class:`zkq.coordinator.client.Client`.  Each carries ``.status`` (the HTTP status)
+and ``.retry_after`` (the ``Retry-After`` header, when there was one).  No connection at
+all raises :class:`~zkq.coordinator.errors.Unavailable` with ``status`` None.  Nothing but an
+unavailable service is retried; a 429 is the caller's to slow down for.
 """
 
 from __future__ import annotations
@@ -33,77 +31,54 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
-from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.errors import Conflict, InvalidInput, Unavailable, ZkqError, from_code
 from zkq.coordinator.job import Job
+
+if TYPE_CHECKING:
+    from zkq.coordinator.store import JobSpec
 
 #: the server caps a long-poll at its MAX_WAIT (60 s by default); ask for less
 LONG_POLL = 30.0
 
-
-class ApiError(ZkqError):
-    code = "api_error"
-
-    def __init__(
-        self, status: int, code: str, message: str, retry_after: float | None = None
-    ) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
+#: what a body without an error code means, by status: only a proxy in front of HAProxy
+#: answers so, and only these say "try again"
+_CODELESS = {502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout"}
 
 
-class BadRequest(ApiError):
-    pass
-
-
-class AuthError(ApiError):
-    pass
-
-
-class NotFound(ApiError):
-    pass
-
-
-class ConflictError(ApiError):
-    pass
-
-
-class RateLimited(ApiError):
-    pass
-
-
-class ServiceUnavailable(ApiError):
-    pass
-
-
-_BY_STATUS: dict[int, type[ApiError]] = {
-    400: BadRequest,
-    413: BadRequest,
-    415: BadRequest,
-    401: AuthError,
-    403: AuthError,
-    404: NotFound,
-    409: ConflictError,
-    429: RateLimited,
-    503: ServiceUnavailable,
-}
-
-
-def _error(response: requests.Response) -> ApiError:
+def _error(response: requests.Response) -> ZkqError:
+    status = response.status_code
     try:
         body = response.json()["error"]
         code, message = str(body["code"]), str(body["message"])
     except (ValueError, KeyError, TypeError):
-        code, message = "http_error", response.text[:200] or response.reason
+        code = _CODELESS.get(status, "http_error")
+        message = response.text[:200] or response.reason
+    error = from_code(code, message)
+    error.status = status
     retry = response.headers.get("Retry-After")
-    retry_after = float(retry) if retry and retry.isdigit() else None
-    cls = _BY_STATUS.get(response.status_code, ApiError)
-    return cls(response.status_code, code, message, retry_after)
+    if retry and retry.isdigit():
+        error.retry_after = float(retry)
+    return error
+
+
+def _submission(job: JobSpec | dict[str, Any]) -> dict[str, Any]:
+    """A batch item as the API takes it, from a body or from a ``JobSpec`` (``handle.spec``)."""
+    if isinstance(job, dict):
+        return job
+    if job.job_id is not None:
+        # the frontend makes the ids (an Idempotency-Key is how a retry finds its job)
+        raise InvalidInput(f"job id {job.job_id} given: over HTTP the server chooses ids")
+    return {
+        "type": job.type,
+        "payload": job.payload,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+        "timeout": job.timeout,
+    }
 
 
 @dataclass(frozen=True)
@@ -112,7 +87,7 @@ class Page:
     next_cursor: str | None
 
 
-class ZkqClient:
+class HttpClient:
     def __init__(
         self,
         base_url: str,
@@ -132,7 +107,7 @@ class ZkqClient:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> ZkqClient:
+    def __enter__(self) -> HttpClient:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -164,13 +139,15 @@ class ZkqClient:
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt > self.retries:
-                    raise ServiceUnavailable(0, "unreachable", f"{method} {path}: {exc}") from exc
+                    raise Unavailable(
+                        f"{method} {path}: no answer from {self.base_url}: {exc}"
+                    ) from exc
                 self._pause(attempt, None)
                 continue
             if response.status_code < 400:
                 return response
             error = _error(response)
-            if response.status_code == 503 and attempt <= self.retries:
+            if isinstance(error, Unavailable) and attempt <= self.retries:
                 self._pause(attempt, error.retry_after)
                 continue
             raise error
@@ -204,12 +181,14 @@ class ZkqClient:
         return Job.from_dict(response.json())
 
     def submit_batch(
-        self, jobs: Sequence[dict[str, Any]], idempotency_key: str | None = None
+        self, jobs: Sequence[JobSpec | dict[str, Any]], idempotency_key: str | None = None
     ) -> builtins.list[Job]:
-        """Each item: ``{"type": ..., "payload": ..., "priority": ..., ...}``; at most 1,000."""
+        """Each item a ``JobSpec`` (``handle.spec(payload)``) or a body ``{"type": ...,
+        "payload": ..., "priority": ..., ...}``; at most 1,000."""
         key = idempotency_key or str(uuid.uuid4())
+        body = {"jobs": [_submission(job) for job in jobs]}
         response = self._request(
-            "POST", "/v1/jobs/batch", json={"jobs": list(jobs)}, headers={"Idempotency-Key": key}
+            "POST", "/v1/jobs/batch", json=body, headers={"Idempotency-Key": key}
         )
         return [Job.from_dict(j) for j in response.json()["jobs"]]
 
@@ -235,7 +214,7 @@ class ZkqClient:
     def cancel(self, job_id: str) -> Job:
         try:
             return Job.from_dict(self._request("DELETE", f"/v1/jobs/{job_id}").json())
-        except ConflictError:
+        except Conflict:
             # a retried cancel whose first attempt went through: the job is cancelled
             job = self.get(job_id)
             if str(job.state) == "cancelled":
@@ -274,14 +253,4 @@ class ZkqClient:
         return list(self._request("GET", "/v1/queues").json()["queues"])
 
 
-__all__ = [
-    "ApiError",
-    "AuthError",
-    "BadRequest",
-    "ConflictError",
-    "NotFound",
-    "Page",
-    "RateLimited",
-    "ServiceUnavailable",
-    "ZkqClient",
-]
+__all__ = ["HttpClient", "Page"]
