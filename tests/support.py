@@ -16,7 +16,7 @@ from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.job import Job
 from zkq.coordinator.paths import Layout
-from zkq.dev.cluster import DevCluster
+from zkq.dev import DevCluster, local_cluster
 from zkq.dev.waiting import wait_until
 
 #: what services ask of ZooKeeper in tests: short, so expiry tests are quick, and not so
@@ -27,7 +27,6 @@ APP = "tests.apps.all"
 
 @contextmanager
 def running_cluster(state_dir: Path, **kwargs: Any) -> Iterator[DevCluster]:
-    cluster = DevCluster(state_dir)
     options: dict[str, Any] = {
         "workers": 2,
         "coordinators": 2,
@@ -38,11 +37,8 @@ def running_cluster(state_dir: Path, **kwargs: Any) -> Iterator[DevCluster]:
         "timeout": 90.0,
     }
     options.update(kwargs)
-    try:
-        cluster.up(**options)
+    with local_cluster(state_dir, **options) as cluster:
         yield cluster
-    finally:
-        cluster.down()
 
 
 @contextmanager

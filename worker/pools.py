@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -42,11 +43,26 @@ class Outcome:
 
 
 def load_app(app: str | None) -> Registry:
-    """Import the user's module so that its ``@handler`` decorators run; the registry
-    they filled, the one ``zkq worker --app`` serves."""
-    if app:
-        importlib.import_module(app)
-    return registry
+    """Import the user's app and return the registry to serve.
+
+    ``module`` serves the registry ``@zkq.handler`` fills; ``module:name`` serves the
+    :class:`Registry` the module holds under ``name`` (an app with a registry of its own).
+    The working directory goes on the import path first, as ``celery -A`` and ``rq worker``
+    do, so ``zkq worker --app myapp`` works from the app's folder.
+    """
+    if not app:
+        return registry
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    module_name, _, attr = app.partition(":")
+    module = importlib.import_module(module_name)
+    if not attr:
+        return registry
+    found = getattr(module, attr, None)
+    if not isinstance(found, Registry):
+        raise ImportError(f"{module_name}.{attr} is not a zkq Registry (in --app {app})")
+    return found
 
 
 def execute(handlers: Registry, job_type: str, payload: Any, ctx: JobContext) -> Outcome:
@@ -92,7 +108,8 @@ def locate(registry: Registry, app: str | None) -> tuple[str, str]:
     """Where a child process finds ``registry``: a module and the name it has there."""
     # the app's module first, where an app keeps a registry of its own; then any module
     # (the default one is worker.registry's).  Not __main__: a spawned child has another.
-    names = [app] if app in sys.modules else []
+    app_module = app.partition(":")[0] if app else None
+    names = [app_module] if app_module in sys.modules else []
     names += sorted(name for name in sys.modules if name not in ("__main__", "__mp_main__"))
     for name in names:
         module = sys.modules.get(name)

@@ -1,9 +1,10 @@
 """``zkq``: run the services, submit and inspect jobs, drive the local cluster.
 
-Every command that talks to a cluster takes ``--zk`` and ``--root`` (or ZKQ_ZK_HOSTS /
-ZKQ_ROOT), answers ``--json`` for machines, prints errors as one line on stderr and exits
-non-zero: 1 for a failed job or an error of the request, 2 for usage, 3 when the cluster
-cannot be reached.
+Every command that talks to a cluster takes ``--zk``, ``--root`` and ``--config`` (and
+``--mysql`` where it uses MySQL), after its name or before it, else finds them in the
+environment or the config file (:mod:`zkq.options`); it answers ``--json`` for machines,
+prints errors as one line on stderr and exits non-zero: 1 for a failed job or an error of
+the request, 2 for usage, 3 when the cluster cannot be reached (:mod:`zkq.output`).
 """
 
 from __future__ import annotations
@@ -17,56 +18,55 @@ import click
 
 from zkq import logs
 from zkq.db_cli import COMMANDS as DB_COMMANDS
-from zkq.db_cli import mysql_option
 from zkq.options import (
-    EXIT_FAILED,
-    cluster_options,
-    connect,
-    load_config,
+    MYSQL,
+    ZOOKEEPER,
+    CliContext,
+    connection_options,
+    json_option,
     log_options,
     metrics_option,
-    run_guarded,
-    show_job,
+    pass_cli,
+    setting_option,
 )
+from zkq.output import EXIT_FAILED, show_job
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@connection_options(ZOOKEEPER, MYSQL)
 def main() -> None:
-    """zkq: a work-distribution cluster coordinated by ZooKeeper."""
+    """zkq: a work-distribution cluster coordinated by ZooKeeper.
+
+    The options below say which cluster to talk to; each may also follow the command,
+    where it wins (`zkq status --zk HOST:2181`).  A setting given by neither comes from the
+    environment (ZKQ_ZK_HOSTS, ZKQ_ROOT, ZKQ_MYSQL_URL, ...), else from the config file.
+
+    Exit status: 0 done, 1 the request failed, 2 usage, 3 the cluster could not be reached.
+    """
 
 
 # -- services ---------------------------------------------------------------------------
 @main.command()
-@cluster_options
+@connection_options(ZOOKEEPER, MYSQL)
 @log_options
 @click.option("--name", default=None, help="Identifier in the election (default host-pid).")
 @metrics_option
-@mysql_option
-@click.option(
+@setting_option(
     "--retention",
+    setting="retention",
     type=click.FloatRange(min=0),
-    envvar="ZKQ_RETENTION",
-    default=None,
     help="Seconds a finished job stays in ZooKeeper before the leader archives it to "
-    "MySQL and prunes it (default 3600; needs --mysql).",
+    "MySQL and prunes it (env ZKQ_RETENTION; default 3600; needs --mysql).",
 )
+@pass_cli
 def coordinator(
-    hosts: str | None,
-    root: str | None,
-    session_timeout: float | None,
-    log_level: str,
-    log_format: str,
-    name: str | None,
-    metrics_port: int | None,
-    mysql_url: str | None,
-    retention: float | None,
+    cli: CliContext, log_level: str, log_format: str, name: str | None, metrics_port: int | None
 ) -> None:
     """Run a coordinator: one of them leads and dispatches, the others stand by."""
     from zkq.coordinator.service import Coordinator
 
     logs.setup(log_level, log_format)
-    config = load_config(hosts, root, session_timeout, mysql_url=mysql_url, retention=retention)
-    service = Coordinator(config, name)
+    service = Coordinator(cli.config, name)
     if metrics_port is not None:
         from prometheus_client import CollectorRegistry
 
@@ -81,13 +81,15 @@ def coordinator(
 
 
 @main.command()
-@cluster_options
+@connection_options(ZOOKEEPER)
 @log_options
 @click.option(
     "--app",
     default="zkq.worker.builtin",
     show_default=True,
-    help="Python module whose @handler functions the worker serves.",
+    help="The app: a module whose @zkq.handler functions the worker serves, or "
+    "MODULE:NAME for a Registry of the app's own.  Imported with the working directory on "
+    "the import path.",
 )
 @click.option("--types", default=None, help="Comma-separated subset of the app's types to serve.")
 @click.option("--concurrency", "-c", type=click.IntRange(1, 1024), default=4, show_default=True)
@@ -106,10 +108,9 @@ def coordinator(
     help="process for CPU-bound handlers.",
 )
 @metrics_option
+@pass_cli
 def worker(
-    hosts: str | None,
-    root: str | None,
-    session_timeout: float | None,
+    cli: CliContext,
     log_level: str,
     log_format: str,
     app: str,
@@ -121,25 +122,16 @@ def worker(
 ) -> None:
     """Run a worker.  SIGTERM drains it (running jobs finish); a second SIGTERM stops it now."""
     from zkq.worker.pools import load_app
-    from zkq.worker.registry import registry
     from zkq.worker.service import Worker
 
     logs.setup(log_level, log_format)
     try:
-        load_app(app)
+        registry = load_app(app)
     except ImportError as exc:
         raise click.UsageError(f"cannot import the app module {app!r}: {exc}") from exc
     wanted = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
     try:
-        service = Worker(
-            load_config(hosts, root, session_timeout),
-            registry,
-            app,
-            wanted,
-            concurrency,
-            pool,
-            prefetch,
-        )
+        service = Worker(cli.config, registry, app, wanted, concurrency, pool, prefetch)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     if metrics_port is not None:
@@ -166,7 +158,7 @@ def worker(
 
 # -- jobs -------------------------------------------------------------------------------
 @main.command()
-@cluster_options
+@connection_options(ZOOKEEPER)
 @click.argument("job_type")
 @click.option("--payload", default="null", help="JSON payload.")
 @click.option("--priority", type=int, default=0, show_default=True, help="0 (lowest) to 999.")
@@ -178,11 +170,10 @@ def worker(
     "--wait", "wait_", is_flag=True, help="Wait for the job to end; exit 1 unless it succeeded."
 )
 @click.option("--wait-timeout", type=float, default=300.0, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
+@pass_cli
 def submit(
-    hosts: str | None,
-    root: str | None,
-    session_timeout: float | None,
+    cli: CliContext,
     job_type: str,
     payload: str,
     priority: int,
@@ -190,66 +181,45 @@ def submit(
     timeout: float,
     wait_: bool,
     wait_timeout: float,
-    as_json: bool,
 ) -> None:
     """Submit a job of JOB_TYPE."""
     try:
         data = json.loads(payload)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from exc
-    client = connect(hosts, root, session_timeout)
-    try:
-        job = run_guarded(
-            lambda: client.submit(
-                job_type, data, priority=priority, max_attempts=max_attempts, timeout=timeout
-            )
+    job = cli.with_client(
+        lambda c: c.submit(
+            job_type, data, priority=priority, max_attempts=max_attempts, timeout=timeout
         )
-        if wait_:
-            job = run_guarded(lambda: client.wait(job.id, wait_timeout))
-        if as_json or wait_:
-            show_job(job, as_json)
-        else:
-            click.echo(job.id)
-    finally:
-        client.close()
+    )
+    if wait_:
+        job = cli.with_client(lambda c: c.wait(job.id, wait_timeout))
+    if cli.as_json or wait_:
+        show_job(job, cli.as_json)
+    else:
+        click.echo(job.id)
     if wait_ and str(job.state) != "succeeded":
         sys.exit(EXIT_FAILED)
 
 
 @main.command()
-@cluster_options
+@connection_options(ZOOKEEPER, MYSQL)
 @click.argument("job_id")
-@click.option("--json", "as_json", is_flag=True)
-@mysql_option
-def job(
-    hosts: str | None,
-    root: str | None,
-    session_timeout: float | None,
-    job_id: str,
-    as_json: bool,
-    mysql_url: str | None,
-) -> None:
+@json_option
+@pass_cli
+def job(cli: CliContext, job_id: str) -> None:
     """Show a job's record and its attempts (from the MySQL archive once pruned)."""
-    client = connect(hosts, root, session_timeout, mysql_url=mysql_url)
-    try:
-        show_job(run_guarded(lambda: client.get(job_id)), as_json)
-    finally:
-        client.close()
+    show_job(cli.with_client(lambda c: c.get(job_id)), cli.as_json)
 
 
 @main.command()
-@cluster_options
-@click.option("--json", "as_json", is_flag=True)
-def workers(
-    hosts: str | None, root: str | None, session_timeout: float | None, as_json: bool
-) -> None:
+@connection_options(ZOOKEEPER)
+@json_option
+@pass_cli
+def workers(cli: CliContext) -> None:
     """List live workers, their slots and what is in their inboxes."""
-    client = connect(hosts, root, session_timeout)
-    try:
-        found = run_guarded(client.workers)
-    finally:
-        client.close()
-    if as_json:
+    found = cli.with_client(lambda c: c.workers())
+    if cli.as_json:
         click.echo(json.dumps(found, indent=2))
         return
     header = f"{'WORKER':<40} {'SLOTS':>5} {'BUSY':>4} {'POOL':<7} {'DRAINING':<8} TYPES"

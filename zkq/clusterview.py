@@ -14,7 +14,7 @@ from typing import Any
 from zkq.coordinator import census
 from zkq.coordinator.client import Client
 from zkq.dev.fourletter import four_letter, parse_srvr
-from zkq.options import age, table
+from zkq.output import age, table
 
 
 def ensemble(connect_string: str) -> list[dict[str, Any]]:

@@ -4,47 +4,25 @@
 ``zkq db status`` shows which are applied.  ``zkq keys create|list|revoke`` manage the API
 keys of the HTTP frontends; ``create`` prints the secret once, and only its hash is kept.
 
-Each takes ``--mysql URL`` (or ``ZKQ_MYSQL_URL``) and ``--json``; exit statuses as every
-``zkq`` command: 1 refused, 2 usage, 3 MySQL unreachable.
+Each takes ``--mysql URL`` (else ``ZKQ_MYSQL_URL``, else ``[mysql] url`` in the config
+file: :mod:`zkq.options`) and ``--json``; exit statuses as every ``zkq`` command: 1
+refused, 2 usage, 3 MySQL unreachable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from zkq.coordinator.errors import ZkqError
-from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
-from zkq.options import emit, json_option, run_guarded, table
-
-F = TypeVar("F", bound=Callable[..., Any])
+from zkq.options import MYSQL, CliContext, connection_options, json_option, pass_cli
+from zkq.output import emit, run_guarded, table
 
 
-def mysql_option(fn: F) -> F:
-    return click.option(
-        "--mysql",
-        "mysql_url",
-        envvar="ZKQ_MYSQL_URL",
-        metavar="URL",
-        help="MySQL database, mysql://user:password@host:port/db (env ZKQ_MYSQL_URL).",
-    )(fn)
-
-
-def _settings(mysql_url: str | None) -> MySQLSettings:
-    if not mysql_url:
-        raise click.UsageError("no database: pass --mysql URL or set ZKQ_MYSQL_URL")
-    try:
-        return MySQLSettings.from_url(mysql_url)
-    except ZkqError as exc:
-        raise click.UsageError(str(exc)) from exc
-
-
-def _key_store(mysql_url: str | None) -> Any:
+def _key_store(cli: CliContext) -> Any:
     from zkq.frontend.keys import KeyStore
 
-    return KeyStore(ConnectionPool(_settings(mysql_url), max_size=1), cache_seconds=0)
+    return KeyStore(cli.mysql_pool(), cache_seconds=0)
 
 
 # -- zkq db ------------------------------------------------------------------------------
@@ -54,26 +32,27 @@ def db() -> None:
 
 
 @db.command("migrate")
-@mysql_option
+@connection_options(MYSQL)
 @json_option
-def migrate_command(mysql_url: str | None, as_json: bool) -> None:
+@pass_cli
+def migrate_command(cli: CliContext) -> None:
     """Apply the schema migrations this zkq ships that the database lacks.
 
     Idempotent, and safe to run from two places at once (a lock serialises them).
     """
     from zkq.coordinator.migrate import available, migrate
 
-    settings = _settings(mysql_url)
+    settings = cli.mysql()
 
     def progress(message: str) -> None:
-        if not as_json:
+        if not cli.as_json:
             click.echo(message, err=True)
 
     applied = run_guarded(lambda: migrate(settings, progress=progress))
     current = max((m.version for m in available()), default=0)
     emit(
         {"applied": [m.label for m in applied], "version": current},
-        as_json,
+        cli.as_json,
         lambda: (
             f"applied {len(applied)} migration(s); the schema is at version {current}"
             if applied
@@ -83,13 +62,14 @@ def migrate_command(mysql_url: str | None, as_json: bool) -> None:
 
 
 @db.command("status")
-@mysql_option
+@connection_options(MYSQL)
 @json_option
-def status_command(mysql_url: str | None, as_json: bool) -> None:
+@pass_cli
+def status_command(cli: CliContext) -> None:
     """Which migrations are applied (exit 1 when some are missing)."""
     from zkq.coordinator.migrate import status
 
-    settings = _settings(mysql_url)
+    settings = cli.mysql()
     found = run_guarded(lambda: status(settings))
     rows = [
         {
@@ -100,7 +80,7 @@ def status_command(mysql_url: str | None, as_json: bool) -> None:
     ]
     emit(
         rows,
-        as_json,
+        cli.as_json,
         lambda: table(
             [(r["migration"], r["applied_at"] or "pending") for r in rows],
             ["MIGRATION", "APPLIED (UTC)"],
@@ -117,7 +97,7 @@ def keys() -> None:
 
 
 @keys.command("create")
-@mysql_option
+@connection_options(MYSQL)
 @click.option("--tenant", required=True, help="Whose jobs the key submits and reads.")
 @click.option(
     "--scopes",
@@ -133,21 +113,17 @@ def keys() -> None:
     help="Requests per minute (default: the frontends' default).",
 )
 @json_option
+@pass_cli
 def create_command(
-    mysql_url: str | None,
-    tenant: str,
-    scopes: str,
-    name: str,
-    rate_limit: int | None,
-    as_json: bool,
+    cli: CliContext, tenant: str, scopes: str, name: str, rate_limit: int | None
 ) -> None:
     """Create a key and print its secret.  The secret is shown this once: store it now."""
-    store = _key_store(mysql_url)
+    store = _key_store(cli)
     key_id, secret = run_guarded(lambda: store.create(tenant, scopes, name, rate_limit))
     key = run_guarded(lambda: store.get(key_id))
     emit(
         {**key.to_dict(), "secret": secret},
-        as_json,
+        cli.as_json,
         lambda: (
             f"{secret}\n"
             f"key {key.id} ({key.display_prefix}) for tenant {key.tenant}, "
@@ -157,17 +133,18 @@ def create_command(
 
 
 @keys.command("list")
-@mysql_option
+@connection_options(MYSQL)
 @click.option("--tenant", default=None, help="Only this tenant's keys.")
 @click.option("--active", is_flag=True, help="Leave out revoked keys.")
 @json_option
-def list_command(mysql_url: str | None, tenant: str | None, active: bool, as_json: bool) -> None:
+@pass_cli
+def list_command(cli: CliContext, tenant: str | None, active: bool) -> None:
     """List keys (never their secrets)."""
-    store = _key_store(mysql_url)
+    store = _key_store(cli)
     found = run_guarded(lambda: store.list(tenant, include_revoked=not active))
     emit(
         [k.to_dict() for k in found],
-        as_json,
+        cli.as_json,
         lambda: table(
             [
                 (
@@ -188,17 +165,18 @@ def list_command(mysql_url: str | None, tenant: str | None, active: bool, as_jso
 
 
 @keys.command("revoke")
-@mysql_option
+@connection_options(MYSQL)
 @click.argument("key")
 @json_option
-def revoke_command(mysql_url: str | None, key: str, as_json: bool) -> None:
+@pass_cli
+def revoke_command(cli: CliContext, key: str) -> None:
     """Revoke KEY (an id, or a prefix as `zkq keys list` shows it).  Frontends stop
     accepting it within a few seconds."""
-    store = _key_store(mysql_url)
+    store = _key_store(cli)
     revoked = run_guarded(lambda: store.revoke(key))
     emit(
         revoked.to_dict(),
-        as_json,
+        cli.as_json,
         lambda: f"revoked key {revoked.id} ({revoked.display_prefix}) of {revoked.tenant}",
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from zkq.coordinator.listing import scan_jobs
 from zkq.coordinator.zk import ZkSession
-from zkq.options import table
+from zkq.output import table
 
 
 def _percentile(values: list[float], pct: float) -> float | None:

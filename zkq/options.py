@@ -1,57 +1,201 @@
-"""What every ``zkq`` command shares: cluster options (flags, environment, config file),
-connecting, one-line errors with meaningful exit statuses, and table output.
+"""Which cluster a ``zkq`` command talks to: the settings options, declared once here, and
+:class:`CliContext`, the one object (click's ``ctx.obj``) they resolve into.
 
-Exit statuses: 0 done; 1 the request failed (a job that did not succeed, a bad id, a
-refused transition); 2 usage; 3 the cluster could not be reached.
+A setting comes from the first layer that has it: a flag, then the environment
+(``ZKQ_ZK_HOSTS``, ``ZKQ_ROOT``, ``ZKQ_SESSION_TIMEOUT``, ``ZKQ_MYSQL_URL``, ...), then the
+TOML file (``--config``, else ``ZKQ_CONFIG``, else ``/etc/zkq/zkq.toml`` if present).  Only
+the first layer is click's: each option's callback stores its flag in the context, and the
+context hands the flags to :meth:`ClusterConfig.load`, which adds the environment and the
+file as it does for every zkq process.  No option reads an ``envvar`` of its own: one
+repeated on a command would read the environment again and override the same flag given
+before the command.
+
+**Where the options go, and why there.**  ``zkq status --zk H --json`` is how the docs, the
+tests and the local launcher (``zkq worker --zk H --root R ...``) write a command, and click
+parses each command's options on its own, so a command must declare the settings it
+accepts.  The group declares them too, so they may also come first (``zkq --zk H status``,
+handy in an alias).  Both places attach the same declarations (:data:`ZOOKEEPER`,
+:data:`MYSQL` through :func:`connection_options`) and store into the same context; a value
+given after the command wins over one given before it.  A command never takes a setting as
+a parameter.  It asks the context, with ``@pass_cli``:
+
+- ``cli.config``: the :class:`ClusterConfig`, resolved once, on first use (by then every
+  option has been read); a bad setting is a usage error, exit 2;
+- ``cli.client()``: a started :class:`zkq.coordinator.client.Client`, made on first use and
+  closed when the command ends; exit 3 when ZooKeeper cannot be reached;
+- ``cli.mysql_pool()``: a pool of connections to the MySQL database, likewise;
+- ``cli.as_json``: whether to answer in JSON (``--json``, stored the same way).
+
+The two other shapes were worse: options on the group alone would break every invocation
+written today, and one decorator per command passing the values as parameters (zkq's first
+shape) had seventeen signatures take and pass on the same four values.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
-import time
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from zkq.coordinator.config import ClusterConfig
-from zkq.coordinator.errors import Unavailable, ZkqError
-from zkq.coordinator.job import Job
+from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.output import run_guarded
+
+if TYPE_CHECKING:
+    from zkq.coordinator.client import Client
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_FAILED = 1
-EXIT_UNAVAILABLE = 3
-
-
-def cluster_options(fn: F) -> F:
-    fn = click.option(
-        "--config",
-        "config_file",
-        envvar="ZKQ_CONFIG",
-        default=None,
-        type=click.Path(dir_okay=False),
-        help="TOML config file (default /etc/zkq/zkq.toml if present).",
-        expose_value=False,
-        is_eager=True,
-        callback=_remember_config,
-    )(fn)
-    fn = click.option("--session-timeout", type=float, default=None, help="Seconds (default 10).")(
-        fn
-    )
-    fn = click.option("--root", envvar="ZKQ_ROOT", default=None, help="Root znode (default /zkq).")(
-        fn
-    )
-    fn = click.option(
-        "--zk", "hosts", envvar="ZKQ_ZK_HOSTS", default=None, help="ZooKeeper connect string."
-    )(fn)
-    return fn
+T = TypeVar("T")
+#: what ``click.option(...)`` returns: it adds one option to a command
+Declaration = Callable[[Any], Any]
 
 
-def json_option(fn: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Answer in JSON.")(fn)
+@dataclass
+class CliContext:
+    """``ctx.obj`` of every ``zkq`` command: the settings given as flags, and what they
+    resolve into, each made once and on first use."""
+
+    #: :meth:`ClusterConfig.load`'s overrides given as flags (``hosts``, ``mysql_url``, ...)
+    flags: dict[str, Any] = field(default_factory=dict)
+    as_json: bool = False
+    _config: ClusterConfig | None = field(default=None, init=False, repr=False)
+    _client: Client | None = field(default=None, init=False, repr=False)
+    _pool: ConnectionPool | None = field(default=None, init=False, repr=False)
+
+    @property
+    def config(self) -> ClusterConfig:
+        if self._config is None:
+            try:
+                self._config = ClusterConfig.load(**self.flags)
+            except ZkqError as exc:
+                raise click.UsageError(str(exc)) from exc
+        return self._config
+
+    def client(self) -> Client:
+        """A started client of the cluster, or exit 3 with what to check."""
+        if self._client is None:
+            from zkq.coordinator.client import Client  # kazoo only for commands that connect
+
+            # kazoo narrates each refused connection; a command answers in one line of its own
+            logging.getLogger("kazoo").setLevel(logging.CRITICAL)
+            client = Client(self.config, connect_timeout=5.0)
+            # registered before start: a failed start exits, and the session's threads go too
+            click.get_current_context().call_on_close(client.close)
+            run_guarded(client.start)
+            self._client = client
+        return self._client
+
+    def with_client(self, request: Callable[[Client], T]) -> T:
+        """``request(client)``; a zkq error becomes one line on stderr and an exit status."""
+        client = self.client()
+        result: T = run_guarded(lambda: request(client))
+        return result
+
+    def mysql(self) -> MySQLSettings:
+        if self.config.mysql is None:
+            raise click.UsageError(
+                "no database: pass --mysql URL, set ZKQ_MYSQL_URL, "
+                "or give [mysql] url in the config file"
+            )
+        return self.config.mysql
+
+    def mysql_pool(self) -> ConnectionPool:
+        """One connection at most, closed when the command ends; connects on first use."""
+        if self._pool is None:
+            self._pool = ConnectionPool(self.mysql(), max_size=1)
+            click.get_current_context().call_on_close(self._pool.close)
+        return self._pool
+
+
+pass_cli = click.make_pass_decorator(CliContext, ensure=True)
+
+
+# -- declarations -----------------------------------------------------------------------
+def _store(setting: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def store(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        cli = ctx.ensure_object(CliContext)
+        # click calls back for options left out too (with None): that must not undo the
+        # same option given to the group
+        if value is not None:
+            cli.flags[setting] = value
+
+    return store
+
+
+def setting_option(*decls: str, setting: str, **attrs: Any) -> Declaration:
+    """An option for ``setting`` of :meth:`ClusterConfig.load`, stored in the context and
+    not passed to the command (which reads ``cli.config``)."""
+    return click.option(*decls, setting, expose_value=False, callback=_store(setting), **attrs)
+
+
+def _store_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    cli = ctx.ensure_object(CliContext)
+    cli.as_json = cli.as_json or value
+
+
+CONFIG = setting_option(
+    "--config",
+    setting="config_file",
+    type=click.Path(dir_okay=False),
+    help="TOML config file (env ZKQ_CONFIG; default /etc/zkq/zkq.toml if present).",
+)
+ZOOKEEPER: Sequence[Declaration] = (
+    setting_option(
+        "--zk",
+        setting="hosts",
+        metavar="HOSTS",
+        help="ZooKeeper connect string, host:port,... (env ZKQ_ZK_HOSTS; default 127.0.0.1:2181).",
+    ),
+    setting_option(
+        "--root",
+        setting="root",
+        metavar="ZNODE",
+        help="Root znode of the cluster (env ZKQ_ROOT; default /zkq).",
+    ),
+    setting_option(
+        "--session-timeout",
+        setting="session_timeout",
+        type=float,
+        metavar="SECONDS",
+        help="Session timeout asked of ZooKeeper (env ZKQ_SESSION_TIMEOUT; default 10).",
+    ),
+)
+MYSQL: Sequence[Declaration] = (
+    setting_option(
+        "--mysql",
+        setting="mysql_url",
+        metavar="URL",
+        help="MySQL database URL, mysql://user:password@host:port/db (env ZKQ_MYSQL_URL).",
+    ),
+)
+
+
+def connection_options(*groups: Sequence[Declaration]) -> Callable[[F], F]:
+    """The options of ``groups`` (:data:`ZOOKEEPER`, :data:`MYSQL`), then ``--config``,
+    for a command or the group."""
+    declarations = [*(d for group in groups for d in group), CONFIG]
+
+    def declare(fn: F) -> F:
+        # decorators apply innermost first, and click lists options in reverse of that
+        for option in reversed(declarations):
+            fn = option(fn)
+        return fn
+
+    return declare
+
+
+json_option: Declaration = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    expose_value=False,
+    callback=_store_json,
+    help="Answer in JSON on stdout.",
+)
 
 
 def metrics_option(fn: F) -> F:
@@ -68,137 +212,3 @@ def log_options(fn: F) -> F:
     fn = click.option("--log-format", type=click.Choice(["text", "json"]), default="text")(fn)
     fn = click.option("--log-level", default="info", show_default=True)(fn)
     return fn
-
-
-def _remember_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-    """Keep --config out of every command's signature: commands call load_config, which
-    reads it from the context."""
-    ctx.meta["zkq.config_file"] = value
-
-
-def load_config(
-    hosts: str | None, root: str | None, session_timeout: float | None, **settings: Any
-) -> ClusterConfig:
-    """``settings``: more of :meth:`ClusterConfig.load`'s overrides (``mysql_url``, ...)."""
-    ctx = click.get_current_context(silent=True)
-    config_file = ctx.meta.get("zkq.config_file") if ctx is not None else None
-    try:
-        return ClusterConfig.load(
-            hosts=hosts,
-            root=root,
-            session_timeout=session_timeout,
-            config_file=config_file,
-            **settings,
-        )
-    except ZkqError as exc:
-        raise click.UsageError(str(exc)) from exc
-
-
-def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"zkq: {message}", err=True)
-    sys.exit(code)
-
-
-def run_guarded(fn: Callable[[], Any]) -> Any:
-    """Run a request, turning zkq errors into one line on stderr and an exit status."""
-    try:
-        return fn()
-    except Unavailable as exc:
-        fail(str(exc), EXIT_UNAVAILABLE)
-    except ZkqError as exc:
-        fail(str(exc))
-
-
-def connect(
-    hosts: str | None, root: str | None, session_timeout: float | None, **settings: Any
-) -> Any:
-    """A started :class:`zkq.coordinator.client.Client`, or exit 3 with what to check."""
-    from zkq.coordinator.client import Client
-
-    # kazoo narrates each refused connection; a command answers in one line of its own
-    logging.getLogger("kazoo").setLevel(logging.CRITICAL)
-
-    client = Client(load_config(hosts, root, session_timeout, **settings), connect_timeout=5.0)
-    run_guarded(client.start)
-    return client
-
-
-def when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
-
-
-def age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.1f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
-
-
-def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    """Columns aligned to their widest cell; numbers right-aligned."""
-    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [
-        all(isinstance(r[i], int | float) for r in rows) and bool(rows) for i in range(len(headers))
-    ]
-    lines = []
-    for row in cells:
-        parts = [
-            cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
-
-
-def emit(data: Any, as_json: bool, human: Callable[[], str]) -> None:
-    click.echo(json.dumps(data, indent=2, default=str) if as_json else human())
-
-
-def show_job(job: Job, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(job.to_dict(), indent=2))
-        return
-    rows: list[tuple[str, Any]] = [
-        ("id", job.id),
-        ("type", job.type),
-        ("state", str(job.state)),
-        ("priority", job.priority),
-        ("attempts", f"{job.attempts}/{job.max_attempts}"),
-        ("worker", job.worker or "-"),
-        ("created", when(job.created_at)),
-        ("finished", when(job.finished_at)),
-        ("payload", json.dumps(job.payload)),
-        ("result", json.dumps(job.result)),
-    ]
-    if job.tenant:
-        rows.append(("tenant", job.tenant))
-    if job.parent:
-        rows.append(("parent", job.parent))
-    if job.error:
-        rows.append(("error", f"{job.error.get('type')}: {job.error.get('message')}"))
-    if job.children:
-        rows.append(("children", ", ".join(job.children)))
-    for key, value in rows:
-        click.echo(f"{key:<10} {value}")
-    if job.history:
-        click.echo("")
-        click.echo(
-            table(
-                [
-                    (
-                        a.number,
-                        a.worker,
-                        when(a.started_at),
-                        f"{a.ended_at - a.started_at:.3f}s" if a.ended_at else "running",
-                        a.outcome or "-",
-                        (a.error or "")[:60],
-                    )
-                    for a in job.history
-                ],
-                ["ATTEMPT", "WORKER", "STARTED", "TOOK", "OUTCOME", "ERROR"],
-            )
-        )

@@ -4,8 +4,10 @@ and the one registry a worker both checks and runs from, in threads and in proce
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -216,3 +218,20 @@ def test_a_worker_runs_from_the_registry_it_checks() -> None:
         assert served.pool.registry is own_app.registry
     finally:
         served.pool.shutdown()
+
+
+def test_the_app_option_names_a_module_or_a_registry_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zkq.worker.pools import load_app
+
+    assert load_app("tests.apps.own_registry:registry") is own_app.registry
+    assert load_app("tests.apps.own_registry") is zkq.worker.registry.registry
+    with pytest.raises(ImportError, match="not a zkq Registry"):
+        load_app("tests.apps.own_registry:os")
+    # from the app's folder, with nothing on PYTHONPATH, as celery -A and rq worker do
+    (tmp_path / "cwdapp_for_load_app.py").write_text("VALUE = 1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    load_app("cwdapp_for_load_app")
+    assert "cwdapp_for_load_app" in sys.modules

@@ -5,61 +5,35 @@ It is a ZooKeeper ensemble plus *members* (:mod:`zkq.dev.members`): every other 
 started role by role and stopped in reverse, so services go before what they depend on
 (workers stop while ZooKeeper can still record their completions).
 
-Everything lives in one state directory (``.zkq-dev`` by default)::
-
-    state.json        what runs: pids and start times, argv, logs, ports, settings
-    lock              flock'd while a command changes the cluster
-    zookeeper/zk<N>/  one directory per ZooKeeper node
-    mariadb/          MariaDB's data directory (with ``up(mysql=True)``)
-    logs/<name>.log   output of every member
-
-``state.json`` is rewritten (atomically) after every change, so ``down`` from another shell
-stops exactly the processes that run, and never a recycled pid (see :mod:`.processes`).
+Everything lives in one state directory (:mod:`.statedir`), whose ``state.json`` is
+rewritten after every change, so ``down`` from another shell stops exactly the processes
+that run, and never a recycled pid (see :mod:`.processes`).  How coordinators and workers
+start is :mod:`.services`; the HTTP side is :mod:`.frontends`, MariaDB :mod:`.mariadb`, and
+whether all is well :mod:`.health`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import json
-import os
-import shutil
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from zkq.dev import frontends as http_side
-from zkq.dev import processes
-from zkq.dev.errors import AlreadyRunning, BadState, DevClusterError, StartupFailed
-from zkq.dev.mariadb import MARIADB, MariaDBServer, restart_mariadb, start_mariadb
-from zkq.dev.members import ROLE_ORDER, Member
+from zkq.dev import health, mariadb, processes, statedir
+from zkq.dev.errors import AlreadyRunning, BadState, DevClusterError
+from zkq.dev.mariadb import MARIADB, MariaDBServer
+from zkq.dev.members import Member, stop_in_order
 from zkq.dev.processes import ManagedProcess, ProcessSpec
-from zkq.dev.registrations import count_registrations
-from zkq.dev.waiting import wait_until
+from zkq.dev.services import ServiceSettings, session_timeout
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 
-STATE_VERSION = 1
 Progress = Callable[[str], None]
 
 
 def _quiet(_: str) -> None:
     pass
-
-
-@dataclass
-class Settings:
-    """How ``up`` was asked to run the services; ``add_worker`` reuses it later."""
-
-    root: str = "/zkq"
-    worker_app: str = "zkq.worker.builtin"
-    worker_concurrency: int = 4
-    coordinator_args: list[str] = field(default_factory=list)
-    worker_args: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
 
 
 class DevCluster:
@@ -76,11 +50,11 @@ class DevCluster:
     def __init__(self, state_dir: Path = Path(".zkq-dev")) -> None:
         # Absolute: the processes we start and a later `zkq dev down` may run elsewhere.
         self.state_dir = Path(state_dir).resolve()
-        self.state_file = self.state_dir / "state.json"
+        self.state_file = self.state_dir / statedir.STATE_FILE
         self.ensemble: ZooKeeperEnsemble | None = None
         self.members: list[Member] = []
         self.mariadb: MariaDBServer | None = None
-        self.settings = Settings()
+        self.settings = ServiceSettings()
         self.created_at: float | None = None
         self._counters: dict[str, int] = {}  # names are never reused within one cluster
 
@@ -88,30 +62,21 @@ class DevCluster:
 
     def load(self) -> bool:
         """Read ``state.json``; False when there is none (no cluster from this directory)."""
-        try:
-            data = json.loads(self.state_file.read_text())
-        except FileNotFoundError:
+        data = statedir.read_state(self.state_file)
+        if data is None:
             return False
-        except (OSError, ValueError) as exc:
-            raise BadState(f"cannot read {self.state_file}: {exc}; remove it by hand") from exc
-        if data.get("version") != STATE_VERSION:
-            raise BadState(
-                f"{self.state_file} has version {data.get('version')!r}, "
-                f"expected {STATE_VERSION}: remove it by hand"
-            )
         zk = data.get("zookeeper")
         self.ensemble = None if zk is None else ZooKeeperEnsemble.from_dict(zk)
         self.members = [Member.from_dict(m) for m in data.get("members", [])]
-        mariadb = data.get("mariadb")
-        self.mariadb = None if mariadb is None else MariaDBServer.from_dict(mariadb)
-        self.settings = Settings(**data.get("settings", {}))
+        server = data.get("mariadb")
+        self.mariadb = None if server is None else MariaDBServer.from_dict(server)
+        self.settings = ServiceSettings(**data.get("settings", {}))
         self.created_at = data.get("created_at")
         self._counters = {str(k): int(v) for k, v in data.get("counters", {}).items()}
         return True
 
     def save(self) -> None:
         data = {
-            "version": STATE_VERSION,
             "created_at": self.created_at,
             "settings": dataclasses.asdict(self.settings),
             "counters": self._counters,
@@ -122,24 +87,7 @@ class DevCluster:
             "mariadb": self.mariadb.to_dict() if self.mariadb else None,
             **http_side.urls(self),  # haproxy_url, stats_url, frontends
         }
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        # Write then rename: a reader (or a crash) never sees half a file.
-        tmp = self.state_file.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, self.state_file)
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Serialise commands that change the cluster (two `up`s at once would both start)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.state_dir / "lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                raise DevClusterError(
-                    f"another zkq dev command is changing {self.state_dir}: wait for it"
-                ) from exc
-            yield
+        statedir.write_state(self.state_file, data)
 
     def _all_processes(self) -> list[ManagedProcess]:
         procs = [m.process for m in self.members]
@@ -209,7 +157,7 @@ class DevCluster:
         ``wait_ready``, waits until every worker and coordinator is registered in ZooKeeper.
         If anything fails, whatever started is stopped again before the error propagates.
         """
-        with self._locked():
+        with statedir.changing(self.state_dir):
             if self.load():
                 running = [p for p in self._all_processes() if p.alive()]
                 if running:
@@ -220,26 +168,19 @@ class DevCluster:
                     )
                 progress("sweeping leftovers of a dead cluster")
                 self._down()
-            self._reset_dirs()
+            statedir.start_afresh(self.state_dir)
             self.created_at = time.time()
-            service_env = dict(env or {})
-            min_session = max_session = None
-            if session_timeout_ms is not None:
-                service_env["ZKQ_SESSION_TIMEOUT"] = f"{session_timeout_ms / 1000:g}"
-                # ZooKeeper clamps a requested timeout into [min, max] (defaults: 2 and 20
-                # ticks), so a fast-expiring test session needs the lower bound lowered.
-                min_session = min(2 * tick_ms, session_timeout_ms)
-                max_session = max(20 * tick_ms, session_timeout_ms)
-            self.settings = Settings(
+            timeout_env, min_session, max_session = session_timeout(tick_ms, session_timeout_ms)
+            self.settings = ServiceSettings(
                 root,
                 worker_app,
                 worker_concurrency,
                 list(coordinator_args),
                 list(worker_args),
-                service_env,
+                {**(env or {}), **timeout_env},
             )
             self.ensemble = ZooKeeperEnsemble(
-                self.state_dir / "zookeeper",
+                self.state_dir / statedir.ZOOKEEPER_DIR,
                 size=zk_size,
                 tick_ms=tick_ms,
                 min_session_ms=min_session,
@@ -284,12 +225,12 @@ class DevCluster:
         )
         if mysql:
             progress("starting MariaDB and migrating its schema")
-            server = start_mariadb(self, timeout)
+            server = self._start_mariadb(timeout)
             progress(f"MariaDB ready at {server.settings.where}")
         for _ in range(coordinators):
-            self._add("coordinator", self._coordinator_argv(()), None)
+            self.add_coordinator()
         for _ in range(workers):
-            self._add("worker", self._worker_argv(None, None, ()), None)
+            self.add_worker()
         if wait_ready and (workers or coordinators):
             progress(
                 f"waiting for {coordinators} coordinator(s) and {workers} worker(s) to register"
@@ -307,7 +248,7 @@ class DevCluster:
         Returns ``{"stopped": [names], "already_dead": [names]}``.  Members whose process
         had died are still swept for leftover children.
         """
-        with self._locked():
+        with statedir.changing(self.state_dir):
             if self.ensemble is None and not self.members:
                 self.load()
             return self._down(timeout)
@@ -317,11 +258,7 @@ class DevCluster:
         dead: list[str] = []
         for proc in self._all_processes():
             (stopped if proc.alive() else dead).append(proc.name)
-        # Reverse start order, one role at a time; each role's processes in parallel.
-        # Roles outside ROLE_ORDER (added with add_member) count as started last.
-        others = sorted({m.role for m in self.members} - set(ROLE_ORDER))
-        for role in [*others, *reversed(ROLE_ORDER)]:
-            processes.stop_all([m.process for m in self.members_of(role)], timeout)
+        stop_in_order(self.members, timeout)  # services before what they depend on
         if self.ensemble is not None:
             self.ensemble.stop(timeout)
         if self.mariadb is not None:
@@ -333,53 +270,7 @@ class DevCluster:
         self._counters = {}
         return {"stopped": stopped, "already_dead": dead}
 
-    def _reset_dirs(self) -> None:
-        # Each `up` starts from an empty ZooKeeper and fresh logs; the previous run's stay
-        # until then, for a post-mortem after `down`.
-        for sub in ("zookeeper", "logs", MARIADB):
-            shutil.rmtree(self.state_dir / sub, ignore_errors=True)
-
     # -- members at runtime ---------------------------------------------------------------
-
-    def _service_argv(self, command: str, *args: str) -> list[str]:
-        """``python -m zkq <command>`` for this cluster: the same interpreter and venv."""
-        zk = ["--zk", self.connect_string, "--root", self.root]
-        return [sys.executable, "-m", "zkq", command, *zk, *args]
-
-    def _coordinator_argv(self, extra_args: Sequence[str]) -> list[str]:
-        return self._service_argv("coordinator", *self.settings.coordinator_args, *extra_args)
-
-    def _worker_argv(
-        self, app: str | None, concurrency: int | None, extra_args: Sequence[str]
-    ) -> list[str]:
-        app = app or self.settings.worker_app
-        concurrency = concurrency or self.settings.worker_concurrency
-        options = ["--app", app, "--concurrency", str(concurrency)]
-        return self._service_argv("worker", *options, *self.settings.worker_args, *extra_args)
-
-    def _add(
-        self,
-        role: str,
-        argv: list[str],
-        env: dict[str, str] | None,
-        name: str | None = None,
-        ports: dict[str, int] | None = None,
-    ) -> Member:
-        if name is None:
-            self._counters[role] = self._counters.get(role, 0) + 1
-            name = f"{role}-{self._counters[role]}"
-        if any(m.name == name for m in self.members):
-            raise DevClusterError(f"a member named {name!r} already exists")
-        spec = ProcessSpec(
-            name,
-            argv,
-            self.state_dir / "logs" / f"{name}.log",
-            env={**self.settings.env, **(env or {})},
-        )
-        member = Member(name, role, processes.start(spec), dict(ports or {}))
-        self.members.append(member)
-        self.save()
-        return member
 
     def add_member(
         self,
@@ -390,8 +281,23 @@ class DevCluster:
         env: dict[str, str] | None = None,
         ports: dict[str, int] | None = None,
     ) -> Member:
-        """Start any process as a member (how later roles join; tests use it too)."""
-        return self._add(role, argv, env, name, ports)
+        """Start any process as a member, with the services' environment under ``env``
+        (how the frontends and MariaDB join; tests use it too)."""
+        if name is None:
+            self._counters[role] = self._counters.get(role, 0) + 1
+            name = f"{role}-{self._counters[role]}"
+        if any(m.name == name for m in self.members):
+            raise DevClusterError(f"a member named {name!r} already exists")
+        spec = ProcessSpec(
+            name,
+            argv,
+            self.state_dir / statedir.LOGS_DIR / f"{name}.log",
+            env={**self.settings.env, **(env or {})},
+        )
+        member = Member(name, role, processes.start(spec), dict(ports or {}))
+        self.members.append(member)
+        self.save()
+        return member
 
     def add_worker(
         self,
@@ -402,9 +308,8 @@ class DevCluster:
         name: str | None = None,
     ) -> ManagedProcess:
         """Start one more worker (defaults from ``up``); its process, e.g. to kill -9 it."""
-        return self._add(
-            "worker", self._worker_argv(app, concurrency, extra_args), env, name
-        ).process
+        argv = self.settings.worker_argv(self.connect_string, app, concurrency, extra_args)
+        return self.add_member("worker", argv, name=name, env=env).process
 
     def add_coordinator(
         self,
@@ -412,21 +317,24 @@ class DevCluster:
         env: dict[str, str] | None = None,
         name: str | None = None,
     ) -> ManagedProcess:
-        return self._add("coordinator", self._coordinator_argv(extra_args), env, name).process
+        argv = self.settings.coordinator_argv(self.connect_string, extra_args)
+        return self.add_member("coordinator", argv, name=name, env=env).process
 
-    def stop_member(self, name: str, timeout: float = 10.0) -> None:
-        """SIGTERM (graceful), and forget the member."""
+    def stop_member(self, name: str, timeout: float = 10.0, *, forget: bool = True) -> None:
+        """SIGTERM (graceful) and wait; then forget the member, or keep it listed, as down,
+        to be started again (``forget=False``)."""
         member = self.member(name)
         member.process.stop(timeout)
-        self.members.remove(member)
+        if forget:
+            self.members.remove(member)
         self.save()
 
-    def kill_member(self, name: str) -> None:
-        """SIGKILL the process alone, like ``kill -9``; the member stays listed (as dead)
-        and its orphaned children are swept by ``down``."""
-        member = self.member(name)
-        member.process.kill()
-        member.process.wait(10.0)
+    def kill_member(self, name: str, *, group: bool = False) -> None:
+        """SIGKILL the process alone, like ``kill -9`` (with ``group``, its children too);
+        the member stays listed, as dead, and orphaned children are swept by ``down``."""
+        process = self.member(name).process
+        process.kill(group=group)
+        process.wait(10.0)
 
     def stop_zk_node(self, i: int, timeout: float = 10.0) -> None:
         self._ensemble().stop_node(i, timeout)
@@ -442,23 +350,42 @@ class DevCluster:
         finally:
             self.save()  # the new pid, also if the node never rejoined
 
+    # -- MariaDB (zkq.dev.mariadb) --------------------------------------------------------
+
+    def _start_mariadb(self, timeout: float) -> MariaDBServer:
+        server = MariaDBServer.create(self.state_dir / statedir.MARIADB_DIR)
+        server.install()
+        self.mariadb = server  # in the state file before the process exists
+        mariadb.start_member(self, server, timeout)
+        # an environment variable rather than --mysql, so the password stays out of `ps`
+        self.settings.env["ZKQ_MYSQL_URL"] = server.url
+        self.save()
+        return server
+
     @property
     def mysql_url(self) -> str:
         """The ``zkq`` database (``mysql://zkq:<password>@127.0.0.1:<port>/zkq``)."""
-        if self.mariadb is None:
-            raise DevClusterError("this cluster has no MariaDB: start it with `zkq dev up --mysql`")
-        return self.mariadb.url
+        return self._mariadb().url
 
     def stop_mysql(self, timeout: float = 10.0) -> None:
         """SIGTERM MariaDB (by pid) and wait; it stays listed, as down, for start_mysql."""
-        self.member(MARIADB).process.stop(timeout)
-        self.save()
+        self.stop_member(MARIADB, timeout, forget=False)
 
     def start_mysql(self, timeout: float = 60.0) -> None:
         """Start the stopped MariaDB again on its port and data, and wait until it serves."""
-        restart_mariadb(self, timeout)
+        server, member = self._mariadb(), self.member(MARIADB)
+        try:
+            mariadb.restart_member(server, member)
+        finally:
+            self.save()  # the new pid, also if it never serves
+        server.wait_ready(member.process, timeout)
 
-    # -- the HTTP side: frontends and HAProxy (zkq.dev.frontends) --------------------------
+    def _mariadb(self) -> MariaDBServer:
+        if self.mariadb is None:
+            raise DevClusterError("this cluster has no MariaDB: start it with `zkq dev up --mysql`")
+        return self.mariadb
+
+    # -- the HTTP side: frontends and HAProxy (zkq.dev.frontends) -------------------------
 
     @property
     def frontends(self) -> list[Member]:
@@ -476,15 +403,11 @@ class DevCluster:
 
     def stop_frontend(self, name: str, timeout: float = 10.0) -> None:
         """SIGTERM one frontend (graceful); it stays listed, as down, for start_frontend."""
-        self.member(name).process.stop(timeout)
-        self.save()
+        self.stop_member(name, timeout, forget=False)
 
     def kill_frontend(self, name: str) -> None:
         """SIGKILL one frontend's whole process group (gunicorn master and workers)."""
-        process = self.member(name).process
-        process.kill(group=True)
-        process.wait(10.0)
-        self.save()
+        self.kill_member(name, group=True)
 
     def start_frontend(
         self,
@@ -505,64 +428,19 @@ class DevCluster:
             raise DevClusterError("no ZooKeeper ensemble: run `zkq dev up` first")
         return self.ensemble
 
-    # -- readiness and status -------------------------------------------------------------
+    # -- readiness and status (zkq.dev.health) --------------------------------------------
 
     def wait_registered(self, workers: int, coordinators: int, timeout: float = 60.0) -> None:
         """Wait until ZooKeeper lists that many workers and election contenders."""
-
-        def registered() -> bool:
-            for m in self.members:
-                if not m.process.alive():
-                    raise StartupFailed(
-                        f"{m.name} (pid {m.process.pid}) exited with "
-                        f"{m.process.exit_code}; last lines of {m.process.log_path}:\n"
-                        + m.process.log_tail(15)
-                    )
-            counts = count_registrations(self.connect_string, self.root)
-            return counts["workers"] >= workers and counts["coordinators"] >= coordinators
-
-        try:
-            wait_until(
-                registered,
-                timeout,
-                interval=0.2,
-                what=f"{workers} worker(s) and {coordinators} coordinator(s) to register",
-            )
-        except TimeoutError as exc:
-            raise StartupFailed(str(exc)) from exc
+        health.wait_registered(self, workers, coordinators, timeout)
 
     def status(self) -> dict[str, Any]:
         """Every process and ZooKeeper node, and whether all is well (``ok``)."""
         if self.ensemble is None and not self.members and not self.load():
-            return {
-                "state_dir": str(self.state_dir),
-                "running": False,
-                "ok": False,
-                "zookeeper": [],
-                "members": [],
-            }
-        zk = self.ensemble.status() if self.ensemble is not None else []
-        members = [m.status() for m in self.members]
-        modes = [n["mode"] for n in zk]
-        quorum = (
-            modes == ["standalone"]
-            if len(modes) == 1
-            else modes.count("leader") == 1 and modes.count("follower") == len(modes) - 1
-        )
-        registered = None
-        if self.ensemble is not None and modes.count("leader") + modes.count("standalone"):
-            with contextlib.suppress(DevClusterError):
-                registered = count_registrations(self.connect_string, self.root, timeout=2.0)
+            return health.not_running(self.state_dir)
         return {
-            "state_dir": str(self.state_dir),
-            "running": True,
-            "ok": quorum and all(m["healthy"] for m in members),
-            "connect": self.ensemble.connect_string if self.ensemble else None,
+            **health.report(self, self.ensemble),
             "mysql": self.mariadb.settings.where if self.mariadb else None,
-            "root": self.root,
             "created_at": self.created_at,
-            "zookeeper": zk,
-            "members": members,
-            "registered": registered,
             **http_side.urls(self),
         }

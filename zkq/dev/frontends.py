@@ -2,7 +2,8 @@
 
 Each frontend is a member of role ``frontend`` (gunicorn with gevent workers, serving
 ``zkq.frontend.app:create_app()``) on its own free port; its environment names the ZooKeeper
-ensemble, the root and the MySQL URL.  A frontend stopped or killed for a fault test is
+ensemble and the root, and the MySQL URL comes with the environment the cluster gives every
+service it starts.  A frontend stopped or killed for a fault test is
 started again on the *same* port, so HAProxy's configuration stays valid and its health
 checks bring the server back by themselves.
 
@@ -23,17 +24,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 
 from zkq.dev.errors import DevClusterError, StartupFailed
-from zkq.dev.members import HEALTH_PROBES, Member
+from zkq.dev.members import HEALTH_PROBES, Member, Roster, check_alive
 from zkq.dev.ports import free_port, free_ports
 from zkq.dev.waiting import wait_until
-
-if TYPE_CHECKING:
-    from zkq.dev.cluster import DevCluster
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
@@ -153,17 +151,13 @@ HEALTH_PROBES[HAPROXY] = haproxy_ready
 
 
 # -- members ----------------------------------------------------------------------------------
-def _mysql_url(cluster: DevCluster) -> str | None:
-    return cluster.mariadb.url if cluster.mariadb is not None else None
-
-
-def metrics_dir(cluster: DevCluster, port: int) -> Path:
+def metrics_dir(cluster: Roster, port: int) -> Path:
     """A frontend's ``PROMETHEUS_MULTIPROC_DIR``, named by its port, which it keeps when
     restarted (gunicorn wipes the directory as it starts)."""
     return cluster.state_dir / "frontends" / str(port) / "prometheus"
 
 
-def frontend_env(cluster: DevCluster, port: int, zk_hosts: str | None = None) -> dict[str, str]:
+def frontend_env(cluster: Roster, port: int, zk_hosts: str | None = None) -> dict[str, str]:
     env = {
         "ZKQ_BIND": f"{HOST}:{port}",
         "ZKQ_ZK_HOSTS": zk_hosts or cluster.connect_string,
@@ -175,14 +169,11 @@ def frontend_env(cluster: DevCluster, port: int, zk_hosts: str | None = None) ->
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir(cluster, port)),
         "PYTHONUNBUFFERED": "1",
     }
-    url = _mysql_url(cluster)
-    if url:
-        env["ZKQ_MYSQL_URL"] = url
     return env
 
 
 def start_frontend(
-    cluster: DevCluster,
+    cluster: Roster,
     *,
     name: str | None = None,
     port: int | None = None,
@@ -204,7 +195,7 @@ def start_frontend(
 
 
 def start_haproxy(
-    cluster: DevCluster,
+    cluster: Roster,
     frontends: Sequence[Member],
     options: HaproxyOptions | None = None,
     name: str = HAPROXY,
@@ -224,7 +215,7 @@ def start_haproxy(
 
 
 def start_http_side(
-    cluster: DevCluster,
+    cluster: Roster,
     count: int,
     wait: bool = True,
     timeout: float = 60.0,
@@ -252,12 +243,7 @@ def wait_ready(members: Sequence[Member], timeout: float) -> None:
     """Until each member's health probe passes; fails fast when one has died."""
 
     def ready() -> bool:
-        for m in members:
-            if not m.process.alive():
-                raise StartupFailed(
-                    f"{m.name} (pid {m.process.pid}) exited with {m.process.exit_code}; "
-                    f"last lines of {m.process.log_path}:\n{m.process.log_tail(15)}"
-                )
+        check_alive(members)
         return all(m.healthy() for m in members)
 
     names = ", ".join(m.name for m in members)
@@ -268,7 +254,7 @@ def wait_ready(members: Sequence[Member], timeout: float) -> None:
 
 
 def restart_frontend(
-    cluster: DevCluster,
+    cluster: Roster,
     name: str,
     zk_hosts: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -284,7 +270,7 @@ def restart_frontend(
     return start_frontend(cluster, name=name, port=old.ports["http"], zk_hosts=zk_hosts, env=env)
 
 
-def urls(cluster: DevCluster) -> dict[str, Any]:
+def urls(cluster: Roster) -> dict[str, Any]:
     """Where clients and operators reach the HTTP side (``None`` before it is up)."""
     proxies = cluster.members_of(HAPROXY)
     if not proxies:
@@ -299,7 +285,7 @@ def urls(cluster: DevCluster) -> dict[str, Any]:
     }
 
 
-def require_url(cluster: DevCluster, which: str) -> str:
+def require_url(cluster: Roster, which: str) -> str:
     url = urls(cluster)[which]
     if url is None:
         raise DevClusterError("this cluster has no HAProxy: start it with frontends")

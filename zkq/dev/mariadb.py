@@ -16,9 +16,10 @@ mariadb-install-db creates are dropped, so only a local user who can reach the s
 directory can administer the server.
 
 In a :class:`~zkq.dev.cluster.DevCluster` the server is the member ``mariadb`` (started
-before the coordinators, stopped after the frontends, by pid); its configuration, URL
-included, is kept in the cluster's state file, and the services find the URL in their
-``ZKQ_MYSQL_URL``.  The tests start a :class:`MariaDBServer` of their own the same way.
+before the coordinators by :func:`start_member`, stopped after the frontends, by pid); its
+configuration, URL included, is kept in the cluster's state file, and the services find the
+URL in their ``ZKQ_MYSQL_URL``.  The tests start a :class:`MariaDBServer` of their own the
+same way.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymysql.connections import Connection
 
@@ -41,13 +42,10 @@ from zkq.coordinator.migrate import migrate
 from zkq.coordinator.mysql import MySQLSettings, connect, mysql_errors
 from zkq.dev import processes
 from zkq.dev.errors import DevClusterError, StartupFailed
-from zkq.dev.members import HEALTH_PROBES, Member
+from zkq.dev.members import HEALTH_PROBES, Member, Roster
 from zkq.dev.ports import free_port
 from zkq.dev.processes import ManagedProcess, ProcessSpec
 from zkq.dev.waiting import wait_until
-
-if TYPE_CHECKING:
-    from zkq.dev.cluster import DevCluster
 
 #: the role, and the name, of the cluster's MariaDB member
 MARIADB = "mariadb"
@@ -272,7 +270,7 @@ class MariaDBServer:
         )
 
 
-# -- as a member of a DevCluster -----------------------------------------------------------
+# -- as a member of a cluster -------------------------------------------------------------
 def mariadb_ready(member: Member) -> bool:
     return accepts_connections(member.ports["mysql"])
 
@@ -280,33 +278,19 @@ def mariadb_ready(member: Member) -> bool:
 HEALTH_PROBES[MARIADB] = mariadb_ready
 
 
-def start_mariadb(cluster: DevCluster, timeout: float = 60.0) -> MariaDBServer:
-    """Install, start and provision the cluster's server, and migrate its schema.
-
-    Services started after this find the database in ``ZKQ_MYSQL_URL`` (an environment
-    variable rather than ``--mysql``, so that the password stays out of ``ps``).
-    """
-    server = MariaDBServer.create(cluster.state_dir / MARIADB)
-    server.install()
-    cluster.mariadb = server  # in the state file before the process exists
-    member = cluster.add_member(MARIADB, server.argv(), name=MARIADB, ports={"mysql": server.port})
+def start_member(roster: Roster, server: MariaDBServer, timeout: float = 60.0) -> Member:
+    """Start an installed ``server`` as the member ``mariadb`` of ``roster``, provision it
+    and migrate its schema."""
+    member = roster.add_member(MARIADB, server.argv(), name=MARIADB, ports={"mysql": server.port})
     server.initialise(member.process, timeout)
     migrate(server.settings)
-    cluster.settings.env["ZKQ_MYSQL_URL"] = server.url
-    cluster.save()
-    return server
+    return member
 
 
-def restart_mariadb(cluster: DevCluster, timeout: float = 60.0) -> Member:
-    """Start the stopped server again, on its port and data (a fault test's second half)."""
-    server = cluster.mariadb
-    if server is None:
-        raise DevClusterError("this cluster has no MariaDB: start it with `zkq dev up --mysql`")
-    member = cluster.member(MARIADB)
+def restart_member(server: MariaDBServer, member: Member) -> None:
+    """Start the stopped ``server`` again as ``member``'s process, on its port and data (a
+    fault test's second half); without waiting (see :meth:`MariaDBServer.wait_ready`)."""
     if member.process.alive():
         raise DevClusterError(f"MariaDB still runs (pid {member.process.pid}): stop it first")
     server.remove_socket()
-    member.process = server.start(MARIADB, member.process.log_path)
-    cluster.save()
-    server.wait_ready(member.process, timeout)
-    return member
+    member.process = server.start(member.name, member.process.log_path)

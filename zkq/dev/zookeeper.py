@@ -45,6 +45,15 @@ REQUIRED_JARS = {
 }
 SERVING_MODES = ("leader", "follower", "standalone")
 
+
+def all_serving(modes: list[str]) -> bool:
+    """Whether nodes in these modes (``srvr``'s, or ``down``) serve as one ensemble: a
+    single standalone node, or exactly one leader and every other node following it."""
+    if len(modes) == 1:
+        return modes == ["standalone"]
+    return modes.count("leader") == 1 and modes.count("follower") == len(modes) - 1
+
+
 LOG4J_PROPERTIES = """\
 # Written by zkq.dev.zookeeper: log4j 1.2, because that is what Debian's ZooKeeper uses.
 log4j.rootLogger=${zookeeper.root.logger}
@@ -383,11 +392,8 @@ class ZooKeeperEnsemble:
                 )
             except OSError:
                 return False
-        if self.size == 1:
-            return modes == ["standalone"]
-        # Exactly one leader, every other running node following it.  A minority of
-        # running nodes never gets here: they stay "not serving".
-        return modes.count("leader") == 1 and modes.count("follower") == len(modes) - 1
+        # A minority of running nodes never gets here: they stay "not serving".
+        return all_serving(modes)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until every running node serves: one leader, the others followers."""

@@ -1,0 +1,79 @@
+"""The state directory of a dev cluster (``.zkq-dev`` by default): what is in it, the
+state file, and the lock around the commands that change the cluster::
+
+    state.json        what runs: pids and start times, argv, logs, ports, settings
+    lock              flock'd while a command changes the cluster
+    zookeeper/zk<N>/  one directory per ZooKeeper node
+    mariadb/          MariaDB's data directory (with ``up(mysql=True)``)
+    logs/<name>.log   output of every member
+    haproxy.cfg, frontends/<port>/   the HTTP side's config and metrics files
+
+The state file is how one invocation knows what another started: ``zkq dev down`` in a new
+shell reads the pids (with their start times) that ``zkq dev up`` wrote.  It is rewritten
+whole after every change, through a temporary file and a rename, so a reader (or a crash)
+never sees half of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from zkq.dev.errors import BadState, DevClusterError
+
+#: bumped when the file's shape changes; a file of another version is refused, not guessed at
+STATE_VERSION = 1
+STATE_FILE = "state.json"
+ZOOKEEPER_DIR, MARIADB_DIR, LOGS_DIR = "zookeeper", "mariadb", "logs"
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """The recorded state, or ``None`` when there is no file (no cluster from here)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise BadState(f"cannot read {path}: {exc}; remove it by hand") from exc
+    if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise BadState(
+            f"{path} has version {version!r}, expected {STATE_VERSION}: remove it by hand"
+        )
+    return data
+
+
+def write_state(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename: a reader (or a crash) never sees half a file.
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"version": STATE_VERSION, **data}, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def changing(state_dir: Path) -> Iterator[None]:
+    """Hold ``<state dir>/lock`` while a command changes the cluster: two ``up`` at once
+    would both find no cluster running and both start one."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with open(state_dir / "lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise DevClusterError(
+                f"another zkq dev command is changing {state_dir}: wait for it"
+            ) from exc
+        yield
+
+
+def start_afresh(state_dir: Path) -> None:
+    """Remove the previous run's ZooKeeper data, database and logs.  They stay until the
+    next ``up``, for a post-mortem after ``down``."""
+    for sub in (ZOOKEEPER_DIR, MARIADB_DIR, LOGS_DIR):
+        shutil.rmtree(state_dir / sub, ignore_errors=True)

@@ -1,0 +1,120 @@
+"""How every ``zkq`` command answers: tables for people, ``--json`` for machines, and
+errors as one line on stderr with an exit status that means something.
+
+Exit statuses: 0 done; 1 the request failed (a job that did not succeed, a bad id, a
+refused transition); 2 usage (click's own, also for a bad setting); 3 the cluster could not
+be reached.  Where the settings come from is :mod:`zkq.options`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+import click
+
+from zkq.coordinator.errors import Unavailable, ZkqError
+from zkq.coordinator.job import Job
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # what click exits with on a UsageError
+EXIT_UNAVAILABLE = 3
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    click.echo(f"zkq: {message}", err=True)
+    sys.exit(code)
+
+
+def run_guarded(fn: Callable[[], Any]) -> Any:
+    """Run a request, turning zkq errors into one line on stderr and an exit status."""
+    try:
+        return fn()
+    except Unavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    except ZkqError as exc:
+        fail(str(exc))
+
+
+def when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """Columns aligned to their widest cell; numbers right-aligned."""
+    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    numeric = [
+        all(isinstance(r[i], int | float) for r in rows) and bool(rows) for i in range(len(headers))
+    ]
+    lines = []
+    for row in cells:
+        parts = [
+            cell.rjust(widths[i]) if numeric[i] else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def emit(data: Any, as_json: bool, human: Callable[[], str]) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else human())
+
+
+def show_job(job: Job, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(job.to_dict(), indent=2))
+        return
+    rows: list[tuple[str, Any]] = [
+        ("id", job.id),
+        ("type", job.type),
+        ("state", str(job.state)),
+        ("priority", job.priority),
+        ("attempts", f"{job.attempts}/{job.max_attempts}"),
+        ("worker", job.worker or "-"),
+        ("created", when(job.created_at)),
+        ("finished", when(job.finished_at)),
+        ("payload", json.dumps(job.payload)),
+        ("result", json.dumps(job.result)),
+    ]
+    if job.tenant:
+        rows.append(("tenant", job.tenant))
+    if job.parent:
+        rows.append(("parent", job.parent))
+    if job.error:
+        rows.append(("error", f"{job.error.get('type')}: {job.error.get('message')}"))
+    if job.children:
+        rows.append(("children", ", ".join(job.children)))
+    for key, value in rows:
+        click.echo(f"{key:<10} {value}")
+    if job.history:
+        click.echo("")
+        click.echo(
+            table(
+                [
+                    (
+                        a.number,
+                        a.worker,
+                        when(a.started_at),
+                        f"{a.ended_at - a.started_at:.3f}s" if a.ended_at else "running",
+                        a.outcome or "-",
+                        (a.error or "")[:60],
+                    )
+                    for a in job.history
+                ],
+                ["ATTEMPT", "WORKER", "STARTED", "TOOK", "OUTCOME", "ERROR"],
+            )
+        )
