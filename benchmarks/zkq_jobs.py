@@ -33,6 +33,7 @@ from benchmarks.results import Idle, Memory, ZkqRow
 from zkq.coordinator.client import Client
 from zkq.coordinator.job import JobState
 from zkq.coordinator.store import JobSpec
+from zkq.coordinator.zk.kazoo_session import KazooSession
 from zkq.dev import processes
 from zkq.dev.cluster import DevCluster
 from zkq.dev.errors import StartupFailed
@@ -85,7 +86,11 @@ class ZkqBench:
         self.cluster = cluster
         self.ensemble = cluster.ensemble
         self.client = client
-        self.zk: KazooClient = client.session.client
+        session = client.session
+        # the bench reads the ensemble beside zkq (election nodes, raw counts) with the
+        # kazoo client under the session: only the real session has one
+        assert isinstance(session, KazooSession), "the bench runs on a real ensemble"
+        self.zk: KazooClient = session.client
         self.layout = client.config.zk.layout
         self.progress = progress
         self.idle_seconds = idle_seconds

@@ -4,10 +4,10 @@ For operators' views (the frontend's ``/v1/workers`` and ``/v1/queues``), not fo
 path: nothing here sets a watch, and nothing is cached.  Every read has a deadline, because
 a caller answering an HTTP request must not wait out a ZooKeeper outage.
 
-kazoo's synchronous calls queue a request while the client is disconnected and wait for
-the reconnection with no time limit, so these functions issue asynchronous reads and wait
-on each reply with the time left (which also pipelines the many small listings a queue
-spans: one round trip per tree level, not one per shard).
+A synchronous call queues its request while the client is disconnected and waits for the
+reconnection with no time limit, so these functions read with the session's pipelined
+reads under a deadline (which also pipelines the many small listings a queue spans: one
+round trip per tree level, not one per shard).
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from kazoo.exceptions import NoNodeError
-
-from zkq.coordinator.errors import Timeout
 from zkq.coordinator.ids import id_time
 from zkq.coordinator.paths import parse_pending_name
-from zkq.coordinator.zk import ZkSession, zk_errors
+from zkq.coordinator.registration import BadRegistration, WorkerInfo
+from zkq.coordinator.zk import Stat, ZkSession, zk_errors
 
 
 @dataclass(frozen=True)
@@ -38,11 +35,11 @@ class QueueStats:
 
 
 @dataclass(frozen=True)
-class WorkerInfo:
+class LiveWorker:
     """A live worker's registration, with the jobs in its inbox."""
 
     id: str
-    registration: dict[str, Any]
+    registration: WorkerInfo
     inbox: list[str]
     session: str
 
@@ -51,43 +48,21 @@ class Reader:
     """Pipelined reads under one deadline (a ``time.monotonic()`` value)."""
 
     def __init__(self, session: ZkSession, deadline: float) -> None:
-        self.client = session.client
+        self.session = session
         self.deadline = deadline
-        self._timeout_exc = self.client.handler.timeout_exception
-
-    def _wait(self, async_result: Any) -> Any:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise Timeout("ZooKeeper did not answer before the deadline; retry later")
-        try:
-            return async_result.get(timeout=remaining)
-        except self._timeout_exc as exc:
-            raise Timeout("ZooKeeper did not answer before the deadline; retry later") from exc
 
     def children(self, paths: Sequence[str]) -> dict[str, list[str]]:
         """Children of each path; a path that does not exist has none."""
-        requests = [(p, self.client.get_children_async(p)) for p in paths]
-        out: dict[str, list[str]] = {}
-        for path, request in requests:
-            try:
-                out[path] = list(self._wait(request))
-            except NoNodeError:
-                out[path] = []
-        return out
+        found = self.session.get_children_many(paths, deadline=self.deadline)
+        return {path: names or [] for path, names in found.items()}
 
-    def data(self, paths: Sequence[str]) -> dict[str, tuple[bytes, Any]]:
+    def data(self, paths: Sequence[str]) -> dict[str, tuple[bytes, Stat]]:
         """(data, stat) of each path that exists."""
-        requests = [(p, self.client.get_async(p)) for p in paths]
-        out: dict[str, tuple[bytes, Any]] = {}
-        for path, request in requests:
-            try:
-                out[path] = self._wait(request)
-            except NoNodeError:
-                continue
-        return out
+        found = self.session.get_many(paths, deadline=self.deadline)
+        return {path: entry for path, entry in found.items() if entry is not None}
 
 
-def workers(session: ZkSession, deadline: float) -> list[WorkerInfo]:
+def workers(session: ZkSession, deadline: float) -> list[LiveWorker]:
     """Every registered worker, by id."""
     layout = session.settings.layout
     with zk_errors():
@@ -95,22 +70,22 @@ def workers(session: ZkSession, deadline: float) -> list[WorkerInfo]:
         ids = sorted(reader.children([layout.workers])[layout.workers])
         found = reader.data([layout.worker(w) for w in ids])
         inboxes = reader.children([layout.inbox(w) for w in ids])
-    out: list[WorkerInfo] = []
+    out: list[LiveWorker] = []
     for worker_id in ids:
         entry = found.get(layout.worker(worker_id))
         if entry is None:
             continue  # it went away between the two reads
         raw, stat = entry
         try:
-            registration = json.loads(raw)
-        except ValueError:
-            registration = {}
+            registration = WorkerInfo.from_bytes(worker_id, raw)
+        except BadRegistration:
+            registration = WorkerInfo.unreadable(worker_id)
         out.append(
-            WorkerInfo(
+            LiveWorker(
                 id=worker_id,
-                registration=registration if isinstance(registration, dict) else {},
+                registration=registration,
                 inbox=sorted(inboxes.get(layout.inbox(worker_id), [])),
-                session=f"0x{stat.ephemeralOwner:x}",
+                session=f"0x{stat.ephemeral_owner:x}",
             )
         )
     return out
@@ -166,4 +141,4 @@ def queues(session: ZkSession, deadline: float, now: float | None = None) -> lis
     ]
 
 
-__all__ = ["QueueStats", "Reader", "WorkerInfo", "queues", "workers"]
+__all__ = ["LiveWorker", "QueueStats", "Reader", "queues", "workers"]

@@ -15,27 +15,32 @@ frontends, the ``zkq`` command and the tests use.)
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
-
-from kazoo.exceptions import NoNodeError
 
 from zkq.coordinator.archive import JobArchive
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import JobNotFound, Unavailable
 from zkq.coordinator.job import Job
 from zkq.coordinator.mysql import ConnectionPool
+from zkq.coordinator.registration import BadRegistration, WorkerInfo
 from zkq.coordinator.store import JobSpec, JobStore
-from zkq.coordinator.zk import ZkSession, zk_errors
+from zkq.coordinator.zk import NoNode, ZkSession, connect, zk_errors
 
 
 class Client:
-    def __init__(self, config: ClusterConfig, connect_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        connect_timeout: float = 10.0,
+        session: ZkSession | None = None,
+    ) -> None:
+        """``session``: the ZooKeeper session to use, by default one to ``config.zk``;
+        :meth:`start` starts it and :meth:`close` stops it."""
         self.config = config
-        self.session = ZkSession(config.zk, name="client")
+        self.session = session or connect(config.zk, name="client")
         self.store = JobStore(self.session, config.limits)
         self.connect_timeout = connect_timeout
         #: where pruned jobs are found; connects on first use
@@ -113,18 +118,21 @@ class Client:
     def workers(self) -> list[dict[str, Any]]:
         """Each live worker's registration, with the jobs in its inbox."""
         layout = self.config.zk.layout
-        client = self.session.client
+        session = self.session
         out: list[dict[str, Any]] = []
         with zk_errors():
-            for worker_id in sorted(client.get_children(layout.workers)):
+            for worker_id in sorted(session.get_children(layout.workers)):
                 try:
-                    raw, stat = client.get(layout.worker(worker_id))
-                    inbox = sorted(client.get_children(layout.inbox(worker_id)))
-                except NoNodeError:
+                    raw, stat = session.get(layout.worker(worker_id))
+                    inbox = sorted(session.get_children(layout.inbox(worker_id)))
+                except NoNode:
                     continue
-                info = json.loads(raw)
-                info["id"] = worker_id
-                info["inbox"] = inbox
-                info["session"] = f"0x{stat.ephemeralOwner:x}"
-                out.append(info)
+                try:
+                    info = WorkerInfo.from_bytes(worker_id, raw)
+                except BadRegistration:
+                    info = WorkerInfo.unreadable(worker_id)
+                entry = info.to_dict()
+                entry["inbox"] = inbox
+                entry["session"] = f"0x{stat.ephemeral_owner:x}"
+                out.append(entry)
         return out

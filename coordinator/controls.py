@@ -15,23 +15,20 @@ without talking to any process directly:
 
 from __future__ import annotations
 
-import json
 import time
-
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from zkq.coordinator import lifecycle
 from zkq.coordinator.errors import InvalidInput, JobNotFound, WorkerNotFound, ZkqError
-from zkq.coordinator.job import Job, JobState, validate_spec
+from zkq.coordinator.job import AttemptOutcome, Job, JobState, validate_spec
+from zkq.coordinator.registration import WorkerInfo
 from zkq.coordinator.store import JobStore
-from zkq.coordinator.zk import zk_errors
+from zkq.coordinator.zk import BadVersion, NodeExists, NoNode, zk_errors
 
 
 class Controls:
     def __init__(self, store: JobStore, deadline_seconds: float = 10.0) -> None:
         self.store = store
         self.session = store.session
-        self.client = store.client
         self.layout = store.layout
         self.deadline_seconds = deadline_seconds
 
@@ -44,10 +41,10 @@ class Controls:
             try:
                 return sorted(
                     self.session.retry(
-                        lambda: self.client.get_children(self.layout.paused), self._deadline()
+                        lambda: self.session.get_children(self.layout.paused), self._deadline()
                     )
                 )
-            except NoNodeError:
+            except NoNode:
                 return []
 
     def pause(self, job_type: str) -> bool:
@@ -56,9 +53,9 @@ class Controls:
 
         def attempt() -> bool:
             try:
-                self.client.create(self.layout.paused_type(job_type), makepath=True)
+                self.session.create(self.layout.paused_type(job_type), makepath=True)
                 return True
-            except NodeExistsError:
+            except NodeExists:
                 return False
 
         with zk_errors():
@@ -70,9 +67,9 @@ class Controls:
 
         def attempt() -> bool:
             try:
-                self.client.delete(self.layout.paused_type(job_type))
+                self.session.delete(self.layout.paused_type(job_type))
                 return True
-            except NoNodeError:
+            except NoNode:
                 return False
 
         with zk_errors():
@@ -87,20 +84,20 @@ class Controls:
 
         def attempt() -> dict[str, object] | None:
             try:
-                raw, stat = self.client.get(path)
-            except NoNodeError:
+                raw, stat = self.session.get(path)
+            except NoNode:
                 raise WorkerNotFound(
                     f"no live worker {worker_id!r}: see `zkq workers` for the ids"
                 ) from None
-            info = json.loads(raw)
-            if info.get("draining"):
-                return dict(info)
-            info["draining"] = True
+            info = WorkerInfo.from_bytes(worker_id, raw)
+            if info.draining:
+                return info.to_dict()
+            info = info.drained()
             try:
-                self.client.set(path, json.dumps(info).encode(), version=stat.version)
-            except BadVersionError:
+                self.session.set(path, info.to_bytes(), version=stat.version)
+            except BadVersion:
                 return None  # it changed while we looked: read again
-            return dict(info)
+            return info.to_dict()
 
         def bounded() -> dict[str, object]:
             for _ in range(10):
@@ -118,7 +115,7 @@ class Controls:
         job = self.store.get(job_id, self._deadline())
         if job.state in (JobState.ASSIGNED, JobState.RUNNING):
             taken = self.store.requeue(
-                job_id, "requeued", "requeued by an operator", spend_attempt=False
+                job_id, AttemptOutcome.REQUEUED, "requeued by an operator", spend_attempt=False
             )
             return taken if taken is not None else self.store.get(job_id, self._deadline())
         return self._revive(job_id)
@@ -130,8 +127,8 @@ class Controls:
             nonlocal tries
             tries += 1
             try:
-                raw, stat = self.client.get(self.layout.job(job_id))
-            except NoNodeError:
+                raw, stat = self.session.get(self.layout.job(job_id))
+            except NoNode:
                 raise JobNotFound(job_id) from None
             job = Job.from_bytes(raw)
             if tries > 1 and job.state == JobState.PENDING and job.attempts == 0:

@@ -5,41 +5,40 @@ the names in a heap per type, and re-lists a shard only when its child watch fir
 watches ``workers`` (who is alive), each worker's data (draining or not) and each inbox
 (how many slots are taken), and ``paused`` (types an operator held back).
 
-Everything runs on one thread.  Watch callbacks (on kazoo's thread) only add a path to the
-dirty set and wake the loop.  kazoo forgets every watch when the connection drops, so after
-each reconnection the loop marks everything dirty and lists it all again: it reconciles
-from ZooKeeper and trusts nothing it remembered or inherited from a previous leader.
+Everything runs on one thread.  Watch callbacks (on the session's thread) only add a path
+to the dirty set and wake the loop.  Every watch is forgotten when the connection drops, so
+after each reconnection the loop marks everything dirty and lists it all again: it
+reconciles from ZooKeeper and trusts nothing it remembered or inherited from a previous
+leader.  The workers and their inboxes are followed by :class:`~zkq.coordinator.roster.Roster`,
+on the same thread.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from kazoo.exceptions import NoNodeError, NotEmptyError
-from kazoo.protocol.states import WatchedEvent
 
 from zkq.coordinator.attempts import AttemptClock
 from zkq.coordinator.errors import LeadershipLost, ZkqError
 from zkq.coordinator.ids import id_time
-from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.job import AttemptOutcome, Job, JobState
 from zkq.coordinator.paths import parse_pending_name
 from zkq.coordinator.pending import PendingIndex
+from zkq.coordinator.roster import Roster, WorkerView
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import (
-    TRANSIENT_ERRORS,
+    Check,
+    ConnectionLost,
+    Delete,
+    NoNode,
+    NotEmpty,
+    Op,
     TransactionFailed,
+    WatchEvent,
     ZkSession,
-    commit,
-    op_check,
-    op_delete,
 )
 
 log = logging.getLogger(__name__)
@@ -49,30 +48,6 @@ log = logging.getLogger(__name__)
 EMPTY_SHARD_GRACE = 120.0
 #: least seconds between two listings of a pending tick while the leader holds its type's work
 RELIST_INTERVAL = 0.1
-
-
-@dataclass
-class WorkerView:
-    """What the leader knows of one live worker."""
-
-    id: str
-    types: frozenset[str]
-    slots: int
-    prefetch: int = 0  # assignments it holds beyond its slots, queued locally
-    draining: bool = False
-    inbox: set[str] = field(default_factory=set)
-
-    @property
-    def free(self) -> int:
-        return self.room()
-
-    def room(self) -> int:
-        """Assignments it can take, counting its prefetch."""
-        return 0 if self.draining else max(0, self.slots + self.prefetch - len(self.inbox))
-
-    def idle(self) -> int:
-        """Assignments that would start at once."""
-        return 0 if self.draining else max(0, self.slots - len(self.inbox))
 
 
 class Dispatcher:
@@ -92,7 +67,6 @@ class Dispatcher:
         """``fence``: the leader's own election node; every assignment checks that it still
         exists (see :meth:`JobStore.assign_many`)."""
         self.session = session
-        self.client = session.client
         self.store = store
         self.layout = store.layout
         self.should_stop = should_stop
@@ -103,9 +77,9 @@ class Dispatcher:
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
         self.pending = PendingIndex()
-        self.workers: dict[str, WorkerView] = {}
         self.paused: set[str] = set()
         self.attempts = AttemptClock(overdue_grace)
+        self.roster = Roster(session, store, self.attempts, self.stats, self._watch, self._mark)
         self._connections_seen = -1
         self._published_at = 0.0
         self._listed: dict[str, list[str] | None] = {}
@@ -113,8 +87,8 @@ class Dispatcher:
         self._tick_listed_at: dict[str, float] = {}
         self._deferred: dict[str, float] = {}  # tick path -> when to list it
 
-    # -- watches: called on kazoo's thread, so they only mark and wake ---------------------
-    def _watch(self, event: WatchedEvent) -> None:
+    # -- watches: called on the session's thread, so they only mark and wake --------------
+    def _watch(self, event: WatchEvent) -> None:
         if event.path:  # a NONE event (connection change) is the reconcile's business
             with self._dirty_lock:
                 self._dirty.add(event.path)
@@ -144,8 +118,11 @@ class Dispatcher:
                 self._process_dirty()
                 assigned = self._assign()
                 self._reap_overdue()
-            except TRANSIENT_ERRORS as exc:
-                log.info("ZooKeeper unavailable while dispatching (%s)", type(exc).__name__)
+            except ConnectionLost as exc:
+                log.info("ZooKeeper unavailable while dispatching (%s)", exc)
+                # whatever was in flight may or may not have applied, and the dirty paths
+                # taken for this round are lost: reconcile once the connection is back
+                self._connections_seen = -1
                 continue
             except LeadershipLost as exc:
                 log.warning("%s: stepping down", exc)
@@ -173,8 +150,8 @@ class Dispatcher:
         running = self.attempts.running_by_type()
         queues = self.pending.snapshot(running, self.paused)
         self.stats.queues = queues
-        self.stats.workers = len(self.workers)
-        self.stats.free_slots = sum(view.free for view in self.workers.values())
+        self.stats.workers = len(self.roster.workers)
+        self.stats.free_slots = sum(view.free for view in self.roster.workers.values())
 
     def _next_timer(self) -> float:
         wait = 1.0
@@ -191,7 +168,7 @@ class Dispatcher:
         self.pending.clear()
         self._mark(self.layout.pending, self.layout.workers, self.layout.paused)
         self._mark(self.layout.inboxes)
-        for worker in self.workers.values():
+        for worker in self.roster.workers.values():
             self._mark(self.layout.inbox(worker.id), self.layout.worker(worker.id))
 
     def _process_dirty(self) -> None:
@@ -243,14 +220,7 @@ class Dispatcher:
         return True
 
     def _list_many(self, paths: list[str]) -> dict[str, list[str] | None]:
-        requests = [(p, self.client.get_children_async(p, watch=self._watch)) for p in paths]
-        listed: dict[str, list[str] | None] = {}
-        for path, request in requests:
-            try:
-                listed[path] = list(request.get())
-            except NoNodeError:
-                listed[path] = None
-        return listed
+        return self.session.get_children_many(paths, watch=self._watch)
 
     def _children(self, path: str) -> list[str] | None:
         """Children of ``path``, with a child watch: from this round's pipelined listing
@@ -258,8 +228,8 @@ class Dispatcher:
         if path in self._listed:
             return self._listed.pop(path)
         try:
-            return list(self.client.get_children(path, watch=self._watch))
-        except NoNodeError:
+            return self.session.get_children(path, watch=self._watch)
+        except NoNode:
             return None
 
     def _relist(self, path: str) -> None:
@@ -268,20 +238,19 @@ class Dispatcher:
             for job_type in self._children(path) or []:
                 self._mark(layout.pending_type(job_type))
         elif path == layout.workers:
-            self._relist_workers()
+            self.roster.relist_workers(self._children(path))
         elif path == layout.inboxes:
-            self._reap_orphan_inboxes()
+            self.roster.reap_orphan_inboxes(self._children(path))
         elif path == layout.paused:
             self.paused = set(self._children(path) or [])
         elif path.startswith(layout.pending + "/"):
             self._relist_pending(path)
         elif path.startswith(layout.inboxes + "/"):
-            worker_id = path.rsplit("/", 1)[1]
-            self._relist_inbox(worker_id)
+            self.roster.relist_inbox(path.rsplit("/", 1)[1], self._children(path))
         elif path.startswith(layout.workers + "/"):
             worker_id = path.rsplit("/", 1)[1]
-            if worker_id in self.workers:
-                self._read_worker(worker_id)
+            if worker_id in self.roster.workers:
+                self.roster.read_worker(worker_id)
 
     # -- pending ---------------------------------------------------------------------------
     def _relist_pending(self, path: str) -> None:
@@ -318,121 +287,14 @@ class Dispatcher:
         if time.time() - ended < EMPTY_SHARD_GRACE:
             return
         try:
-            self.client.delete(path)
-        except (NoNodeError, NotEmptyError):
+            self.session.delete(path)
+        except (NoNode, NotEmpty):
             return
         self._tick_listed_at.pop(path, None)
         if path.count("/") > self.layout.pending.count("/") + 2:  # a tick, not an era
             self.pending.forget_tick(path)
             # look at its era again: the era's watch then sees the tick if it comes back
             self._mark(path.rpartition("/")[0])
-
-    # -- workers and inboxes ---------------------------------------------------------------
-    def _relist_workers(self) -> None:
-        alive = set(self._children(self.layout.workers) or [])
-        for gone in set(self.workers) - alive:
-            self._worker_gone(gone)
-        for new in alive - set(self.workers):
-            if self._read_worker(new):
-                self._mark(self.layout.inbox(new))
-        self._mark(self.layout.inboxes)
-
-    def _read_worker(self, worker_id: str) -> bool:
-        try:
-            raw, _ = self.client.get(self.layout.worker(worker_id), watch=self._watch)
-        except NoNodeError:
-            self._worker_gone(worker_id)
-            return False
-        try:
-            info: dict[str, Any] = json.loads(raw)
-            types = frozenset(info["types"])
-            slots = int(info["slots"])
-            prefetch = max(0, int(info.get("prefetch", 0)))
-        except (ValueError, KeyError, TypeError):
-            log.warning("worker %s registered unreadable data; ignoring it", worker_id)
-            return False
-        view = self.workers.get(worker_id)
-        if view is None:
-            view = self.workers[worker_id] = WorkerView(worker_id, types, slots, prefetch)
-            log.info(
-                "worker joined: %d slots for %s",
-                slots,
-                ",".join(sorted(types)),
-                extra={"worker_id": worker_id},
-            )
-        draining = bool(info.get("draining"))
-        if draining and not view.draining:
-            self._hand_on_unstarted(view)
-        view.draining = draining
-        return True
-
-    def _hand_on_unstarted(self, view: WorkerView) -> None:
-        """A worker began to drain: what waits unstarted in its inbox goes to others now,
-        at no attempt's cost, instead of waiting for its running jobs to end."""
-        for jid in sorted(view.inbox):
-            job = self.store.requeue(
-                jid, "requeued", f"worker {view.id} is draining", only_unstarted=True
-            )
-            if job is not None:
-                self.attempts.forget(jid)
-                log.info(
-                    "unstarted job handed on from a draining worker",
-                    extra={"job_id": jid, "worker_id": view.id, "type": job.type},
-                )
-
-    def _relist_inbox(self, worker_id: str) -> None:
-        view = self.workers.get(worker_id)
-        names = self._children(self.layout.inbox(worker_id))
-        if view is None:
-            return
-        current = set(names or [])
-        unknown = [jid for jid in current if jid not in self.attempts]
-        for jid in view.inbox - current:  # what left this inbox since we last looked
-            self.attempts.forget(jid, worker_id)
-        view.inbox = current
-        if unknown:
-            for job, _ in self.store.get_many(unknown).values():
-                self.attempts.track(job, worker_id)
-
-    def _worker_gone(self, worker_id: str) -> None:
-        """Its session is gone (or it drained): every job in its inbox goes back."""
-        self.workers.pop(worker_id, None)
-        inbox = self.layout.inbox(worker_id)
-        for jid in self._children_plain(inbox):
-            job = self.store.requeue(jid, "lost", f"worker {worker_id} is gone")
-            self.attempts.forget(jid)
-            if job is not None:
-                self.stats.requeued += 1
-                log.info(
-                    "job requeued from a lost worker, now %s",
-                    job.state,
-                    extra={"job_id": jid, "worker_id": worker_id, "type": job.type},
-                )
-            with contextlib.suppress(NoNodeError):
-                self.client.delete(self.layout.inbox_entry(worker_id, jid))
-        with contextlib.suppress(NoNodeError, NotEmptyError):
-            self.client.delete(inbox)
-        log.info("worker left", extra={"worker_id": worker_id})
-
-    def _children_plain(self, path: str) -> list[str]:
-        try:
-            return list(self.client.get_children(path))
-        except NoNodeError:
-            return []
-
-    def _reap_orphan_inboxes(self) -> None:
-        """Inboxes whose worker is not registered: a worker that died while no leader
-        was watching.
-
-        The order of the two reads matters.  Registration creates the inbox and the worker
-        node in one multi, so an inbox seen in the first listing whose worker is missing
-        from the *later* listing of workers really is orphaned.  Listing workers first
-        would mistake a worker registering between the two reads for a dead one."""
-        inboxes = self._children(self.layout.inboxes) or []
-        alive = set(self._children_plain(self.layout.workers))
-        for worker_id in inboxes:
-            if worker_id not in alive:
-                self._worker_gone(worker_id)
 
     # -- assignment ------------------------------------------------------------------------
     def _assign(self) -> int:
@@ -444,7 +306,7 @@ class Dispatcher:
         total = 0
         generation = self.session.generation
         while self.pending.has_work(self.paused) and self.session.generation == generation:
-            order = list(self.workers.values())
+            order = list(self.roster.workers.values())
             if order:
                 self._rotation = (self._rotation + 1) % len(order)
                 order = order[self._rotation :] + order[: self._rotation]
@@ -482,7 +344,7 @@ class Dispatcher:
             choices.append((found[0], found[1], worker_id))
         assigned, refused = self.store.assign_many(choices, fence=self.fence)
         for job in assigned:
-            view = self.workers.get(job.worker or "")
+            view = self.roster.workers.get(job.worker or "")
             if view is not None:
                 view.inbox.add(job.id)
             self.attempts.track(job, job.worker or "")
@@ -504,14 +366,18 @@ class Dispatcher:
         this is an entry the record has moved past while our listing was stale, or a record
         removed by hand.  Delete the entry only while the record is still as we read it: a
         job sent back to pending meanwhile (a retry, a revive) has its entry again."""
-        for name in self._children_plain(shard):
+        try:
+            names = self.session.get_children(shard)
+        except NoNode:
+            return
+        for name in names:
             if not name.endswith("-" + job_id):
                 continue
-            ops = [op_delete(f"{shard}/{name}")]
+            ops: list[Op] = [Delete(f"{shard}/{name}")]
             if found is not None:
-                ops.insert(0, op_check(self.layout.job(job_id), found[1]))
+                ops.insert(0, Check(self.layout.job(job_id), found[1]))
             try:
-                commit(self.client, ops)
+                self.session.multi(ops)
             except TransactionFailed:
                 self._mark(shard)  # it changed: look again
                 return
@@ -541,7 +407,7 @@ class Dispatcher:
                 continue
             result = self.store.requeue(
                 jid,
-                "timeout",
+                AttemptOutcome.TIMEOUT,
                 f"attempt exceeded its timeout of {job.timeout:g}s",
                 expected_version=version,  # not one that started after we looked
             )

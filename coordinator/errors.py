@@ -29,15 +29,18 @@
     └── Unavailable             ZooKeeper cannot be reached (or the session is gone): retry later
         ├── Timeout             gave up waiting
         │   └── GatewayTimeout  the load balancer had no answer in time
+        ├── ConnectionLost      (coordinator.zk.errors) a ZooKeeper request may or may not
+        │                       have been applied; RequestTimedOut is also a Timeout
         ├── BadGateway          the load balancer got a bad answer from a frontend
         └── DatabaseUnavailable  MySQL cannot be reached or dropped the connection
 
 Every class has its own ``code``, the machine-readable name an HTTP error body carries;
 :func:`from_code` turns a code back into its class, so the HTTP client raises exactly
-what the server raised.  kazoo's exceptions are translated into these in exactly one
-place, :mod:`zkq.coordinator.zk`, and pymysql's in one other, :mod:`zkq.coordinator.mysql`, each
-with ``raise ... from exc``.  Which HTTP status each class gets is chosen in one table,
-:mod:`zkq.frontend.errors`; nothing here depends on HTTP.
+what the server raised.  kazoo's exceptions are translated in exactly one place,
+:mod:`zkq.coordinator.zk.kazoo_session` (into these, or into the outcomes of
+:mod:`zkq.coordinator.zk.errors` that callers inspect), and pymysql's in one other,
+:mod:`zkq.coordinator.mysql`, each with ``raise ... from exc``.  Which HTTP status each
+class gets is chosen in one table, :mod:`zkq.frontend.errors`; nothing here depends on HTTP.
 """
 
 from __future__ import annotations

@@ -80,6 +80,17 @@ def check_transition(job: Job, to: JobState) -> None:
         raise InvalidTransition(f"job {job.id} is {job.state}; it cannot become {to}")
 
 
+class AttemptOutcome(enum.StrEnum):
+    """How an attempt ended, as its record keeps it."""
+
+    SUCCEEDED = "succeeded"
+    ERROR = "error"  # the handler raised
+    LOST = "lost"  # its worker's session ended
+    TIMEOUT = "timeout"  # it ran past the job's timeout and was taken back
+    CANCELLED = "cancelled"
+    REQUEUED = "requeued"  # an operator took it back (costs no attempt)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Size limits on what a record carries; always well under ZooKeeper's 1 MB."""
@@ -102,8 +113,21 @@ class Attempt:
     worker: str
     started_at: float
     ended_at: float | None = None
-    outcome: str | None = None  # succeeded | error | lost | timeout | cancelled
+    outcome: AttemptOutcome | None = None  # None while it runs
     error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["outcome"] = None if self.outcome is None else str(self.outcome)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Attempt:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if values.get("outcome") is not None:
+            values["outcome"] = AttemptOutcome(values["outcome"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -153,7 +177,7 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["state"] = str(self.state)
-        data["history"] = [dataclasses.asdict(a) for a in self.history]
+        data["history"] = [a.to_dict() for a in self.history]
         data["children"] = list(self.children)
         return data
 
@@ -171,7 +195,7 @@ class Job:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["state"] = JobState(values.get("state", JobState.PENDING))
-        values["history"] = tuple(Attempt(**a) for a in values.get("history", ()))
+        values["history"] = tuple(Attempt.from_dict(a) for a in values.get("history", ()))
         values["children"] = tuple(values.get("children", ()))
         return cls(**values)
 
@@ -251,6 +275,7 @@ __all__ = [
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Attempt",
+    "AttemptOutcome",
     "Job",
     "JobState",
     "Limits",

@@ -1,8 +1,10 @@
-"""One function per lifecycle transition.  Each returns the job's next record and the ops of
-the single ZooKeeper transaction that makes the change; :mod:`zkq.coordinator.store` runs them.
+"""One function per lifecycle transition.  Each returns a :class:`Step`: the job's next
+record and the ops (:mod:`zkq.coordinator.zk.ops`) of the single ZooKeeper transaction that makes
+the change; :mod:`zkq.coordinator.store` runs them, alone or many steps to one multi
+(:class:`Batch`, which knows which ops are whose).
 
-Every transaction that changes a record carries the version the actor read (a ``set_data``
-with ``version=``), so two actors can never both win: the job record's version is the
+Every transaction that changes a record carries the version the actor read (a ``SetData``
+with ``version``), so two actors can never both win: the job record's version is the
 fencing token.  A worker keeps the version its *start* produced; once the leader requeues
 the job (a dead session, an overdue attempt) or a client cancels it, the version moves on
 and the worker's late completion is rolled back whole.
@@ -23,6 +25,7 @@ requeue    coordinator leader     set record pending (v) + create pending entry 
 cancel     client                 set record cancelled (v) + delete pending entry / inbox entry
                                   / claim, whichever exist
 revive     operator               set a failed/dead/cancelled record pending (v) + pending entry
+prune      coordinator leader     delete a finished record (v), once it is in the archive
 =========  =====================  =============================================================
 """
 
@@ -33,9 +36,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkq.coordinator.errors import InvalidTransition
-from zkq.coordinator.job import MAX_ATTEMPTS_LIMIT, Attempt, Job, JobState, check_transition, short
+from zkq.coordinator.job import (
+    MAX_ATTEMPTS_LIMIT,
+    Attempt,
+    AttemptOutcome,
+    Job,
+    JobState,
+    check_transition,
+    short,
+)
 from zkq.coordinator.paths import Layout
-from zkq.coordinator.zk import Op, op_create, op_delete, op_set
+from zkq.coordinator.zk.ops import Create, Delete, Op, SetData, data_bytes
+from zkq.coordinator.zk.session import OpResult, Stat
 
 
 @dataclass(frozen=True)
@@ -43,20 +55,71 @@ class Step:
     """The outcome of a transition: the record to write, and the transaction to write it."""
 
     job: Job
-    ops: list[Op]
+    ops: tuple[Op, ...]
+
+    @property
+    def data_bytes(self) -> int:
+        """What its ops carry in data."""
+        return sum(data_bytes(op) for op in self.ops)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Steps that share one multi, after ``head`` ops that belong to no job (the leader's
+    fence).  It maps each op back to its step, so no caller counts ops."""
+
+    steps: tuple[Step, ...]
+    head: tuple[Op, ...] = ()
+
+    @property
+    def ops(self) -> list[Op]:
+        return [*self.head, *(op for step in self.steps for op in step.ops)]
+
+    def culprit(self, index: int) -> int | None:
+        """The position in :attr:`steps` of the step whose op ``index`` is (the index a
+        :class:`~zkq.coordinator.zk.errors.TransactionFailed` names), or None for a head op."""
+        end = len(self.head)
+        if index < end:
+            return None
+        for position, step in enumerate(self.steps):
+            end += len(step.ops)
+            if index < end:
+                return position
+        raise IndexError(f"op {index} is past the batch's {end} ops")
+
+    def without(self, position: int) -> Batch:
+        """The same batch with one step set aside (a refused step; the rest go again)."""
+        return Batch(self.steps[:position] + self.steps[position + 1 :], self.head)
+
+    def results_of(self, results: Sequence[OpResult]) -> list[list[OpResult]]:
+        """What a committed multi answered, split per step."""
+        out: list[list[OpResult]] = []
+        at = len(self.head)
+        for step in self.steps:
+            out.append(list(results[at : at + len(step.ops)]))
+            at += len(step.ops)
+        return out
+
+
+def written_version(results: Sequence[OpResult], read: int) -> int:
+    """The record's version after a step committed: its ``SetData`` answers the new stat
+    (a set in a committed multi moves the version by exactly one, should none say)."""
+    for result in results:
+        if isinstance(result, Stat):
+            return result.version
+    return read + 1
 
 
 def _pending_entry(layout: Layout, job: Job) -> str:
     return layout.pending_entry(job.type, job.priority, job.id)
 
 
-def submit(layout: Layout, job: Job) -> list[Op]:
+def submit(layout: Layout, job: Job) -> Step:
     if job.state != JobState.PENDING:
         raise InvalidTransition(f"a new job must be pending, not {job.state}")
-    return [
-        op_create(layout.job(job.id), job.to_bytes()),
-        op_create(_pending_entry(layout, job)),
-    ]
+    return Step(
+        job, (Create(layout.job(job.id), job.to_bytes()), Create(_pending_entry(layout, job)))
+    )
 
 
 def assign(layout: Layout, job: Job, version: int, worker_id: str, now: float) -> Step:
@@ -64,11 +127,11 @@ def assign(layout: Layout, job: Job, version: int, worker_id: str, now: float) -
     nxt = job.replace(state=JobState.ASSIGNED, worker=worker_id, updated_at=now)
     return Step(
         nxt,
-        [
-            op_delete(_pending_entry(layout, job)),
-            op_set(layout.job(job.id), nxt.to_bytes(), version),
-            op_create(layout.inbox_entry(worker_id, job.id)),
-        ],
+        (
+            Delete(_pending_entry(layout, job)),
+            SetData(layout.job(job.id), nxt.to_bytes(), version),
+            Create(layout.inbox_entry(worker_id, job.id)),
+        ),
     )
 
 
@@ -87,14 +150,14 @@ def start(layout: Layout, job: Job, version: int, worker_id: str, now: float) ->
     )
     return Step(
         nxt,
-        [
-            op_create(layout.claim(job.id), worker_id.encode(), ephemeral=True),
-            op_set(layout.job(job.id), nxt.to_bytes(), version),
-        ],
+        (
+            Create(layout.claim(job.id), worker_id.encode(), ephemeral=True),
+            SetData(layout.job(job.id), nxt.to_bytes(), version),
+        ),
     )
 
 
-def _close_attempt(job: Job, now: float, outcome: str, error: str | None = None) -> Job:
+def _close_attempt(job: Job, now: float, outcome: AttemptOutcome, error: str | None = None) -> Job:
     """Mark the last attempt ended; a record always has one while it runs."""
     if not job.history:
         return job
@@ -112,7 +175,7 @@ def _close_attempt(job: Job, now: float, outcome: str, error: str | None = None)
 
 def _release(layout: Layout, job: Job, worker_id: str) -> list[Op]:
     """Ops that end ``worker_id``'s hold on a running job: its claim and inbox entry."""
-    return [op_delete(layout.claim(job.id)), op_delete(layout.inbox_entry(worker_id, job.id))]
+    return [Delete(layout.claim(job.id)), Delete(layout.inbox_entry(worker_id, job.id))]
 
 
 def complete(
@@ -125,7 +188,7 @@ def complete(
     children: Sequence[Job] = (),
 ) -> Step:
     check_transition(job, JobState.SUCCEEDED)
-    nxt = _close_attempt(job, now, "succeeded").replace(
+    nxt = _close_attempt(job, now, AttemptOutcome.SUCCEEDED).replace(
         state=JobState.SUCCEEDED,
         result=result,
         error=None,
@@ -134,35 +197,35 @@ def complete(
         updated_at=now,
         children=tuple(c.id for c in children),
     )
-    ops = [op_set(layout.job(job.id), nxt.to_bytes(), version), *_release(layout, job, worker_id)]
+    ops = [SetData(layout.job(job.id), nxt.to_bytes(), version), *_release(layout, job, worker_id)]
     for child in children:
         # spawned children exist if and only if their parent succeeded
-        ops.extend(submit(layout, child))
-    return Step(nxt, ops)
+        ops.extend(submit(layout, child).ops)
+    return Step(nxt, tuple(ops))
 
 
 def fail(
     layout: Layout, job: Job, version: int, worker_id: str, error: dict[str, str], now: float
 ) -> Step:
     """The handler raised: retry while attempts remain, else ``failed`` or ``dead``."""
-    closed = _close_attempt(job, now, "error", error.get("message"))
+    closed = _close_attempt(job, now, AttemptOutcome.ERROR, error.get("message"))
     ops = [*_release(layout, job, worker_id)]
     if job.attempts < job.max_attempts:
         check_transition(job, JobState.PENDING)
         nxt = closed.replace(state=JobState.PENDING, worker=None, error=error, updated_at=now)
-        ops.append(op_create(_pending_entry(layout, job)))
+        ops.append(Create(_pending_entry(layout, job)))
     else:
         final = JobState.FAILED if job.max_attempts == 1 else JobState.DEAD
         check_transition(job, final)
         nxt = closed.replace(state=final, worker=None, error=error, finished_at=now, updated_at=now)
-    return Step(nxt, [op_set(layout.job(job.id), nxt.to_bytes(), version), *ops])
+    return Step(nxt, (SetData(layout.job(job.id), nxt.to_bytes(), version), *ops))
 
 
 def requeue(
     layout: Layout,
     job: Job,
     version: int,
-    outcome: str,
+    outcome: AttemptOutcome,
     reason: str,
     now: float,
     claim_exists: bool,
@@ -183,13 +246,13 @@ def requeue(
         )
     ops: list[Op] = []
     if inbox_exists:
-        ops.append(op_delete(layout.inbox_entry(job.worker, job.id)))
+        ops.append(Delete(layout.inbox_entry(job.worker, job.id)))
     if claim_exists:
         # an overdue attempt of a live worker: free the claim so another worker can take it
-        ops.append(op_delete(layout.claim(job.id)))
+        ops.append(Delete(layout.claim(job.id)))
     error = {"type": "requeued", "message": reason}
     if job.state == JobState.RUNNING:
-        job = _close_attempt(job, now, outcome, reason)
+        job = _close_attempt(job, now, AttemptOutcome(outcome), reason)
         if not spend_attempt:
             job = job.replace(attempts=job.attempts - 1)
     if job.state == JobState.RUNNING and job.attempts >= job.max_attempts:
@@ -198,8 +261,8 @@ def requeue(
         )
     else:
         nxt = job.replace(state=JobState.PENDING, worker=None, error=error, updated_at=now)
-        ops.append(op_create(_pending_entry(layout, job)))
-    return Step(nxt, [op_set(layout.job(job.id), nxt.to_bytes(), version), *ops])
+        ops.append(Create(_pending_entry(layout, job)))
+    return Step(nxt, (SetData(layout.job(job.id), nxt.to_bytes(), version), *ops))
 
 
 def cancel(
@@ -213,15 +276,15 @@ def cancel(
     check_transition(job, JobState.CANCELLED)
     ops: list[Op] = []
     if job.state == JobState.PENDING:
-        ops.append(op_delete(_pending_entry(layout, job)))
+        ops.append(Delete(_pending_entry(layout, job)))
     if inbox_exists and job.worker:
-        ops.append(op_delete(layout.inbox_entry(job.worker, job.id)))
+        ops.append(Delete(layout.inbox_entry(job.worker, job.id)))
     if claim_exists:
-        ops.append(op_delete(layout.claim(job.id)))
+        ops.append(Delete(layout.claim(job.id)))
     if job.state == JobState.RUNNING:
-        job = _close_attempt(job, now, "cancelled")
+        job = _close_attempt(job, now, AttemptOutcome.CANCELLED)
     nxt = job.replace(state=JobState.CANCELLED, worker=None, finished_at=now, updated_at=now)
-    return Step(nxt, [op_set(layout.job(job.id), nxt.to_bytes(), version), *ops])
+    return Step(nxt, (SetData(layout.job(job.id), nxt.to_bytes(), version), *ops))
 
 
 def revive(layout: Layout, job: Job, version: int, now: float) -> Step:
@@ -244,8 +307,13 @@ def revive(layout: Layout, job: Job, version: int, now: float) -> Step:
     )
     return Step(
         nxt,
-        [
-            op_set(layout.job(job.id), nxt.to_bytes(), version),
-            op_create(_pending_entry(layout, job)),
-        ],
+        (SetData(layout.job(job.id), nxt.to_bytes(), version), Create(_pending_entry(layout, job))),
     )
+
+
+def prune(layout: Layout, job: Job, version: int) -> Step:
+    """A finished job leaves ZooKeeper (the leader archived it first); only at the version
+    that was archived, so a job changed since stays for the next round."""
+    if not job.terminal:
+        raise InvalidTransition(f"job {job.id} is {job.state}; only a finished job is pruned")
+    return Step(job, (Delete(layout.job(job.id), version),))

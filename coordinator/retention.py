@@ -27,15 +27,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from kazoo.exceptions import NoNodeError, NotEmptyError
-
+from zkq.coordinator import lifecycle
 from zkq.coordinator.archive import JobArchive
 from zkq.coordinator.errors import ZkqError
 from zkq.coordinator.ids import id_time
 from zkq.coordinator.job import Job
+from zkq.coordinator.lifecycle import Batch
 from zkq.coordinator.paths import ERA_CHARS, TICK_CHARS
 from zkq.coordinator.store import JobStore
-from zkq.coordinator.zk import TransactionFailed, commit, op_delete, zk_errors
+from zkq.coordinator.zk import NoNode, NotEmpty, TransactionFailed, zk_errors
 
 log = logging.getLogger(__name__)
 
@@ -139,15 +139,17 @@ class Pruner:
 
     def _delete_jobs(self, expired: Sequence[tuple[Job, int]]) -> int:
         """Delete records at the versions read; returns how many this call deleted."""
-        remaining = list(expired)
-        while remaining:
-            ops = [op_delete(self.layout.job(job.id), version) for job, version in remaining]
+        batch = Batch(tuple(lifecycle.prune(self.layout, job, version) for job, version in expired))
+        while batch.steps:
             try:
                 with zk_errors():
-                    self.store.session.retry(functools.partial(commit, self.store.client, ops))
-                return len(remaining)
+                    self.store.session.retry(functools.partial(self.store.session.multi, batch.ops))
+                return len(batch.steps)
             except TransactionFailed as failed:
-                job, _ = remaining.pop(failed.index)
+                position = batch.culprit(failed.index)
+                assert position is not None  # no head ops here
+                job = batch.steps[position].job
+                batch = batch.without(position)
                 # BadVersion: changed since read, archived again next round.  NoNode: gone
                 # already (another leader's pruner, or our retried multi that went in).
                 log.debug("not pruning %s this round: %s", job.id, type(failed.error).__name__)
@@ -157,18 +159,18 @@ class Pruner:
         """Delete a bucket node if it is empty; 1 when it is gone."""
         with zk_errors():
             try:
-                self.store.session.retry(lambda: self.store.client.delete(path))
-            except NotEmptyError:
+                self.store.session.retry(lambda: self.store.session.delete(path))
+            except NotEmpty:
                 return 0  # a job arrived (or stayed) after we listed it
-            except NoNodeError:
+            except NoNode:
                 pass
         return 1
 
     def _children(self, path: str) -> list[str]:
         with zk_errors():
             try:
-                return list(self.store.session.retry(lambda: self.store.client.get_children(path)))
-            except NoNodeError:
+                return self.store.session.retry(lambda: self.store.session.get_children(path))
+            except NoNode:
                 return []
 
     # -- the loop the leader runs ---------------------------------------------------------

@@ -1,8 +1,8 @@
 """``zkq coordinator``: two or more instances, one elected leader that dispatches.
 
-Leadership is a kazoo :class:`~kazoo.recipe.election.Election` (an ephemeral sequential
-node; the lowest leads, each other watches its predecessor, so a change wakes one standby,
-not all).  The leader runs a :class:`~zkq.coordinator.dispatcher.Dispatcher` until:
+Leadership is the session's :class:`~zkq.coordinator.zk.session.Election` (an ephemeral
+sequential node; the lowest leads, each other watches its predecessor, so a change wakes one
+standby, not all).  The leader runs a :class:`~zkq.coordinator.dispatcher.Dispatcher` until:
 
 - it is told to stop (SIGTERM): it leaves the election at once, deleting its node, so the
   next standby leads within a round trip instead of a session timeout;
@@ -21,9 +21,6 @@ import os
 import socket
 import threading
 
-from kazoo.exceptions import CancelledError
-from kazoo.recipe.election import Election
-
 from zkq.coordinator.archive import JobArchive
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.dispatcher import Dispatcher
@@ -31,16 +28,20 @@ from zkq.coordinator.mysql import ConnectionPool
 from zkq.coordinator.retention import Pruner, prune_interval
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
-from zkq.coordinator.zk import TRANSIENT_ERRORS, ZkSession
+from zkq.coordinator.zk import ConnectionLost, Election, ZkSession, connect
 
 log = logging.getLogger(__name__)
 
 
 class Coordinator:
-    def __init__(self, config: ClusterConfig, name: str | None = None) -> None:
+    def __init__(
+        self, config: ClusterConfig, name: str | None = None, session: ZkSession | None = None
+    ) -> None:
+        """``session``: the ZooKeeper session to use, by default one to ``config.zk``; it is
+        the coordinator's from then on (:meth:`run` starts and stops it)."""
         self.config = config
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
-        self.session = ZkSession(config.zk, name="coordinator")
+        self.session = session or connect(config.zk, name="coordinator")
         self.store = JobStore(self.session, config.limits)
         self.stats = DispatchStats()
         # connects lazily: a coordinator starts (and dispatches) while MySQL is down
@@ -71,15 +72,11 @@ class Coordinator:
         while not self._stop.is_set():
             if not self.session.wait_connected(1.0):
                 continue  # check for a stop at least once a second while disconnected
-            self._election = Election(
-                self.session.client, self.config.zk.layout.election, self.name
-            )
+            self._election = self.session.election(self.config.zk.layout.election, self.name)
             try:
                 self._election.run(self._lead)
-            except CancelledError:
-                pass
-            except TRANSIENT_ERRORS as exc:
-                log.info("election interrupted (%s); rejoining", type(exc).__name__)
+            except ConnectionLost as exc:
+                log.info("election interrupted (%s); rejoining", exc)
                 self._stop.wait(0.2)
             except Exception:
                 log.exception("leadership ended by an error; rejoining the election")
@@ -94,8 +91,8 @@ class Coordinator:
         self.leading.set()
         self.stats.leading = True
         generation = self.session.generation
-        lock = self._election.lock if self._election is not None else None
-        fence = f"{lock.path}/{lock.node}" if lock is not None and lock.node else None
+        # our election node, an ephemeral of this session: gone once the session is
+        fence = self._election.node if self._election is not None else None
         pruning = threading.Event()
         pruner = self._start_pruner(pruning)
         try:

@@ -7,7 +7,8 @@ been applied:
   transient error they re-read: the record holding exactly the bytes they wrote means the
   multi went through; the same version as before means try again; anything else means
   another actor moved the job on, and the write is refused with :class:`Fenced`.  They
-  never rebase onto a newer version: that would undo a requeue or a cancel.
+  never rebase onto a newer version: that would undo a requeue or a cancel.  They live in
+  :mod:`zkq.coordinator.fenced`, on top of this store.
 - *deciding* writers (submit, cancel, the leader's assign and requeue) re-read and decide
   again from what they find, because their decision depends only on the current state.
 """
@@ -23,31 +24,37 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kazoo.exceptions import NodeExistsError, NoNodeError
-
 from zkq.coordinator import lifecycle
 from zkq.coordinator.errors import (
     Conflict,
-    Fenced,
     InvalidInput,
     JobIdTaken,
     JobNotFound,
     LeadershipLost,
-    PayloadTooLarge,
-    Unavailable,
     ZkqError,
 )
 from zkq.coordinator.ids import id_time, new_job_id, validate_job_id
 from zkq.coordinator.job import (
+    AttemptOutcome,
     Job,
     JobState,
     Limits,
     check_payload,
-    check_result,
     validate_spec,
 )
+from zkq.coordinator.lifecycle import Batch
 from zkq.coordinator.paths import Layout, bucket_of
-from zkq.coordinator.zk import Op, TransactionFailed, ZkSession, commit, op_check, zk_errors
+from zkq.coordinator.zk import (
+    Check,
+    Create,
+    NodeExists,
+    NoNode,
+    Op,
+    OpResult,
+    TransactionFailed,
+    ZkSession,
+    zk_errors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +116,14 @@ class JobStore:
 
     def __init__(self, session: ZkSession, limits: Limits | None = None) -> None:
         self.session = session
-        self.client = session.client
         self.layout: Layout = session.settings.layout
         self.limits = limits or Limits()
         self._known_parents: set[str] = set()
         self._parents_lock = threading.Lock()
 
     # -- committing --------------------------------------------------------------------------
-    def commit(self, ops: Sequence[Op]) -> list[Any]:
-        """:func:`zkq.coordinator.zk.commit`, recreating missing bucket nodes.
+    def commit(self, ops: Sequence[Op]) -> list[OpResult]:
+        """:meth:`ZkSession.multi`, recreating missing bucket nodes.
 
         A transition that creates a pending entry (a retry, a requeue, a revive, a spawned
         child) writes into the tick of the job's *creation* time, which the leader may have
@@ -127,30 +133,30 @@ class JobStore:
         """
         for _ in range(MAX_PARENT_REPAIRS):
             try:
-                return commit(self.client, ops)
+                return self.session.multi(ops)
             except TransactionFailed as failed:
-                name, args, _ = ops[failed.index]
-                path = str(args[0])
-                bucketed = path.startswith(self.layout.pending + "/") or path.startswith(
+                op = ops[failed.index]
+                bucketed = op.path.startswith(self.layout.pending + "/") or op.path.startswith(
                     self.layout.jobs + "/"
                 )
-                if not (name == "create" and isinstance(failed.error, NoNodeError) and bucketed):
+                if not (isinstance(op, Create) and isinstance(failed.error, NoNode) and bucketed):
                     raise
-                self.client.ensure_path(path.rsplit("/", 1)[0])
-        return commit(self.client, ops)
+                self.session.ensure_path(op.path.rsplit("/", 1)[0])
+        return self.session.multi(ops)
 
     # -- reading ---------------------------------------------------------------------------
-    def _read(self, job_id: str) -> tuple[Job, int, bytes]:
+    def read(self, job_id: str) -> tuple[Job, int, bytes]:
+        """One read, no retry: the record, its version and its bytes as stored."""
         try:
-            raw, stat = self.client.get(self.layout.job(job_id))
-        except NoNodeError:
+            raw, stat = self.session.get(self.layout.job(job_id))
+        except NoNode:
             raise JobNotFound(job_id) from None
         return Job.from_bytes(raw), stat.version, raw
 
     def get_versioned(self, job_id: str, deadline: float | None = None) -> tuple[Job, int]:
         validate_job_id(job_id)
         with zk_errors():
-            job, version, _ = self.session.retry(lambda: self._read(job_id), deadline)
+            job, version, _ = self.session.retry(lambda: self.read(job_id), deadline)
         return job, version
 
     def get(self, job_id: str, deadline: float | None = None) -> Job:
@@ -158,19 +164,18 @@ class JobStore:
 
     def get_many(self, job_ids: Sequence[str]) -> dict[str, tuple[Job, int]]:
         """Pipelined reads; jobs that no longer exist are left out."""
-        with zk_errors():
-            pending = [(jid, self.client.get_async(self.layout.job(jid))) for jid in job_ids]
-            found: dict[str, tuple[Job, int]] = {}
-            for jid, async_result in pending:
-                try:
-                    raw, stat = async_result.get()
-                except NoNodeError:
-                    continue
-                try:
-                    found[jid] = (Job.from_bytes(raw), stat.version)
-                except (ZkqError, ValueError, TypeError, KeyError) as exc:
-                    # a record nobody can read must not stop everyone reading the others
-                    log.error("job record %s is unreadable, left alone: %s", jid, exc)
+        read = self.session.get_many([self.layout.job(jid) for jid in job_ids])
+        found: dict[str, tuple[Job, int]] = {}
+        for jid in job_ids:
+            entry = read.get(self.layout.job(jid))
+            if entry is None:
+                continue
+            raw, stat = entry
+            try:
+                found[jid] = (Job.from_bytes(raw), stat.version)
+            except (ZkqError, ValueError, TypeError, KeyError) as exc:
+                # a record nobody can read must not stop everyone reading the others
+                log.error("job record %s is unreadable, left alone: %s", jid, exc)
         return found
 
     def wait(self, job_id: str, timeout: float, until: Callable[[Job], bool] | None = None) -> Job:
@@ -189,9 +194,9 @@ class JobStore:
             with zk_errors():
                 try:
                     raw, _ = self.session.retry(
-                        lambda: self.client.get(path, watch=on_change), deadline
+                        lambda: self.session.get(path, watch=on_change), deadline
                     )
-                except NoNodeError:
+                except NoNode:
                     raise JobNotFound(job_id) from None
             job = Job.from_bytes(raw)
             remaining = deadline - time.monotonic()
@@ -209,7 +214,7 @@ class JobStore:
             with self._parents_lock:
                 known = parent in self._known_parents
             if force or not known:
-                self.session.retry(functools.partial(self.client.ensure_path, parent))
+                self.session.retry(functools.partial(self.session.ensure_path, parent))
                 with self._parents_lock:
                     if len(self._known_parents) > 10_000:
                         self._known_parents.clear()
@@ -235,21 +240,21 @@ class JobStore:
         return [out[job.id] for job in jobs]
 
     def _submit_batch(self, batch: list[Job], deadline: float | None) -> dict[str, Job]:
-        ops: list[Op] = []
-        for job in batch:
-            ops.extend(lifecycle.submit(self.layout, job))
+        steps = Batch(tuple(lifecycle.submit(self.layout, job) for job in batch))
 
         def attempt() -> dict[str, Job]:
             try:
-                self.commit(ops)
+                self.commit(steps.ops)
                 return {job.id: job for job in batch}
             except TransactionFailed as failed:
-                culprit = batch[failed.index // 2]
-                if isinstance(failed.error, NodeExistsError) and len(batch) > 1:
+                position = steps.culprit(failed.index)
+                assert position is not None  # a submission has no head ops
+                culprit = batch[position]
+                if isinstance(failed.error, NodeExists) and len(batch) > 1:
                     # some of these went in before a lost reply: settle them one by one
                     return {job.id: self._submit_batch([job], deadline)[job.id] for job in batch}
-                if isinstance(failed.error, NodeExistsError):
-                    stored = self._read(culprit.id)[0]
+                if isinstance(failed.error, NodeExists):
+                    stored = self.read(culprit.id)[0]
                     # compare as stored: JSON turns tuples into lists, int keys into str
                     if stored.spec() != json.loads(json.dumps(culprit.spec())):
                         raise JobIdTaken(
@@ -261,161 +266,9 @@ class JobStore:
 
         return self.session.retry(attempt, deadline, "submit")
 
-    # -- worker's fenced writes ------------------------------------------------------------
-    def _fenced(
-        self, job_id: str, version: int, step: lifecycle.Step, settle_first: bool = False
-    ) -> tuple[Job, int]:
-        """Commit ``step`` against ``version``; see the module doc for the retry rule.
-
-        ``settle_first``: the step may already have been applied (a multi carrying it died
-        with ConnectionLoss), so read before writing."""
-        written = step.job.to_bytes()
-        first = not settle_first
-
-        def attempt() -> tuple[Job, int]:
-            nonlocal first
-            if not first:
-                try:
-                    _, current_version, raw = self._read(job_id)
-                except JobNotFound:
-                    raise Fenced(f"job {job_id} is gone") from None
-                if raw == written:
-                    return step.job, current_version
-                if current_version != version:
-                    raise Fenced(f"job {job_id} moved on (version {current_version})")
-            first = False
-            try:
-                results = self.commit(step.ops)
-            except TransactionFailed as failed:
-                raise Fenced(
-                    f"job {job_id}: {type(failed.error).__name__} at op {failed.index}; "
-                    "another actor changed it"
-                ) from None
-            return step.job, _set_version(results, version)
-
-        with zk_errors():
-            return self.session.retry(attempt, None, "fenced write")
-
-    def commit_fenced_many(
-        self, items: Sequence[tuple[Job, int, lifecycle.Step]]
-    ) -> list[Job | Fenced]:
-        """Group commit of several workers' fenced steps (completions, failures): as few
-        multis as keep each under :data:`MAX_MULTI_BYTES`.  A step whose op fails is set
-        aside as :class:`Fenced` and the rest go again, as in :meth:`assign_many`; after a
-        lost reply each step is settled on its own.  Returns, per item, the job as written
-        or the Fenced refusal."""
-        out: dict[int, Job | Fenced] = {}
-        batch: list[int] = []
-        size = 0
-        for index, (_, _, step) in enumerate(items):
-            cost = sum(len(args[1]) for name, args, _ in step.ops if len(args) > 1) + 200
-            if batch and size + cost > MAX_MULTI_BYTES:
-                self._commit_group(items, batch, out)
-                batch, size = [], 0
-            batch.append(index)
-            size += cost
-        if batch:
-            self._commit_group(items, batch, out)
-        return [out[i] for i in range(len(items))]
-
-    def _commit_group(
-        self,
-        items: Sequence[tuple[Job, int, lifecycle.Step]],
-        group: list[int],
-        out: dict[int, Job | Fenced],
-    ) -> None:
-        remaining = list(group)
-        while remaining:
-            ops = [op for i in remaining for op in items[i][2].ops]
-            try:
-                with zk_errors():
-                    self.commit(ops)
-            except TransactionFailed as failed:
-                # find whose op failed: steps carry different numbers of ops
-                offset = 0
-                for position, i in enumerate(remaining):
-                    offset += len(items[i][2].ops)
-                    if failed.index < offset:
-                        job = items[i][0]
-                        out[i] = Fenced(f"job {job.id}: {type(failed.error).__name__}")
-                        del remaining[position]
-                        break
-                continue
-            except Unavailable:
-                for i in remaining:
-                    job, version, step = items[i]
-                    try:
-                        out[i] = self._fenced(job.id, version, step, settle_first=True)[0]
-                    except Fenced as refused:
-                        out[i] = refused
-                return
-            for i in remaining:
-                out[i] = items[i][2].job
-            return
-
-    def start_step(self, job: Job, version: int, worker_id: str) -> lifecycle.Step:
-        return lifecycle.start(self.layout, job, version, worker_id, time.time())
-
-    def start(self, job: Job, version: int, worker_id: str) -> tuple[Job, int]:
-        return self._fenced(job.id, version, self.start_step(job, version, worker_id))
-
-    def complete_step(
-        self,
-        job: Job,
-        version: int,
-        worker_id: str,
-        result: Any,
-        children: Sequence[JobSpec] = (),
-    ) -> lifecycle.Step:
-        """The completion of an attempt, ready to commit (alone or grouped).  Raises
-        :class:`PayloadTooLarge` for a result over the limit."""
-        check_result(result, self.limits)
-        now = time.time()
-        child_jobs = [
-            JobSpec(
-                type=c.type,
-                payload=c.payload,
-                priority=c.priority,
-                max_attempts=c.max_attempts,
-                timeout=c.timeout,
-                tenant=job.tenant,
-                parent=job.id,
-            ).to_job(now, self.limits)
-            for c in children
-        ]
-        spawned = sum(len(child.to_bytes()) for child in child_jobs)
-        if spawned > MAX_MULTI_BYTES - self.limits.result_bytes - 64 * 1024:
-            raise PayloadTooLarge(
-                f"the {len(child_jobs)} children spawned take {spawned} bytes, more than one "
-                "transaction may carry: spawn fewer, or pass references instead of data"
-            )
-        for child in child_jobs:
-            with zk_errors():
-                self.ensure_parents(child)
-        return lifecycle.complete(self.layout, job, version, worker_id, result, now, child_jobs)
-
-    def fail_step(
-        self, job: Job, version: int, worker_id: str, error: dict[str, str]
-    ) -> lifecycle.Step:
-        return lifecycle.fail(self.layout, job, version, worker_id, error, time.time())
-
-    def complete(
-        self,
-        job: Job,
-        version: int,
-        worker_id: str,
-        result: Any,
-        children: Sequence[JobSpec] = (),
-    ) -> Job:
-        step = self.complete_step(job, version, worker_id, result, children)
-        return self._fenced(job.id, version, step)[0]
-
-    def fail(self, job: Job, version: int, worker_id: str, error: dict[str, str]) -> Job:
-        return self._fenced(job.id, version, self.fail_step(job, version, worker_id, error))[0]
-
     # -- deciding writes -------------------------------------------------------------------
     def _exists(self, path: str) -> bool:
-        return self.client.exists(path) is not None
+        return self.session.exists(path) is not None
 
     def decide(self, what: str, attempt: Callable[[], T], deadline: float | None) -> T:
         """Run a deciding writer: an attempt reads, decides and commits; a rolled-back multi
@@ -440,7 +293,7 @@ class JobStore:
         def attempt() -> Job:
             nonlocal tries
             tries += 1
-            job, version, _ = self._read(job_id)
+            job, version, _ = self.read(job_id)
             if job.state == JobState.CANCELLED and tries > 1:
                 return job  # our own cancel, whose reply was lost
             claim = job.state == JobState.RUNNING and self._exists(self.layout.claim(job_id))
@@ -456,7 +309,7 @@ class JobStore:
     def requeue(
         self,
         job_id: str,
-        outcome: str,
+        outcome: AttemptOutcome,
         reason: str,
         spend_attempt: bool = True,
         expected_version: int | None = None,
@@ -469,7 +322,7 @@ class JobStore:
 
         def attempt() -> Job | None:
             try:
-                job, version, _ = self._read(job_id)
+                job, version, _ = self.read(job_id)
             except JobNotFound:
                 return None
             if job.state not in (JobState.ASSIGNED, JobState.RUNNING) or not job.worker:
@@ -502,37 +355,31 @@ class JobStore:
         assigned: list[Job] = []
         refused: list[tuple[Job, BaseException]] = []
         now = time.time()
-        head = [op_check(fence, -1)] if fence else []
-        for group in _byte_groups(list(choices), lambda c: len(c[0].to_bytes())):
+        head = (Check(fence),) if fence else ()
+        for group in byte_groups(list(choices), lambda c: len(c[0].to_bytes())):
             remaining = group
             while remaining:
-                steps = [lifecycle.assign(self.layout, j, v, w, now) for j, v, w in remaining]
-                ops = head + [op for step in steps for op in step.ops]
+                batch = Batch(
+                    tuple(lifecycle.assign(self.layout, j, v, w, now) for j, v, w in remaining),
+                    head,
+                )
                 try:
                     with zk_errors():
-                        commit(self.client, ops)
-                    assigned.extend(s.job for s in steps)
+                        self.session.multi(batch.ops)
+                    assigned.extend(step.job for step in batch.steps)
                     break
                 except TransactionFailed as failed:
-                    if failed.index < len(head):
+                    position = batch.culprit(failed.index)
+                    if position is None:
                         raise LeadershipLost(
                             "the election node is gone: this coordinator no longer leads"
                         ) from None
-                    bad = (failed.index - len(head)) // 3  # three ops per assignment
-                    refused.append((remaining[bad][0], failed.error))
-                    remaining = remaining[:bad] + remaining[bad + 1 :]
+                    refused.append((remaining[position][0], failed.error))
+                    remaining = remaining[:position] + remaining[position + 1 :]
         return assigned, refused
 
 
-def _set_version(results: Sequence[Any], old: int) -> int:
-    for result in results:
-        version = getattr(result, "version", None)
-        if version is not None:
-            return int(version)
-    return old + 1
-
-
-def _byte_groups(items: list[U], size_of: Callable[[U], int]) -> Iterator[list[U]]:
+def byte_groups(items: list[U], size_of: Callable[[U], int]) -> Iterator[list[U]]:
     """Consecutive groups whose multis stay under :data:`MAX_MULTI_BYTES`."""
     group: list[U] = []
     size = 0
@@ -548,4 +395,4 @@ def _byte_groups(items: list[U], size_of: Callable[[U], int]) -> Iterator[list[U
 
 
 def _batches(jobs: list[Job]) -> Iterator[list[Job]]:
-    return _byte_groups(jobs, lambda job: len(job.to_bytes()))
+    return byte_groups(jobs, lambda job: len(job.to_bytes()))

@@ -1,15 +1,15 @@
 """The frontend's ZooKeeper: one session and job store per worker *process*, and a bound on
 every request's ZooKeeper work.
 
-Why per process, and why after fork: a kazoo client owns a socket and a thread (or
+Why per process, and why after fork: a ZooKeeper client owns a socket and a thread (or
 greenlets); a forked copy would share the socket with its parent and send interleaved
 frames.  So nothing connects at import or in gunicorn's master: the session starts in
 gunicorn's ``post_worker_init`` hook (after gevent has patched the worker) or, outside
 gunicorn, on first use; and a pid check makes a forked copy start its own.
 
-Why the deadlines are enforced here as well as passed down: kazoo's synchronous calls
-queue a request while the client is disconnected and wait for the reconnection with no
-limit, so a deadline handed to :meth:`ZkSession.retry` alone does not bound a call that
+Why the deadlines are enforced here as well as passed down: the session's synchronous
+calls queue a request while the client is disconnected and wait for the reconnection with
+no limit, so a deadline handed to :meth:`ZkSession.retry` alone does not bound a call that
 starts just as the connection drops.  Each request therefore (1) waits at most
 ``ZK_DISCONNECTED_WAIT`` (about a second) for a connection it does not have, failing with
 :class:`~zkq.coordinator.errors.Unavailable` (503), and (2) under gevent runs its ZooKeeper
@@ -24,13 +24,12 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import Timeout, Unavailable
 from zkq.coordinator.job import Job
 from zkq.coordinator.store import JobStore
-from zkq.coordinator.zk import ZkSession
+from zkq.coordinator.zk import ZkSession, connect
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +44,6 @@ def gevent_patched() -> bool:
     except ImportError:  # pragma: no cover - gevent is a dependency
         return False
     return bool(monkey.is_module_patched("socket"))
-
-
-def _handler() -> Any:
-    if not gevent_patched():
-        return None  # kazoo's threads
-    from kazoo.handlers.gevent import SequentialGeventHandler
-
-    return SequentialGeventHandler()
 
 
 @contextlib.contextmanager
@@ -86,8 +77,8 @@ class ZkGate:
             if self._pid == os.getpid():
                 return
             # a forked copy's inherited client is the parent's: abandon it, do not close it
-            handler = _handler()
-            session = ZkSession(self.config.zk, name="frontend", handler=handler)
+            gevent = gevent_patched()
+            session = connect(self.config.zk, name="frontend", gevent=gevent)
             session.start()
             self._session = session
             self._store = JobStore(session, self.config.limits)
@@ -96,7 +87,7 @@ class ZkGate:
                 "pid %d connecting to ZooKeeper at %s (%s handler)",
                 self._pid,
                 self.config.zk.hosts,
-                "gevent" if handler is not None else "threading",
+                "gevent" if gevent else "threading",
             )
 
     def stop(self) -> None:

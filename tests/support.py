@@ -10,12 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kazoo.exceptions import NoNodeError
-
 from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.job import Job
 from zkq.coordinator.paths import Layout
+from zkq.coordinator.zk import NoNode
 from zkq.dev import DevCluster, local_cluster
 from zkq.dev.waiting import wait_until
 
@@ -84,12 +83,12 @@ def member_by_pid(cluster: DevCluster, pid: int) -> str:
 
 def leader_name(client: Client) -> str | None:
     """The election identifier of the current leader (the lowest sequence node)."""
-    zk = client.session.client
+    zk = client.session
     path = Layout(client.config.zk.root).election
     for node in sorted(zk.get_children(path), key=lambda n: n[-10:]):
         try:
             return zk.get(f"{path}/{node}")[0].decode()
-        except NoNodeError:
+        except NoNode:
             continue  # that contender left between the listing and the read
     return None
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from zkq.coordinator.errors import Fenced, InvalidInput, PayloadTooLarge
+from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.lifecycle import Step
 from zkq.coordinator.store import JobStore
@@ -86,6 +87,7 @@ class Pipeline:
         release: Callable[[str, bool], None],
     ) -> None:
         self.store = store
+        self.writer = FencedWriter(store)
         self.pool = pool
         self.slots = slots
         self.metrics = metrics
@@ -220,32 +222,31 @@ class Pipeline:
                 self.outstanding -= 1
                 self._release(claim.job.id, False)  # cancelled or taken back before we read it
                 continue
-            step = self.store.start_step(claim.job, claim.version, claim.worker_id)
+            step = self.writer.start_step(claim.job, claim.version, claim.worker_id)
             steps.append((claim.job, claim.version, step))
             owners.append(claim)
         if not steps:
             return
-        results = self.store.commit_fenced_many(steps)
-        for owner, (_, version, step), result in zip(owners, steps, results, strict=True):
+        results = self.writer.commit_many(steps)
+        for owner, (_, _, step), result in zip(owners, steps, results, strict=True):
             if isinstance(owner, Finished):
                 self._recorded(owner, step, result)
             else:
-                self._claimed(owner, version, step, result)
+                self._claimed(owner, result)
 
-    def _claimed(self, claim: Assignment, version: int, step: Step, result: Job | Fenced) -> None:
+    def _claimed(self, claim: Assignment, result: tuple[Job, int] | Fenced) -> None:
         if isinstance(result, Fenced):
             self.outstanding -= 1
             self._release(claim.job.id, False)
             return
-        job = step.job
+        job, version = result  # the version the end's check holds
         about = {"job_id": job.id, "worker_id": claim.worker_id, "type": job.type}
         self.busy += 1
         self.metrics.started(job.type, (job.started_at or time.time()) - job.created_at)
         log.info("job started, attempt %d/%d", job.attempts, job.max_attempts, extra=about)
-        # a set_data in a committed multi moves the version by exactly one
-        self._ready.put(Started(job, version + 1, claim.worker_id, claim.generation, about))
+        self._ready.put(Started(job, version, claim.worker_id, claim.generation, about))
 
-    def _recorded(self, f: Finished, step: Step, result: Job | Fenced) -> None:
+    def _recorded(self, f: Finished, step: Step, result: tuple[Job, int] | Fenced) -> None:
         about = f.started.about
         if isinstance(result, Fenced):
             self._ended(f, "fenced")
@@ -271,7 +272,7 @@ class Pipeline:
         error = f.outcome.error
         if f.outcome.ok:
             try:
-                return self.store.complete_step(
+                return self.writer.complete_step(
                     s.job, s.version, s.worker_id, f.outcome.result, f.outcome.children
                 )
             except PayloadTooLarge as exc:
@@ -281,4 +282,4 @@ class Pipeline:
             except Exception as exc:
                 log.exception("cannot record the result", extra=s.about)
                 error = {"type": type(exc).__name__, "message": f"cannot record the result: {exc}"}
-        return self.store.fail_step(s.job, s.version, s.worker_id, error or {})
+        return self.writer.fail_step(s.job, s.version, s.worker_id, error or {})

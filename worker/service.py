@@ -17,21 +17,28 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from typing import Any
-
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.registration import BadRegistration, WorkerInfo
 from zkq.coordinator.store import JobStore
-from zkq.coordinator.zk import TRANSIENT_ERRORS, TransactionFailed, ZkSession, commit, op_create
+from zkq.coordinator.zk import (
+    BadVersion,
+    ConnectionLost,
+    Create,
+    NodeExists,
+    NoNode,
+    TransactionFailed,
+    WatchEvent,
+    ZkSession,
+    connect,
+)
 from zkq.worker.metrics import WorkerMetrics
 from zkq.worker.pipeline import Assignment, Pipeline
 from zkq.worker.pools import Pool, make_pool
@@ -50,7 +57,10 @@ class Worker:
         concurrency: int = 4,
         pool: str = "thread",
         prefetch: int | None = None,
+        session: ZkSession | None = None,
     ) -> None:
+        """``session``: the ZooKeeper session to use, by default one to ``config.zk``; it is
+        the worker's from then on (:meth:`run` starts and stops it)."""
         unknown = (types or frozenset()) - registry.types
         if unknown:
             raise ValueError(f"no handler registered for: {', '.join(sorted(unknown))}")
@@ -67,7 +77,7 @@ class Worker:
         self.prefetch = concurrency if prefetch is None else prefetch
         if self.prefetch < 0:
             raise ValueError("prefetch must be zero or more")
-        self.session = ZkSession(config.zk, name="worker")
+        self.session = session or connect(config.zk, name="worker")
         self.store = JobStore(self.session, config.limits)
         # the pool runs handlers from the registry just checked, in threads or processes
         self.pool: Pool = make_pool(pool, registry, app, concurrency)
@@ -135,8 +145,8 @@ class Worker:
                 continue
             try:
                 self._step()
-            except TRANSIENT_ERRORS as exc:
-                log.info("ZooKeeper unavailable (%s); waiting", type(exc).__name__)
+            except ConnectionLost as exc:
+                log.info("ZooKeeper unavailable (%s); waiting", exc)
                 continue
             except ZkqError as exc:
                 log.warning("worker step failed: %s", exc)
@@ -157,7 +167,7 @@ class Worker:
                 return  # a draining worker does not come back under a new id
             self._register()
         if self.session.connections != self._listed_connection:
-            # kazoo dropped our watches with the connection: list again
+            # our watches were dropped with the connection: list again
             self._listed_connection = self.session.connections
             self._inbox_dirty = True
             self._registration_dirty = True
@@ -187,35 +197,33 @@ class Worker:
         if self._registered_already(worker_id):
             self._registered(worker_id, generation)
             return
-        info = {
-            "id": worker_id,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "types": sorted(self.types),
-            "slots": self.slots,
-            "prefetch": self.prefetch,
-            "pool": self.pool_kind,
-            "started_at": time.time(),
-            "draining": False,
-        }
+        info = WorkerInfo(
+            id=worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            types=self.types,
+            slots=self.slots,
+            prefetch=self.prefetch,
+            pool=self.pool_kind,
+            started_at=time.time(),
+        )
         try:
-            commit(
-                self.session.client,
+            self.session.multi(
                 [
-                    op_create(self.layout.inbox(worker_id)),
-                    op_create(self.layout.worker(worker_id), json.dumps(info).encode(), True),
-                ],
+                    Create(self.layout.inbox(worker_id)),
+                    Create(self.layout.worker(worker_id), info.to_bytes(), ephemeral=True),
+                ]
             )
         except TransactionFailed as failed:
-            if not isinstance(failed.error, NodeExistsError | NoNodeError):
+            if not isinstance(failed.error, NodeExists | NoNode):
                 raise
             self.session.ensure_paths(self.layout.fixed_parents())
             return  # try again on the next step
         self._registered(worker_id, generation)
 
     def _registered_already(self, worker_id: str) -> bool:
-        stat = self.session.client.exists(self.layout.worker(worker_id))
-        return stat is not None and stat.ephemeralOwner == self.session.client.client_id[0]
+        stat = self.session.exists(self.layout.worker(worker_id))
+        return stat is not None and stat.ephemeral_owner == self.session.session_id
 
     def _registered(self, worker_id: str, generation: int) -> None:
         self.worker_id = worker_id
@@ -229,11 +237,11 @@ class Worker:
             extra={"worker_id": worker_id},
         )
 
-    def _on_inbox(self, _event: Any) -> None:
+    def _on_inbox(self, _event: WatchEvent) -> None:
         self._inbox_dirty = True
         self._wake.set()
 
-    def _on_registration(self, _event: Any) -> None:
+    def _on_registration(self, _event: WatchEvent) -> None:
         self._registration_dirty = True
         self._wake.set()
 
@@ -242,12 +250,16 @@ class Worker:
         if self.worker_id is None:
             return
         try:
-            raw, _ = self.session.client.get(
+            raw, _ = self.session.get(
                 self.layout.worker(self.worker_id), watch=self._on_registration
             )
-        except NoNodeError:
+            draining = WorkerInfo.from_bytes(self.worker_id, raw).draining
+        except NoNode:
             return
-        if json.loads(raw).get("draining") and not self._draining.is_set():
+        except BadRegistration as exc:  # not as we wrote it: someone edited it by hand
+            log.warning("%s", exc)
+            return
+        if draining and not self._draining.is_set():
             log.info("asked to drain through ZooKeeper")
             self.drain()
 
@@ -256,10 +268,8 @@ class Worker:
         if worker_id is None:
             return
         try:
-            job_ids = self.session.client.get_children(
-                self.layout.inbox(worker_id), watch=self._on_inbox
-            )
-        except NoNodeError:
+            job_ids = self.session.get_children(self.layout.inbox(worker_id), watch=self._on_inbox)
+        except NoNode:
             # our inbox is gone while we are registered (removed by hand, or by a leader
             # that took us for dead): nothing can be assigned to us, so start afresh
             log.warning("inbox of %s is missing: registering again", worker_id)
@@ -308,23 +318,24 @@ class Worker:
             return
         path = self.layout.worker(self.worker_id)
         try:
-            raw, stat = self.session.client.get(path)
-            info = json.loads(raw)
-            if not info.get("draining"):
-                info["draining"] = True
-                self.session.client.set(path, json.dumps(info).encode(), version=stat.version)
-        except (NoNodeError, BadVersionError):
+            raw, stat = self.session.get(path)
+            info = WorkerInfo.from_bytes(self.worker_id, raw)
+            if not info.draining:
+                self.session.set(path, info.drained().to_bytes(), version=stat.version)
+        except (NoNode, BadVersion):
             pass  # gone, or changed (an operator drained us too): either way it is said
+        except BadRegistration as exc:  # edited by hand: the leader ignores it anyway
+            log.warning("%s", exc)
 
     def _deregister(self) -> None:
         if self.worker_id is None or not self.session.connected.is_set():
             return
         try:
-            self.session.client.delete(self.layout.worker(self.worker_id))
+            self.session.delete(self.layout.worker(self.worker_id))
             log.info("deregistered %s", self.worker_id)
-        except NoNodeError:
+        except NoNode:
             pass
-        except TRANSIENT_ERRORS:
+        except ConnectionLost:
             log.info("could not deregister; the session's end will do it")
 
     # -- one attempt ----------------------------------------------------------------------

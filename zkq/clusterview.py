@@ -32,12 +32,12 @@ def ensemble(connect_string: str) -> list[dict[str, Any]]:
 
 
 def election(client: Client) -> dict[str, Any]:
-    zk = client.session.client
+    session = client.session
     path = client.config.zk.layout.election
     contenders = []
-    for node in sorted(zk.get_children(path), key=lambda n: n[-10:]):
+    for node in sorted(session.get_children(path), key=lambda n: n[-10:]):
         try:
-            contenders.append(zk.get(f"{path}/{node}")[0].decode())
+            contenders.append(session.get(f"{path}/{node}")[0].decode())
         except Exception:  # gone between the listing and the read
             continue
     return {"leader": contenders[0] if contenders else None, "coordinators": contenders}
@@ -109,11 +109,11 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
     view["workers"] = [
         {
             "id": w.id,
-            "slots": w.registration.get("slots"),
+            "slots": w.registration.slots,
             "running": len(w.inbox),
-            "pool": w.registration.get("pool"),
-            "draining": bool(w.registration.get("draining")),
-            "types": w.registration.get("types", []),
+            "pool": w.registration.pool,
+            "draining": w.registration.draining,
+            "types": sorted(w.registration.types),
             "jobs": w.inbox,
         }
         for w in census.workers(client.session, deadline)

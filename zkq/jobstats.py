@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from zkq.coordinator.job import AttemptOutcome
 from zkq.coordinator.listing import scan_jobs
 from zkq.coordinator.zk import ZkSession
 from zkq.output import table
@@ -56,15 +57,15 @@ def collect(session: ZkSession, limit: int) -> dict[str, Any]:
             w = by_worker[attempt.worker]
             w["attempts"] += 1
             t["attempts"] += 1
-            outcome = attempt.outcome or "running"
-            if outcome == "succeeded":
+            outcome = attempt.outcome
+            if outcome == AttemptOutcome.SUCCEEDED:
                 w["succeeded"] += 1
-            elif outcome == "error":
+            elif outcome == AttemptOutcome.ERROR:
                 w["errors"] += 1
                 t["errors"] += 1
-            elif outcome == "lost":
+            elif outcome == AttemptOutcome.LOST:
                 w["lost"] += 1
-            elif outcome == "timeout":
+            elif outcome == AttemptOutcome.TIMEOUT:
                 w["timeouts"] += 1
             if attempt.ended_at is not None:
                 took = attempt.ended_at - attempt.started_at

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kazoo.exceptions import NoNodeError
-
 from zkq.coordinator.client import Client
 from zkq.coordinator.errors import InvalidInput
+from zkq.coordinator.zk import NoNode, Stat
 
 
 def resolve(client: Client, path: str) -> str:
@@ -32,22 +31,22 @@ def _decode(raw: bytes | None) -> tuple[str, Any]:
         return "bytes", raw.hex()
 
 
-def _stat(stat: Any) -> dict[str, Any]:
+def _stat(stat: Stat) -> dict[str, Any]:
     return {
         "version": stat.version,
-        "children": stat.numChildren,
-        "bytes": stat.dataLength,
-        "ephemeral_owner": f"0x{stat.ephemeralOwner:x}" if stat.ephemeralOwner else None,
-        "created": stat.ctime / 1000,
-        "modified": stat.mtime / 1000,
+        "children": stat.num_children,
+        "bytes": stat.data_length,
+        "ephemeral_owner": f"0x{stat.ephemeral_owner:x}" if stat.ephemeral_owner else None,
+        "created": stat.created,
+        "modified": stat.modified,
     }
 
 
 def ls(client: Client, path: str) -> dict[str, Any]:
     full = resolve(client, path)
     try:
-        children = sorted(client.session.client.get_children(full))
-    except NoNodeError:
+        children = sorted(client.session.get_children(full))
+    except NoNode:
         raise InvalidInput(f"no znode at {full}") from None
     return {"path": full, "children": children}
 
@@ -55,8 +54,8 @@ def ls(client: Client, path: str) -> dict[str, Any]:
 def get(client: Client, path: str) -> dict[str, Any]:
     full = resolve(client, path)
     try:
-        raw, stat = client.session.client.get(full)
-    except NoNodeError:
+        raw, stat = client.session.get(full)
+    except NoNode:
         raise InvalidInput(f"no znode at {full}") from None
     kind, value = _decode(raw)
     return {"path": full, "kind": kind, "data": value, "stat": _stat(stat)}
@@ -76,12 +75,12 @@ def render_get(found: dict[str, Any]) -> str:
 
 
 def tree(client: Client, path: str, depth: int, max_children: int) -> dict[str, Any]:
-    zk = client.session.client
+    zk = client.session
 
     def walk(node: str, level: int) -> dict[str, Any]:
         try:
             children = sorted(zk.get_children(node))
-        except NoNodeError:
+        except NoNode:
             return {"path": node, "gone": True}
         entry: dict[str, Any] = {"path": node, "children_total": len(children)}
         if level < depth:

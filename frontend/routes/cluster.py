@@ -29,14 +29,14 @@ def list_workers() -> tuple[Any, ...]:
         out.append(
             WorkerOut(
                 id=w.id,
-                host=reg.get("host"),
-                pid=reg.get("pid"),
-                types=list(reg.get("types", [])),
-                slots=int(reg.get("slots", 0)),
+                host=reg.host,
+                pid=reg.pid,
+                types=sorted(reg.types),
+                slots=reg.slots,
                 busy=len(w.inbox),
-                pool=reg.get("pool"),
-                draining=bool(reg.get("draining", False)),
-                started_at=reg.get("started_at"),
+                pool=reg.pool,
+                draining=reg.draining,
+                started_at=reg.started_at,
                 session=w.session,
             )
         )

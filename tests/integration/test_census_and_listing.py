@@ -9,11 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from zkq.coordinator import census
+from zkq.coordinator import census, zk
 from zkq.coordinator.config import ZkSettings
 from zkq.coordinator.listing import scan_jobs
 from zkq.coordinator.store import JobSpec, JobStore
-from zkq.coordinator.zk import ZkSession
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def store(ensemble: ZooKeeperEnsemble) -> Iterator[JobStore]:
     settings = ZkSettings(ensemble.connect_string, f"/t-{uuid.uuid4().hex[:8]}", 5.0)
-    session = ZkSession(settings, name="test")
+    session = zk.connect(settings, name="test")
     assert session.start(wait=30)
     session.ensure_paths(settings.layout.fixed_parents())
     try:
@@ -63,8 +62,8 @@ def test_queue_counts(store: JobStore) -> None:
     store.submit_many([JobSpec("resize") for _ in range(5)] + [JobSpec("mail")])
     running = store.submit(JobSpec("mail"))
     # a claim is what counts as running (its pending entry stays: nobody assigned it)
-    store.client.create(layout.claim(running.id), b"w", ephemeral=True)
-    store.client.create(layout.paused_type("resize"), b"")
+    store.session.create(layout.claim(running.id), b"w", ephemeral=True)
+    store.session.create(layout.paused_type("resize"), b"")
     stats = {q.type: q for q in census.queues(store.session, deadline())}
     assert stats["resize"].depth == 5 and stats["resize"].paused
     assert stats["resize"].oldest_age is not None and 0 <= stats["resize"].oldest_age < 60

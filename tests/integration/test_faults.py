@@ -242,7 +242,7 @@ def test_a_leader_that_loses_its_session_steps_down_and_rejoins(
         lambda: "stepped down" in log_text(cluster, name), 20, what="the old leader to step down"
     )
     wait_until(
-        lambda: len(client.session.client.get_children(Layout(cluster.root).election)) == 2,
+        lambda: len(client.session.get_children(Layout(cluster.root).election)) == 2,
         20,
         what="the old leader to rejoin the election",
     )

@@ -12,16 +12,17 @@ from click.testing import CliRunner
 
 from tests.mysql_support import fresh_database, pool_of
 from zkq.cli import main
+from zkq.coordinator import zk
 from zkq.coordinator.archive import JobArchive
 from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig, ZkSettings
 from zkq.coordinator.errors import DatabaseUnavailable, JobNotFound
+from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.coordinator.paths import bucket_of
 from zkq.coordinator.retention import Pruner
 from zkq.coordinator.store import JobSpec, JobStore
-from zkq.coordinator.zk import ZkSession
 from zkq.dev.mariadb import MariaDBServer
 from zkq.dev.ports import free_port
 from zkq.dev.zookeeper import ZooKeeperEnsemble
@@ -36,7 +37,7 @@ LATER = 3600.0
 @pytest.fixture
 def store(ensemble: ZooKeeperEnsemble) -> Iterator[JobStore]:
     root = f"/test_retention_{uuid.uuid4().hex[:8]}"
-    session = ZkSession(ZkSettings(ensemble.connect_string, root), name="test")
+    session = zk.connect(ZkSettings(ensemble.connect_string, root), name="test")
     assert session.start(wait=20)
     session.ensure_paths(
         [*session.settings.layout.fixed_parents(), session.settings.layout.inbox(WORKER)]
@@ -64,12 +65,12 @@ def _running(store: JobStore, n: int) -> Job:
     (assigned,), refused = store.assign_many([(job, version, WORKER)])
     assert not refused
     job, version = store.get_versioned(assigned.id)
-    return store.start(job, version, WORKER)[0]
+    return FencedWriter(store).start(job, version, WORKER)[0]
 
 
 def _succeeded(store: JobStore, n: int) -> Job:
     job, version = store.get_versioned(_running(store, n).id)
-    return store.complete(job, version, WORKER, {"n": n})
+    return FencedWriter(store).complete(job, version, WORKER, {"n": n})
 
 
 def _cancelled(store: JobStore, n: int) -> Job:
@@ -133,11 +134,11 @@ def test_expired_jobs_move_to_the_archive_and_live_ones_stay(
 
     # once the last jobs of the bucket end and go, the bucket goes too
     era, tick = bucket_of(pending.id)
-    assert store.client.exists(store.layout.job_tick(era, tick))
+    assert store.session.exists(store.layout.job_tick(era, tick))
     for job in live:
         store.cancel(job.id)
     assert pruner.run_once() == 2
-    assert store.client.get_children(store.layout.jobs) == []
+    assert store.session.get_children(store.layout.jobs) == []
 
 
 def test_a_job_changed_after_it_was_read_is_left_for_the_next_round(
@@ -151,8 +152,8 @@ def test_a_job_changed_after_it_was_read_is_left_for_the_next_round(
 
         def put_many(self, jobs: Sequence[Job]) -> int:
             count = super().put_many(jobs)
-            raw, _ = store.client.get(path)
-            store.client.set(path, raw)  # same record, new version
+            raw, _ = store.session.get(path)
+            store.session.set(path, raw)  # same record, new version
             return count
 
     assert Pruner(store, ChangesOneJob(archive.pool), 60, clock=_later).run_once() == 2

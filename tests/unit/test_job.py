@@ -4,6 +4,7 @@ from zkq.coordinator.errors import InvalidInput, InvalidTransition, PayloadTooLa
 from zkq.coordinator.job import (
     TRANSITIONS,
     Attempt,
+    AttemptOutcome,
     Job,
     JobState,
     Limits,
@@ -39,6 +40,26 @@ def test_record_round_trips_through_json() -> None:
     again = Job.from_bytes(job.to_bytes())
     assert again == job
     assert Job.from_dict({**job.to_dict(), "added_later": 1}) == job  # unknown fields ignored
+
+
+def test_attempt_outcomes_are_stored_as_the_strings_records_always_held() -> None:
+    stored = (
+        b'{"id":"01M81DJSFMKM5WE6J0X6ERV5QZ","type":"t","state":"pending","history":['
+        b'{"number":1,"worker":"w1","started_at":1.0,"ended_at":2.0,"outcome":"timeout",'
+        b'"error":"late"},{"number":2,"worker":"w2","started_at":3.0}]}'
+    )
+    job = Job.from_bytes(stored)
+    assert job.history[0].outcome is AttemptOutcome.TIMEOUT
+    assert job.history[1].outcome is None  # still running when the record was read
+    assert job.to_dict()["history"][0]["outcome"] == "timeout"
+    assert b'"outcome":"timeout"' in job.to_bytes()
+    assert {o.value for o in AttemptOutcome} >= {
+        "succeeded",
+        "error",
+        "lost",
+        "timeout",
+        "cancelled",
+    }
 
 
 def test_a_newer_schema_is_refused_clearly() -> None:

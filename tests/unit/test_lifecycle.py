@@ -5,14 +5,16 @@ import pytest
 from zkq.coordinator import lifecycle
 from zkq.coordinator.errors import InvalidTransition
 from zkq.coordinator.ids import new_job_id
-from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.job import AttemptOutcome, Job, JobState
 from zkq.coordinator.paths import Layout
+from zkq.coordinator.zk import Check, Create, Delete, Op, SetData, Stat
 
 L = Layout("/zkq")
+NAMES = {Create: "create", Delete: "delete", SetData: "set_data", Check: "check"}
 
 
 def ops_of(step: lifecycle.Step) -> list[tuple[str, str]]:
-    return [(name, args[0]) for name, args, _ in step.ops]
+    return [(NAMES[type(op)], op.path) for op in step.ops]
 
 
 def new_job(**kw: object) -> Job:
@@ -21,8 +23,9 @@ def new_job(**kw: object) -> Job:
 
 def test_submit_creates_the_record_and_its_pending_entry() -> None:
     job = new_job(priority=7)
-    ops = lifecycle.submit(L, job)
-    assert [(n, a[0]) for n, a, _ in ops] == [
+    step = lifecycle.submit(L, job)
+    assert step.job == job
+    assert ops_of(step) == [
         ("create", L.job(job.id)),
         ("create", L.pending_entry("t", 7, job.id)),
     ]
@@ -37,10 +40,11 @@ def test_assign_start_complete_chain_with_version_checks() -> None:
         ("set_data", L.job(job.id)),
         ("create", L.inbox_entry("w1", job.id)),
     ]
-    assert a.ops[1][2] == {"version": 0}
+    assert a.ops[1] == SetData(L.job(job.id), a.job.to_bytes(), 0)
     s = lifecycle.start(L, a.job, 1, "w1", 2.0)
     assert s.job.state == JobState.RUNNING and s.job.attempts == 1
-    assert s.ops[0][2] == {"ephemeral": True} and s.ops[1][2] == {"version": 1}
+    assert s.ops[0] == Create(L.claim(job.id), b"w1", ephemeral=True)
+    assert s.ops[1] == SetData(L.job(job.id), s.job.to_bytes(), 1)
     child = new_job()
     c = lifecycle.complete(L, s.job, 2, "w1", {"ok": 1}, 3.0, [child])
     assert c.job.state == JobState.SUCCEEDED and c.job.children == (child.id,)
@@ -126,3 +130,44 @@ def test_revive_sends_a_dead_job_back_with_fresh_attempts() -> None:
     done = lifecycle.complete(L, running(1, 1), 2, "w1", None, 3.0)
     with pytest.raises(InvalidTransition, match="submit a new job"):
         lifecycle.revive(L, done.job, 3, 4.0)
+
+
+def test_requeue_records_the_outcome_as_its_string() -> None:
+    step = lifecycle.requeue(
+        L, running(1, 2), 2, AttemptOutcome.LOST, "gone", 3.0, claim_exists=False, inbox_exists=True
+    )
+    assert step.job.to_dict()["history"][-1]["outcome"] == "lost"
+    assert Job.from_bytes(step.job.to_bytes()).history[-1].outcome is AttemptOutcome.LOST
+
+
+def test_prune_deletes_a_finished_record_at_the_version_read() -> None:
+    done = lifecycle.complete(L, running(1, 1), 2, "w1", None, 3.0).job
+    assert lifecycle.prune(L, done, 3).ops == (Delete(L.job(done.id), 3),)
+    with pytest.raises(InvalidTransition):
+        lifecycle.prune(L, running(1, 1), 2)
+
+
+def batch_of(n: int, head: tuple[Op, ...] = ()) -> lifecycle.Batch:
+    jobs = [new_job(state=JobState.PENDING) for _ in range(n)]
+    assigned = [lifecycle.assign(L, job, 0, "w1", 1.0) for job in jobs[:-1]]
+    return lifecycle.Batch((*assigned, lifecycle.submit(L, jobs[-1])), head)
+
+
+def test_a_batch_maps_each_op_back_to_its_step() -> None:
+    batch = batch_of(3, head=(Check(L.election + "/n-0000000001"),))
+    # one head op, two assignments of three ops each, one submission of two
+    assert len(batch.ops) == 1 + 3 + 3 + 2
+    assert [batch.culprit(i) for i in range(len(batch.ops))] == [None, 0, 0, 0, 1, 1, 1, 2, 2]
+    with pytest.raises(IndexError):
+        batch.culprit(len(batch.ops))
+    rest = batch.without(1)
+    assert rest.steps == (batch.steps[0], batch.steps[2]) and rest.head == batch.head
+
+
+def test_a_batch_splits_a_multis_answers_per_step() -> None:
+    batch = batch_of(2)
+    stat = Stat(version=1, ephemeral_owner=0, num_children=0, data_length=1, created=0, modified=0)
+    answers = [None, stat, "/inbox", "/job", "/pending"]
+    assert batch.results_of(answers) == [[None, stat, "/inbox"], ["/job", "/pending"]]
+    assert lifecycle.written_version(batch.results_of(answers)[0], 0) == 1
+    assert lifecycle.written_version([None], 4) == 5

@@ -7,39 +7,38 @@ registration exists, a coordinator once it contends in the election.  The paths 
 
 from __future__ import annotations
 
-import logging
+import time
 
-from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoNodeError
-from kazoo.handlers.threading import KazooTimeoutError
-
+from zkq.coordinator import zk
+from zkq.coordinator.config import ZkSettings
+from zkq.coordinator.errors import Unavailable
 from zkq.coordinator.paths import Layout
 from zkq.dev.errors import DevClusterError
-
-# kazoo logs every failed connection attempt; a status probe must not print them, since
-# the node being down is exactly what the caller is asking about.
-_log = logging.getLogger("zkq.dev.kazoo")
-_log.addHandler(logging.NullHandler())
-_log.propagate = False
 
 
 def count_registrations(connect: str, root: str, timeout: float = 5.0) -> dict[str, int]:
     """``{"workers": n, "coordinators": n}`` as registered under ``root`` right now."""
     layout = Layout(root)
-    client = KazooClient(hosts=connect, timeout=timeout, logger=_log)
+    deadline = time.monotonic() + timeout
+    # quiet: the node being down is exactly what a caller may be asking about, so the
+    # client's narration of its failed connection attempts must not be printed
+    session = zk.connect(
+        ZkSettings(hosts=connect, root=root, session_timeout=timeout),
+        name="registrations",
+        quiet=True,
+    )
     try:
-        client.start(timeout=timeout)
-        counts = {}
-        for key, path in (("workers", layout.workers), ("coordinators", layout.election)):
-            try:
-                counts[key] = len(client.get_children(path))
-            except NoNodeError:
-                counts[key] = 0  # nobody created the parent yet
-        return counts
-    except (KazooException, KazooTimeoutError) as exc:
+        if not session.start(wait=timeout):
+            raise Unavailable(f"no connection within {timeout:g}s")
+        # a parent nobody created yet lists as None: nobody registered
+        listed = session.get_children_many([layout.workers, layout.election], deadline=deadline)
+        return {
+            "workers": len(listed[layout.workers] or []),
+            "coordinators": len(listed[layout.election] or []),
+        }
+    except Unavailable as exc:
         raise DevClusterError(
-            f"cannot read registrations from ZooKeeper at {connect}: {exc!r}"
+            f"cannot read registrations from ZooKeeper at {connect}: {exc}"
         ) from exc
     finally:
-        client.stop()
-        client.close()
+        session.stop()

@@ -1,0 +1,83 @@
+"""The boundary with ZooKeeper: an interface (:class:`ZkSession`), its values and errors,
+and :func:`connect`, which every process uses to make its one session.
+
+::
+
+    errors.py         NoNode, NodeExists, BadVersion, NotEmpty (outcomes), TransactionFailed,
+                      ConnectionLost (transient)
+    ops.py            Create, Delete, SetData, Check: the ops of one multi, as values
+    session.py        ZkSession: the connection-state policy, and the primitive operations
+    kazoo_session.py  KazooSession: ZkSession over kazoo, the only module importing kazoo
+
+Code outside this package sees only the interface, so a session that keeps its nodes in
+memory can stand in for ZooKeeper in unit tests.
+"""
+
+from __future__ import annotations
+
+from zkq.coordinator.config import ZkSettings
+from zkq.coordinator.zk.errors import (
+    BadVersion,
+    ConnectionLost,
+    NodeExists,
+    NoNode,
+    NotEmpty,
+    RequestTimedOut,
+    TransactionFailed,
+    ZkOutcome,
+    zk_errors,
+)
+from zkq.coordinator.zk.ops import Check, Create, Delete, Op, SetData, data_bytes
+from zkq.coordinator.zk.session import (
+    Backoff,
+    ConnectionState,
+    Election,
+    EventType,
+    OpResult,
+    Stat,
+    Watch,
+    WatchEvent,
+    ZkSession,
+)
+
+
+def connect(
+    settings: ZkSettings, name: str = "zkq", gevent: bool = False, quiet: bool = False
+) -> ZkSession:
+    """This process's session to the ensemble of ``settings``, not yet started
+    (:meth:`ZkSession.start`).  ``gevent``: in a gevent-patched process (gunicorn's gevent
+    workers).  ``quiet``: log nothing of the client's own (a probe that expects failures)."""
+    # imported here, so that code holding only the interface (a unit test with a session
+    # in memory) never loads kazoo
+    from zkq.coordinator.zk.kazoo_session import KazooSession
+
+    return KazooSession(settings, name=name, gevent=gevent, quiet=quiet)
+
+
+__all__ = [
+    "Backoff",
+    "BadVersion",
+    "Check",
+    "ConnectionLost",
+    "ConnectionState",
+    "Create",
+    "Delete",
+    "Election",
+    "EventType",
+    "NoNode",
+    "NodeExists",
+    "NotEmpty",
+    "Op",
+    "OpResult",
+    "RequestTimedOut",
+    "SetData",
+    "Stat",
+    "TransactionFailed",
+    "Watch",
+    "WatchEvent",
+    "ZkOutcome",
+    "ZkSession",
+    "connect",
+    "data_bytes",
+    "zk_errors",
+]

@@ -1,0 +1,345 @@
+""":class:`~zkq.coordinator.zk.session.ZkSession` over kazoo: the only module of zkq that imports
+kazoo, and so the one place where kazoo's exceptions become zkq's (:func:`translate`, always
+``raise ... from exc``), its stats become :class:`Stat` and its watch events
+:class:`WatchEvent`.
+
+One ``KazooClient`` per session.  It reconnects forever (``max_tries=-1``): waiting out an
+outage is the policy, dying is not.  In a gevent process (gunicorn's gevent workers) it runs
+on kazoo's gevent handler instead of kazoo's threads.
+
+The leader election is kazoo's ``Election`` recipe (a lock: ephemeral sequential nodes,
+each contender watching its predecessor).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import (
+    BadVersionError,
+    CancelledError,
+    ConnectionLoss,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    OperationTimeoutError,
+    RolledBackError,
+    SessionExpiredError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.protocol.states import WatchedEvent, ZnodeStat
+from kazoo.recipe.election import Election as KazooElection
+from kazoo.retry import KazooRetry
+
+from zkq.coordinator.config import ZkSettings
+from zkq.coordinator.errors import Timeout, Unavailable
+from zkq.coordinator.zk.errors import (
+    BadVersion,
+    ConnectionLost,
+    NodeExists,
+    NoNode,
+    NotEmpty,
+    RequestTimedOut,
+    TransactionFailed,
+)
+from zkq.coordinator.zk.ops import Check, Create, Delete, Op, SetData
+from zkq.coordinator.zk.session import (
+    ConnectionState,
+    Election,
+    EventType,
+    OpResult,
+    Stat,
+    Watch,
+    WatchEvent,
+    ZkSession,
+)
+
+log = logging.getLogger(__name__)
+
+#: what kazoo raises that the boundary translates
+_KAZOO_ERRORS = (KazooException, KazooTimeoutError)
+#: kazoo's outcome errors and ours
+_OUTCOMES: tuple[tuple[type[Exception], type[Exception]], ...] = (
+    (NoNodeError, NoNode),
+    (NodeExistsError, NodeExists),
+    (BadVersionError, BadVersion),
+    (NotEmptyError, NotEmpty),
+)
+#: what means "the request may or may not have been applied; try again once connected"
+# (ConnectionClosedError is a SessionExpiredError)
+_TRANSIENT = (ConnectionLoss, OperationTimeoutError, SessionExpiredError, KazooTimeoutError)
+
+# a probe asking whether a node is up must not print kazoo's narration of its failures
+_quiet = logging.getLogger("coordinator.zk.quiet")
+_quiet.addHandler(logging.NullHandler())
+_quiet.propagate = False
+
+
+def translate(exc: BaseException, path: str | None = None) -> BaseException:
+    """kazoo's exception as zkq's: an outcome, a transient error, or :class:`Unavailable`."""
+    for theirs, ours in _OUTCOMES:
+        if isinstance(exc, theirs):
+            return ours(path)
+    name = type(exc).__name__
+    if isinstance(exc, KazooTimeoutError | OperationTimeoutError):
+        return RequestTimedOut(f"ZooKeeper did not answer in time ({name}); retry later")
+    if isinstance(exc, _TRANSIENT):
+        return ConnectionLost(f"ZooKeeper is unreachable ({name}); retry later")
+    return Unavailable(f"ZooKeeper refused the request: {name}: {exc}")
+
+
+@contextmanager
+def _kazoo_errors(path: str | None = None) -> Iterator[None]:
+    try:
+        yield
+    except _KAZOO_ERRORS as exc:
+        raise translate(exc, path) from exc
+
+
+def _stat(stat: ZnodeStat) -> Stat:
+    return Stat(
+        version=stat.version,
+        ephemeral_owner=stat.ephemeralOwner,
+        num_children=stat.numChildren,
+        data_length=stat.dataLength,
+        created=stat.ctime / 1000,
+        modified=stat.mtime / 1000,
+    )
+
+
+class _Watcher:
+    """A zkq watch as kazoo calls it.  Equal for equal callbacks, because kazoo keeps a set
+    of watchers per path: the dispatcher re-reads a path many times between two events,
+    and each read must not add another watcher that fires again."""
+
+    __slots__ = ("watch",)
+
+    def __init__(self, watch: Watch) -> None:
+        self.watch = watch
+
+    def __call__(self, event: WatchedEvent) -> None:
+        self.watch(WatchEvent(EventType(event.type), event.path or None))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Watcher) and other.watch == self.watch
+
+    def __hash__(self) -> int:
+        return hash(self.watch)
+
+
+def _watcher(watch: Watch | None) -> _Watcher | None:
+    return None if watch is None else _Watcher(watch)
+
+
+class _Election(Election):
+    def __init__(self, client: KazooClient, path: str, identifier: str) -> None:
+        self._election = KazooElection(client, path, identifier)
+
+    def run(self, lead: Callable[[], None]) -> None:
+        try:
+            self._election.run(lead)
+        except CancelledError:
+            return
+        except _KAZOO_ERRORS as exc:
+            raise translate(exc) from exc
+
+    def cancel(self) -> None:
+        self._election.cancel()
+
+    @property
+    def node(self) -> str | None:
+        lock = self._election.lock
+        return f"{lock.path}/{lock.node}" if lock.node else None
+
+
+class KazooSession(ZkSession):
+    """One kazoo client for a process."""
+
+    def __init__(
+        self, settings: ZkSettings, name: str = "zkq", gevent: bool = False, quiet: bool = False
+    ) -> None:
+        """``gevent``: use kazoo's gevent handler, for a gevent-patched process (gunicorn's
+        gevent workers); else kazoo's threads.  ``quiet``: none of kazoo's logging."""
+        super().__init__(settings, name)
+        self.gevent = gevent
+        handler: Any = None
+        self._timeouts: tuple[type[BaseException], ...] = (KazooTimeoutError,)
+        if gevent:
+            import gevent as gevent_module
+            from kazoo.handlers.gevent import SequentialGeventHandler
+
+            handler = SequentialGeventHandler()
+            # gevent's AsyncResult raises gevent's own Timeout, not the handler's subclass
+            self._timeouts = (handler.timeout_exception, gevent_module.Timeout)
+        #: kazoo's client, for what measures kazoo itself (``zkq bench``) and tests that
+        #: break connections on purpose; zkq's own code goes through the methods below
+        self.client = KazooClient(
+            hosts=settings.hosts,
+            timeout=settings.session_timeout,
+            handler=handler,
+            # reconnect forever: waiting out an outage is the policy, dying is not
+            connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
+            logger=_quiet if quiet else logging.getLogger(f"kazoo.{name}"),
+        )
+        self.client.add_listener(self._on_kazoo_state)
+
+    # kazoo calls this on its own thread: flip flags, never block
+    def _on_kazoo_state(self, state: KazooState) -> None:
+        self._on_state(ConnectionState(str(state)))
+
+    def _can_send(self) -> bool:
+        # kazoo's own flag: it drops before our listener runs, so no request is queued in
+        # the moment between the connection dropping and our flags flipping
+        return bool(self.client.connected)
+
+    def _connect(self) -> None:
+        self.client.start_async()
+
+    def stop(self) -> None:
+        try:
+            self.client.stop()
+            self.client.close()
+        except Exception:  # closing a client whose ensemble is gone may raise; nothing to do
+            log.debug("error while closing the ZooKeeper client", exc_info=True)
+
+    @property
+    def session_id(self) -> int | None:
+        client_id = self.client.client_id
+        return int(client_id[0]) if client_id else None
+
+    @property
+    def session_timeout(self) -> float:
+        negotiated = getattr(self.client, "_session_timeout", None)
+        return (negotiated / 1000.0) if negotiated else self.settings.session_timeout
+
+    # -- one node ---------------------------------------------------------------------------
+    def get(self, path: str, watch: Watch | None = None) -> tuple[bytes, Stat]:
+        with _kazoo_errors(path):
+            raw, stat = self.client.get(path, watch=_watcher(watch))
+        return raw, _stat(stat)
+
+    def get_children(self, path: str, watch: Watch | None = None) -> list[str]:
+        with _kazoo_errors(path):
+            return list(self.client.get_children(path, watch=_watcher(watch)))
+
+    def exists(self, path: str, watch: Watch | None = None) -> Stat | None:
+        with _kazoo_errors(path):
+            stat = self.client.exists(path, watch=_watcher(watch))
+        return None if stat is None else _stat(stat)
+
+    def create(
+        self,
+        path: str,
+        value: bytes = b"",
+        ephemeral: bool = False,
+        sequence: bool = False,
+        makepath: bool = False,
+    ) -> str:
+        with _kazoo_errors(path):
+            return str(
+                self.client.create(
+                    path, value, ephemeral=ephemeral, sequence=sequence, makepath=makepath
+                )
+            )
+
+    def set(self, path: str, value: bytes, version: int = -1) -> Stat:
+        with _kazoo_errors(path):
+            return _stat(self.client.set(path, value, version=version))
+
+    def delete(self, path: str, version: int = -1, recursive: bool = False) -> None:
+        with _kazoo_errors(path):
+            self.client.delete(path, version=version, recursive=recursive)
+
+    def ensure_path(self, path: str) -> None:
+        with _kazoo_errors(path):
+            self.client.ensure_path(path)
+
+    # -- many nodes ------------------------------------------------------------------------
+    def multi(self, ops: Sequence[Op]) -> list[OpResult]:
+        tx = self.client.transaction()
+        for op in ops:
+            if isinstance(op, Create):
+                tx.create(op.path, op.value, ephemeral=op.ephemeral)
+            elif isinstance(op, Delete):
+                tx.delete(op.path, version=op.version)
+            elif isinstance(op, SetData):
+                tx.set_data(op.path, op.value, version=op.version)
+            elif isinstance(op, Check):
+                tx.check(op.path, op.version)
+            else:  # pragma: no cover - Op is a closed union
+                raise TypeError(f"not an op: {op!r}")
+        with _kazoo_errors():
+            results = tx.commit_async().get()
+        answers: list[Any] = []
+        failed: int | None = None
+        for index, result in enumerate(results):
+            if isinstance(result, RolledBackError):
+                answers.append(None)
+            elif isinstance(result, Exception):
+                answers.append(translate(result, ops[index].path))
+                failed = index if failed is None else failed
+            elif isinstance(result, ZnodeStat):
+                answers.append(_stat(result))
+            else:
+                answers.append(result if isinstance(result, str) else None)
+        if failed is not None:
+            raise TransactionFailed(failed, answers[failed], answers)
+        return answers
+
+    def _wait(self, request: Any, deadline: float | None, path: str) -> Any:
+        timeout = None
+        if deadline is not None:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise Timeout("ZooKeeper did not answer before the deadline; retry later")
+        try:
+            return request.get(timeout=timeout)
+        except self._timeouts as exc:
+            raise Timeout("ZooKeeper did not answer before the deadline; retry later") from exc
+        except _KAZOO_ERRORS as exc:
+            raise translate(exc, path) from exc
+
+    def get_many(
+        self, paths: Sequence[str], deadline: float | None = None
+    ) -> dict[str, tuple[bytes, Stat] | None]:
+        # send every request before waiting on any: one round trip for all of them, and
+        # asynchronous requests queue (rather than block) while disconnected, so the
+        # deadline bounds the whole call
+        with _kazoo_errors():
+            requests = [(path, self.client.get_async(path)) for path in paths]
+        out: dict[str, tuple[bytes, Stat] | None] = {}
+        for path, request in requests:
+            try:
+                raw, stat = self._wait(request, deadline, path)
+            except NoNode:
+                out[path] = None
+                continue
+            out[path] = (raw, _stat(stat))
+        return out
+
+    def get_children_many(
+        self, paths: Sequence[str], watch: Watch | None = None, deadline: float | None = None
+    ) -> dict[str, list[str] | None]:
+        watcher = _watcher(watch)
+        with _kazoo_errors():
+            requests = [(p, self.client.get_children_async(p, watch=watcher)) for p in paths]
+        out: dict[str, list[str] | None] = {}
+        for path, request in requests:
+            try:
+                out[path] = list(self._wait(request, deadline, path))
+            except NoNode:
+                out[path] = None
+        return out
+
+    # -- recipes ---------------------------------------------------------------------------
+    def election(self, path: str, identifier: str) -> Election:
+        return _Election(self.client, path, identifier)
+
+
+__all__ = ["KazooSession", "translate"]

@@ -1,0 +1,326 @@
+"""One ZooKeeper session per process: the connection-state policy every process shares, and
+the primitive operations zkq uses, as an interface.
+
+:class:`ZkSession` holds the policy and declares the operations; an implementation supplies
+them (:class:`~zkq.coordinator.zk.kazoo_session.KazooSession` over kazoo, the only module that
+imports kazoo).  Everything it answers is zkq's own: :class:`Stat`, :class:`WatchEvent`, the
+outcomes and transient errors of :mod:`zkq.coordinator.zk.errors`.
+
+Connection states, and what each means for zkq:
+
+- CONNECTED: commit freely.
+- SUSPENDED (connection lost, session maybe alive): take no new work, dispatch nothing,
+  keep running jobs but commit nothing until reconnected.  Every watch fires with a
+  ``NONE`` event and is forgotten, so whoever watched must list again on reconnect.
+- LOST (session expired): every ephemeral node of ours is gone (registration, claims,
+  election node).  :attr:`ZkSession.generation` increments; a worker abandons its jobs and
+  registers again, a coordinator steps down and rejoins the election.
+- Reconnected after either: re-read state; watches may have missed events, so reconcile
+  rather than trust the last notification.
+
+The implementation reports state changes through :meth:`ZkSession._on_state`, on its own
+thread, which must never block: it only flips flags and sets events.  The client reconnects
+forever: a process never dies because ZooKeeper is away; it waits and reports itself not
+ready.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from zkq.coordinator.config import ZkSettings
+from zkq.coordinator.errors import Unavailable
+from zkq.coordinator.zk.errors import ConnectionLost, zk_errors
+from zkq.coordinator.zk.ops import Op
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class ConnectionState(enum.StrEnum):
+    CONNECTED = "CONNECTED"
+    SUSPENDED = "SUSPENDED"
+    LOST = "LOST"
+
+
+class EventType(enum.StrEnum):
+    CREATED = "CREATED"
+    DELETED = "DELETED"
+    CHANGED = "CHANGED"  # a node's data
+    CHILD = "CHILD"  # a node's children
+    NONE = "NONE"  # the connection changed: the watch is gone, list again
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """What a watch is called with; ``path`` is None for a ``NONE`` event."""
+
+    type: EventType
+    path: str | None
+
+
+#: a watch callback; called on the session's thread, so it must not block
+Watch = Callable[[WatchEvent], None]
+
+
+@dataclass(frozen=True)
+class Stat:
+    """What zkq reads of a node's stat."""
+
+    version: int
+    ephemeral_owner: int  # the session id that owns an ephemeral node; 0 if persistent
+    num_children: int
+    data_length: int
+    created: float  # seconds since the epoch
+    modified: float
+
+
+#: what each op of a committed multi answers: a create its path, a set its stat
+OpResult = str | Stat | None
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter."""
+
+    initial: float = 0.05
+    maximum: float = 2.0
+    _current: float = 0.0
+
+    def next(self) -> float:
+        self._current = min(self.maximum, (self._current * 2) or self.initial)
+        return random.uniform(self._current / 2, self._current)
+
+    def reset(self) -> None:
+        self._current = 0.0
+
+
+class Election(ABC):
+    """Leader election among the contenders under one path: an ephemeral sequential node
+    each; the lowest leads, each other watches its predecessor, so a change wakes one."""
+
+    @abstractmethod
+    def run(self, lead: Callable[[], None]) -> None:
+        """Contend; once elected call ``lead()``, and leave the election when it returns.
+        Returns at once, without leading, once :meth:`cancel` was called.  Raises
+        :class:`ConnectionLost` when the session fails under it: contend again."""
+
+    @abstractmethod
+    def cancel(self) -> None:
+        """Stop contending; interrupts a standby's wait (not a leader's ``lead``)."""
+
+    @property
+    @abstractmethod
+    def node(self) -> str | None:
+        """The full path of our contender node while we hold one; the leader uses it as
+        its fencing node (an ephemeral of its session)."""
+
+
+class ZkSession(ABC):
+    """One ZooKeeper session for a process, and the flags of its connection-state policy."""
+
+    def __init__(self, settings: ZkSettings, name: str = "zkq") -> None:
+        self.settings = settings
+        self.name = name
+        self.connected = threading.Event()
+        self.changed = threading.Condition()
+        #: increments each time the session is lost (a new session begins)
+        self.generation = 0
+        #: increments at every (re)connection: whoever watches re-lists when it moves
+        self.connections = 0
+        self._last_state: ConnectionState | None = None
+        self._listeners: list[Callable[[str], None]] = []
+
+    # -- the policy ---------------------------------------------------------------------
+    # the implementation calls this on its own thread: flip flags, notify, never block
+    def _on_state(self, state: ConnectionState) -> None:
+        with self.changed:
+            if state == ConnectionState.CONNECTED:
+                self.connections += 1
+                self.connected.set()
+            elif state == ConnectionState.SUSPENDED:
+                self.connected.clear()
+            elif state == ConnectionState.LOST:
+                self.connected.clear()
+                self.generation += 1
+            self._last_state = state
+            self.changed.notify_all()
+        for listener in list(self._listeners):
+            try:
+                listener(str(state))
+            except Exception:  # a listener's bug must not break the session's thread
+                log.exception("connection listener failed")
+
+    def on_state_change(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(state)`` on every change; it must not block."""
+        self._listeners.append(listener)
+
+    @property
+    def state(self) -> str:
+        return str(self._last_state) if self._last_state else "CONNECTING"
+
+    def start(self, wait: float | None = None) -> bool:
+        """Start connecting in the background; optionally wait for the first connection."""
+        self._connect()
+        if wait is not None:
+            return self.connected.wait(wait)
+        return True
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        return self.connected.wait(timeout)
+
+    def ensure_paths(self, paths: Sequence[str]) -> None:
+        for path in paths:
+            with zk_errors():
+                self.retry(functools.partial(self.ensure_path, path))
+
+    def _can_send(self) -> bool:
+        """Whether a request sent now goes out rather than waiting for a connection."""
+        return self.connected.is_set()
+
+    def retry(
+        self,
+        attempt: Callable[[], T],
+        deadline: float | None = None,
+        what: str = "ZooKeeper request",
+    ) -> T:
+        """Call ``attempt`` until it stops raising :class:`ConnectionLost` or ``deadline``
+        (a ``time.monotonic()`` value) passes, waiting for the connection in between.
+
+        ``attempt`` must be safe to repeat: the ``_inner`` attempt of each public method,
+        which treats NodeExists / NoNode / BadVersion as outcomes to inspect.
+
+        With a deadline, no attempt starts while disconnected: a request made while
+        disconnected is queued, and a synchronous call waits for the reconnection with no
+        time limit, so the deadline would not hold.  (Requests in flight when a connection
+        drops fail at once with ConnectionLost.)
+        """
+        backoff = Backoff()
+        while True:
+            if deadline is not None and not self._can_send():
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.connected.wait(left) or not self._can_send():
+                    raise Unavailable(
+                        f"ZooKeeper at {self.settings.hosts} is unreachable "
+                        f"({self.state}); retry later"
+                    )
+            try:
+                return attempt()
+            except ConnectionLost as exc:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise
+                log.debug("%s: %s; retrying", what, exc)
+                pause = backoff.next()
+                if remaining is not None:
+                    pause = min(pause, remaining)
+                # waiting for the connection is the useful part of the pause
+                self.connected.wait(pause)
+                if not self.connected.is_set():
+                    self.connected.wait(remaining if remaining is not None else None)
+
+    # -- the session ----------------------------------------------------------------------
+    @abstractmethod
+    def _connect(self) -> None:
+        """Start connecting in the background; report states through :meth:`_on_state`."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Close the session (its ephemeral nodes go at once); never raises."""
+
+    @property
+    @abstractmethod
+    def session_id(self) -> int | None:
+        """The id of the current session (what :attr:`Stat.ephemeral_owner` holds for our
+        ephemeral nodes), or None before the first connection."""
+
+    @property
+    def session_timeout(self) -> float:
+        """The timeout the ensemble negotiated (what the client asked, until connected)."""
+        return self.settings.session_timeout
+
+    # -- one node ---------------------------------------------------------------------------
+    # NoNode, NodeExists, BadVersion, NotEmpty are answers (coordinator.zk.errors); a lost
+    # connection raises ConnectionLost, after which a write may or may not have applied.
+    @abstractmethod
+    def get(self, path: str, watch: Watch | None = None) -> tuple[bytes, Stat]:
+        """Data and stat; ``watch`` fires once on the node's next change or deletion."""
+
+    @abstractmethod
+    def get_children(self, path: str, watch: Watch | None = None) -> list[str]:
+        """Child names; ``watch`` fires once when a child is added or removed."""
+
+    @abstractmethod
+    def exists(self, path: str, watch: Watch | None = None) -> Stat | None:
+        """The node's stat, or None."""
+
+    @abstractmethod
+    def create(
+        self,
+        path: str,
+        value: bytes = b"",
+        ephemeral: bool = False,
+        sequence: bool = False,
+        makepath: bool = False,
+    ) -> str:
+        """Create a node; returns its path (with the sequence number, if ``sequence``)."""
+
+    @abstractmethod
+    def set(self, path: str, value: bytes, version: int = -1) -> Stat:
+        """Write data if the node is at ``version`` (-1: any)."""
+
+    @abstractmethod
+    def delete(self, path: str, version: int = -1, recursive: bool = False) -> None:
+        """Delete a node if at ``version`` (-1: any); ``recursive`` takes its subtree."""
+
+    @abstractmethod
+    def ensure_path(self, path: str) -> None:
+        """Create the node and its missing parents, empty and persistent."""
+
+    # -- many nodes ------------------------------------------------------------------------
+    @abstractmethod
+    def multi(self, ops: Sequence[Op]) -> list[OpResult]:
+        """Run ``ops`` as one transaction; all apply or none.  Raises
+        :class:`~zkq.coordinator.zk.errors.TransactionFailed` when rolled back."""
+
+    @abstractmethod
+    def get_many(
+        self, paths: Sequence[str], deadline: float | None = None
+    ) -> dict[str, tuple[bytes, Stat] | None]:
+        """Pipelined reads (one round trip for all): per path its data and stat, or None
+        for a node that does not exist.  With a ``deadline`` (``time.monotonic()``), gives
+        up with :class:`~zkq.coordinator.errors.Timeout` when it passes, connected or not."""
+
+    @abstractmethod
+    def get_children_many(
+        self, paths: Sequence[str], watch: Watch | None = None, deadline: float | None = None
+    ) -> dict[str, list[str] | None]:
+        """Pipelined listings, as :meth:`get_many`; ``watch`` is set on each path."""
+
+    # -- recipes ---------------------------------------------------------------------------
+    @abstractmethod
+    def election(self, path: str, identifier: str) -> Election:
+        """A contender in the election under ``path``, named ``identifier`` (its node's
+        data, which shows who leads)."""
+
+
+__all__ = [
+    "Backoff",
+    "ConnectionState",
+    "Election",
+    "EventType",
+    "OpResult",
+    "Stat",
+    "Watch",
+    "WatchEvent",
+    "ZkSession",
+]
