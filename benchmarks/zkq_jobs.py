@@ -31,8 +31,7 @@ from benchmarks.counters import Counters, Window, read_counters, settle
 from benchmarks.resources import CpuMeter
 from benchmarks.results import Idle, Memory, ZkqRow
 from zkq.coordinator.client import Client
-from zkq.coordinator.job import JobState
-from zkq.coordinator.store import JobSpec
+from zkq.coordinator.job import JobSpec, JobState
 from zkq.coordinator.zk.kazoo_session import KazooSession
 from zkq.dev import processes
 from zkq.dev.cluster import DevCluster

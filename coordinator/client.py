@@ -22,11 +22,12 @@ from typing import Any
 
 from zkq.coordinator.archive import JobArchive
 from zkq.coordinator.config import ClusterConfig
-from zkq.coordinator.errors import JobNotFound, Unavailable
-from zkq.coordinator.job import Job
+from zkq.coordinator.errors import Unavailable
+from zkq.coordinator.job import Job, JobSpec
+from zkq.coordinator.lookup import JobLookup, within
 from zkq.coordinator.mysql import ConnectionPool
 from zkq.coordinator.registration import BadRegistration, WorkerInfo
-from zkq.coordinator.store import JobSpec, JobStore
+from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import NoNode, ZkSession, connect, zk_errors
 
 
@@ -45,6 +46,7 @@ class Client:
         self.connect_timeout = connect_timeout
         #: where pruned jobs are found; connects on first use
         self.archive = JobArchive(ConnectionPool(config.mysql)) if config.mysql else None
+        self.lookup = JobLookup(self.store, self.archive, within(connect_timeout))
 
     @classmethod
     def connect(cls, hosts: str | None = None, root: str | None = None, **settings: Any) -> Client:
@@ -99,13 +101,7 @@ class Client:
 
     def get(self, job_id: str) -> Job:
         """The job from ZooKeeper or, once pruned from there, from the MySQL archive."""
-        try:
-            return self.store.get(job_id, self._deadline(None))
-        except JobNotFound:
-            archived = self.archive.get(job_id) if self.archive is not None else None
-            if archived is None:
-                raise
-            return archived
+        return self.lookup.get(job_id)
 
     def wait(self, job_id: str, timeout: float, until: Callable[[Job], bool] | None = None) -> Job:
         """The job once it ends (or ``until(job)`` holds), or as it is after ``timeout``."""

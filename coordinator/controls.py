@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import time
 
-from zkq.coordinator import lifecycle
-from zkq.coordinator.errors import InvalidInput, JobNotFound, WorkerNotFound, ZkqError
+from zkq.coordinator.errors import InvalidInput, WorkerNotFound, ZkqError
 from zkq.coordinator.job import AttemptOutcome, Job, JobState, validate_spec
 from zkq.coordinator.registration import WorkerInfo
 from zkq.coordinator.store import JobStore
@@ -118,23 +117,4 @@ class Controls:
                 job_id, AttemptOutcome.REQUEUED, "requeued by an operator", spend_attempt=False
             )
             return taken if taken is not None else self.store.get(job_id, self._deadline())
-        return self._revive(job_id)
-
-    def _revive(self, job_id: str) -> Job:
-        tries = 0
-
-        def attempt() -> Job:
-            nonlocal tries
-            tries += 1
-            try:
-                raw, stat = self.session.get(self.layout.job(job_id))
-            except NoNode:
-                raise JobNotFound(job_id) from None
-            job = Job.from_bytes(raw)
-            if tries > 1 and job.state == JobState.PENDING and job.attempts == 0:
-                return job  # our own revive, whose reply was lost
-            step = lifecycle.revive(self.layout, job, stat.version, time.time())
-            self.store.commit(step.ops)
-            return step.job
-
-        return self.store.decide("requeue", attempt, self._deadline())
+        return self.store.revive(job_id, self._deadline())

@@ -19,9 +19,9 @@ from typing import Any
 
 from zkq.coordinator import lifecycle
 from zkq.coordinator.errors import Fenced, JobNotFound, PayloadTooLarge, Unavailable
-from zkq.coordinator.job import Job, check_result
+from zkq.coordinator.job import Job, JobSpec, check_result
 from zkq.coordinator.lifecycle import Batch, Step, written_version
-from zkq.coordinator.store import MAX_MULTI_BYTES, JobSpec, JobStore, byte_groups
+from zkq.coordinator.store import MAX_MULTI_BYTES, JobStore, byte_groups
 from zkq.coordinator.zk import TransactionFailed, zk_errors
 
 

@@ -4,7 +4,8 @@ A record is JSON stored in ``jobs/<era>/<tick>/<id>``.  Its ``state`` is a strin
 one table of allowed transitions (:data:`TRANSITIONS`); the functions of
 :mod:`zkq.coordinator.lifecycle` are the only writers, and each checks that table before it
 builds its transaction.  The znode's version, not anything in the JSON, is the fencing
-token.
+token.  What a submitter asks for is a :class:`JobSpec`; :meth:`JobSpec.to_job` checks it
+and makes the record it becomes.
 
 Terminal states and what they mean:
 
@@ -27,12 +28,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkq.coordinator.errors import InvalidInput, InvalidTransition, PayloadTooLarge
+from zkq.coordinator.ids import id_time, new_job_id, validate_job_id
 
 SCHEMA_VERSION = 1
 MAX_ATTEMPTS_LIMIT = 100
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 TRACEBACK_LIMIT = 8 * 1024
 MESSAGE_LIMIT = 1024
+#: how far from now a submitter's own job id may be dated (its clock may be off a little)
+ID_CLOCK_SKEW = 300.0
 
 
 class JobState(enum.StrEnum):
@@ -204,6 +208,47 @@ class Job:
         return cls.from_dict(json.loads(raw))
 
 
+@dataclass(frozen=True)
+class JobSpec:
+    """What a submitter asks for; :meth:`to_job` makes the record it becomes, choosing the
+    id when none is given."""
+
+    type: str
+    payload: Any = None
+    priority: int = 0
+    max_attempts: int = 1
+    timeout: float = 300.0
+    job_id: str | None = None
+    tenant: str | None = None
+    parent: str | None = None
+
+    def to_job(self, now: float, limits: Limits) -> Job:
+        validate_spec(self.type, self.priority, self.max_attempts, self.timeout)
+        check_payload(self.payload, limits)
+        job_id = new_job_id()
+        if self.job_id:
+            job_id = validate_job_id(self.job_id)
+            if abs(id_time(job_id) - now) > ID_CLOCK_SKEW:
+                # an id from another era would jump the FIFO order and land in buckets
+                # that were pruned long ago (or never will be)
+                raise InvalidInput(
+                    f"job id {job_id} is dated {id_time(job_id) - now:+.0f}s from now: "
+                    "make ids when submitting (a ULID from the current time)"
+                )
+        return Job(
+            id=job_id,
+            type=self.type,
+            payload=self.payload,
+            priority=self.priority,
+            max_attempts=self.max_attempts,
+            timeout=float(self.timeout),
+            created_at=now,
+            updated_at=now,
+            tenant=self.tenant,
+            parent=self.parent,
+        )
+
+
 def encoded_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
@@ -277,6 +322,7 @@ __all__ = [
     "Attempt",
     "AttemptOutcome",
     "Job",
+    "JobSpec",
     "JobState",
     "Limits",
     "check_payload",

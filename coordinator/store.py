@@ -9,8 +9,9 @@ been applied:
   another actor moved the job on, and the write is refused with :class:`Fenced`.  They
   never rebase onto a newer version: that would undo a requeue or a cancel.  They live in
   :mod:`zkq.coordinator.fenced`, on top of this store.
-- *deciding* writers (submit, cancel, the leader's assign and requeue) re-read and decide
-  again from what they find, because their decision depends only on the current state.
+- *deciding* writers (submit, cancel, an operator's revive, the leader's assign and
+  requeue) re-read and decide again from what they find, because their decision depends
+  only on the current state.
 """
 
 from __future__ import annotations
@@ -21,27 +22,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from zkq.coordinator import lifecycle
-from zkq.coordinator.errors import (
-    Conflict,
-    InvalidInput,
-    JobIdTaken,
-    JobNotFound,
-    LeadershipLost,
-    ZkqError,
-)
-from zkq.coordinator.ids import id_time, new_job_id, validate_job_id
-from zkq.coordinator.job import (
-    AttemptOutcome,
-    Job,
-    JobState,
-    Limits,
-    check_payload,
-    validate_spec,
-)
+from zkq.coordinator.errors import Conflict, JobIdTaken, JobNotFound, LeadershipLost, ZkqError
+from zkq.coordinator.ids import validate_job_id
+from zkq.coordinator.job import AttemptOutcome, Job, JobSpec, JobState, Limits
 from zkq.coordinator.lifecycle import Batch
 from zkq.coordinator.paths import Layout, bucket_of
 from zkq.coordinator.zk import (
@@ -64,51 +50,9 @@ MAX_MULTI_BYTES = 512 * 1024
 MAX_PARENT_REPAIRS = 5
 #: how many times a deciding writer reads and decides again before giving up
 MAX_DECISIONS = 20
-#: how far from now a submitter's own job id may be dated (its clock may be off a little)
-ID_CLOCK_SKEW = 300.0
 
 T = TypeVar("T")
 U = TypeVar("U")
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What a submitter asks for.  ``job_id`` is chosen here when not given."""
-
-    type: str
-    payload: Any = None
-    priority: int = 0
-    max_attempts: int = 1
-    timeout: float = 300.0
-    job_id: str | None = None
-    tenant: str | None = None
-    parent: str | None = None
-
-    def to_job(self, now: float, limits: Limits) -> Job:
-        validate_spec(self.type, self.priority, self.max_attempts, self.timeout)
-        check_payload(self.payload, limits)
-        job_id = new_job_id()
-        if self.job_id:
-            job_id = validate_job_id(self.job_id)
-            if abs(id_time(job_id) - now) > ID_CLOCK_SKEW:
-                # an id from another era would jump the FIFO order and land in buckets
-                # that were pruned long ago (or never will be)
-                raise InvalidInput(
-                    f"job id {job_id} is dated {id_time(job_id) - now:+.0f}s from now: "
-                    "make ids when submitting (a ULID from the current time)"
-                )
-        return Job(
-            id=job_id,
-            type=self.type,
-            payload=self.payload,
-            priority=self.priority,
-            max_attempts=self.max_attempts,
-            timeout=float(self.timeout),
-            created_at=now,
-            updated_at=now,
-            tenant=self.tenant,
-            parent=self.parent,
-        )
 
 
 class JobStore:
@@ -305,6 +249,27 @@ class JobStore:
             return step.job
 
         return self.decide("cancel", attempt, deadline)
+
+    def revive(self, job_id: str, deadline: float | None = None) -> Job:
+        """Send a failed, dead or cancelled job back to pending with fresh attempts (an
+        operator's ``zkq requeue``); :class:`InvalidTransition` for any other state."""
+        validate_job_id(job_id)
+        sent: int | None = None  # the version our last revive was written against
+
+        def attempt() -> Job:
+            nonlocal sent
+            job, version, _ = self.read(job_id)
+            if sent is not None and not job.terminal and version > sent:
+                # Only a revive takes a job out of failed, dead or cancelled: ours, whose
+                # reply was lost (the leader may have assigned the job since), or another
+                # operator's at the same moment.  Either way the job is back in the queue.
+                return job
+            step = lifecycle.revive(self.layout, job, version, time.time())
+            sent = version
+            self.commit(step.ops)
+            return step.job
+
+        return self.decide("revive", attempt, deadline)
 
     def requeue(
         self,

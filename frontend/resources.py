@@ -1,5 +1,6 @@
 """What one frontend process holds for all its requests: the ZooKeeper gate and the MySQL
-pool with the stores built on it (keys, rate limiter, request log, archive, idempotency).
+pool with the stores built on it (keys, rate limiter, request log, archive, idempotency),
+and the lookup of jobs across the two.
 
 Built by the app factory but *connected* per process (:meth:`Resources.start`), after
 gunicorn forks and gevent patches: a pid check rebuilds everything in a process that
@@ -9,6 +10,7 @@ time, the job id for the log).
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import threading
@@ -19,6 +21,8 @@ from flask import Flask, current_app
 from zkq.coordinator.archive import JobArchive
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import DatabaseUnavailable
+from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.lookup import JobLookup
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.frontend.idempotency import IdempotencyKeys
 from zkq.frontend.keys import KeyStore
@@ -55,6 +59,27 @@ class _MySQL:
     def close(self) -> None:
         self.request_log.close(timeout=2.0)
         self.pool.close()
+
+
+class _Archive:
+    """The archive of this process's MySQL, reached only when a read needs it: a frontend
+    without MySQL (``ZKQ_AUTH=off``) still reads live jobs, and answers 503 for the rest."""
+
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+
+    def get(self, job_id: str) -> Job | None:
+        return self.resources.mysql.archive.get(job_id)
+
+    def list(
+        self,
+        tenant: str | None = None,
+        state: JobState | str | None = None,
+        type: str | None = None,
+        after_id: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Job]:
+        return self.resources.mysql.archive.list(tenant, state, type, after_id, limit)
 
 
 class Resources:
@@ -101,6 +126,11 @@ class Resources:
                 "API keys: configure it"
             )
         return self._mysql
+
+    @property
+    def jobs(self) -> JobLookup:
+        """Jobs in ZooKeeper or the archive, each ZooKeeper read bounded by :meth:`ZkGate.call`."""
+        return JobLookup(self.zk.store, _Archive(self), self.zk.call)
 
     def mysql_ready(self) -> bool:
         self.start()

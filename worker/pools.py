@@ -29,8 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from zkq.coordinator.job import MESSAGE_LIMIT, short, truncate_traceback
-from zkq.coordinator.store import JobSpec
+from zkq.coordinator.job import MESSAGE_LIMIT, JobSpec, short, truncate_traceback
 from zkq.worker.registry import Handler, JobContext, Registry, registry
 
 

@@ -53,8 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from zkq.coordinator.errors import ConfigError
-from zkq.coordinator.job import Job, validate_spec
-from zkq.coordinator.store import JobSpec
+from zkq.coordinator.job import Job, JobSpec, validate_spec
 
 MAX_CHILDREN = 100
 

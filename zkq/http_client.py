@@ -39,7 +39,7 @@ from zkq.coordinator.errors import Conflict, InvalidInput, Unavailable, ZkqError
 from zkq.coordinator.job import Job
 
 if TYPE_CHECKING:
-    from zkq.coordinator.store import JobSpec
+    from zkq.coordinator.job import JobSpec
 
 #: the server caps a long-poll at its MAX_WAIT (60 s by default); ask for less
 LONG_POLL = 30.0

@@ -1,8 +1,9 @@
 """``/v1/jobs``: submit (one or a batch), read (with long-poll), cancel, list.
 
 Every job belongs to the tenant of the key that submitted it; another tenant's job is a
-404, exactly like a job that does not exist, so ids cannot be probed.  A job pruned from
-ZooKeeper is read from the MySQL archive.
+404, exactly like a job that does not exist, so ids cannot be probed.  Jobs are read
+through :class:`~zkq.coordinator.lookup.JobLookup`: from ZooKeeper, or from the MySQL
+archive once pruned.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from zkq.coordinator.census import Reader
 from zkq.coordinator.errors import InvalidInput, InvalidTransition, JobNotFound
 from zkq.coordinator.ids import new_job_id
-from zkq.coordinator.job import Job
-from zkq.coordinator.listing import scan_jobs
-from zkq.coordinator.store import JobSpec
+from zkq.coordinator.job import Job, JobSpec
 from zkq.frontend import idempotency
 from zkq.frontend.api import Header, api
 from zkq.frontend.auth import current_key
@@ -89,32 +87,15 @@ def _submit(bodies: Sequence[JobSubmission], endpoint: str) -> tuple[list[Job], 
         if claim.replay:
             replay = True
             specs = _specs(bodies, claim.job_ids)
-    found: dict[str, Job] = {}
-    with res.zk.call() as deadline:
-        if replay:
-            found = _existing([s.job_id or "" for s in specs], deadline)
-        missing = [s for s in specs if s.job_id not in found]
-        if missing:
+    # a replay looks the jobs up first, in the archive too, so a job that ran and was
+    # pruned long ago is not submitted a second time
+    found = res.jobs.get_many([s.job_id or "" for s in specs]) if replay else {}
+    missing = [s for s in specs if s.job_id not in found]
+    if missing:
+        with res.zk.call() as deadline:
             for job in res.zk.store.submit_many(missing, deadline):
                 found[job.id] = job
     return [found[s.job_id or ""] for s in specs], replay
-
-
-def _existing(job_ids: list[str], deadline: float) -> dict[str, Job]:
-    """Jobs already made under an idempotency key: in ZooKeeper, else in the archive
-    (which the pruner fills *before* it deletes, so a job is always in one of them)."""
-    res = resources()
-    layout = res.zk.session.settings.layout
-    records = Reader(res.zk.session, deadline).data([layout.job(i) for i in job_ids])
-    found = {
-        i: Job.from_bytes(records[layout.job(i)][0]) for i in job_ids if layout.job(i) in records
-    }
-    for job_id in job_ids:
-        if job_id not in found:
-            archived = res.mysql.archive.get(job_id)
-            if archived is not None:
-                found[job_id] = archived
-    return found
 
 
 @api.route(
@@ -158,17 +139,8 @@ def submit_batch(body: BatchSubmission) -> tuple[Any, ...]:
 
 
 def _read(job_id: str) -> Job:
-    """The job from ZooKeeper, or from the archive once pruned; the caller's own only."""
-    res = resources()
-    try:
-        with res.zk.call() as deadline:
-            job = res.zk.store.get(job_id, deadline)
-    except JobNotFound:
-        archived = res.mysql.archive.get(job_id)
-        if archived is None:
-            raise
-        job = archived
-    return _own(job)
+    """The job, live or archived; the caller's own only."""
+    return _own(resources().jobs.get(job_id))
 
 
 @api.route(
@@ -221,44 +193,14 @@ def cancel_job(job_id: str) -> tuple[Any, ...]:
     errors=(400,),
 )
 def list_jobs(query: ListQuery) -> tuple[Any, ...]:
-    """Merges live jobs (ZooKeeper) and archived ones (MySQL) by id.
-
-    Each source reads at most a bounded amount and says how far it got; the page stops at
-    the nearer of the two, so the cursor (the last id handed out, or the point a source
-    stopped at) never skips a job of either.
-    """
-    res = resources()
-    tenant = current_key().tenant
-
-    def match(job: Job) -> bool:
-        return (
-            job.tenant == tenant
-            and (query.state is None or job.state == query.state)
-            and (query.type is None or job.type == query.type)
-        )
-
-    with res.zk.call() as deadline:
-        scan = scan_jobs(
-            res.zk.session,
-            query.cursor,
-            query.limit,
-            match,
-            deadline,
-            budget=int(current_app.config["LIST_SCAN_BUDGET"]),
-        )
-    archived = res.mysql.archive.list(
-        tenant=tenant, state=query.state, type=query.type, after_id=query.cursor, limit=query.limit
+    """Live jobs (ZooKeeper) and archived ones (MySQL) merged by id; the cursor is
+    :class:`~zkq.coordinator.lookup.Page`'s, which never skips a job of either."""
+    page = resources().jobs.page(
+        query.cursor,
+        query.limit,
+        tenant=current_key().tenant,
+        state=query.state,
+        job_type=query.type,
+        budget=int(current_app.config["LIST_SCAN_BUDGET"]),
     )
-    bounds = [b for b in (None if scan.exhausted else scan.last,) if b is not None]
-    if len(archived) >= query.limit:
-        bounds.append(archived[-1].id)
-    bound = min(bounds) if bounds else None
-    merged = {j.id: j for j in archived}
-    merged.update({j.id: j for j in scan.jobs})  # the live record is the newer one
-    ids = sorted(i for i in merged if bound is None or i <= bound)
-    page = ids[: query.limit]
-    if len(ids) > query.limit:
-        cursor: str | None = page[-1]
-    else:
-        cursor = bound
-    return JobPage(jobs=[JobOut.of(merged[i]) for i in page], next_cursor=cursor), 200
+    return JobPage(jobs=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor), 200

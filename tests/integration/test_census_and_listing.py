@@ -11,8 +11,9 @@ import pytest
 
 from zkq.coordinator import census, zk
 from zkq.coordinator.config import ZkSettings
+from zkq.coordinator.job import JobSpec
 from zkq.coordinator.listing import scan_jobs
-from zkq.coordinator.store import JobSpec, JobStore
+from zkq.coordinator.store import JobStore
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration

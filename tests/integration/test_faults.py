@@ -25,9 +25,8 @@ from tests.support import (
     worker_pid,
 )
 from zkq.coordinator.client import Client
-from zkq.coordinator.job import JobState
+from zkq.coordinator.job import JobSpec, JobState
 from zkq.coordinator.paths import Layout
-from zkq.coordinator.store import JobSpec
 from zkq.dev.cluster import DevCluster
 from zkq.dev.waiting import wait_until
 

@@ -11,8 +11,7 @@ from tests.support import client_of, running_cluster
 from zkq.coordinator.client import Client
 from zkq.coordinator.errors import InvalidTransition, JobIdTaken, PayloadTooLarge
 from zkq.coordinator.ids import new_job_id
-from zkq.coordinator.job import JobState
-from zkq.coordinator.store import JobSpec
+from zkq.coordinator.job import JobSpec, JobState
 from zkq.dev.cluster import DevCluster
 
 pytestmark = pytest.mark.integration

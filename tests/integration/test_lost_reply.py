@@ -1,4 +1,5 @@
-"""A submission whose reply is lost is retried, and the retry creates no duplicate."""
+"""Writes whose reply is lost are retried, and the retry neither duplicates nor refuses
+what the lost write did."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from kazoo.client import KazooClient
 from tests.tcpproxy import CuttingProxy
 from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.job import JobState
 from zkq.coordinator.paths import Layout
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 
@@ -34,7 +36,7 @@ def test_a_submission_retried_after_a_lost_reply_is_not_duplicated(
         client = Client(ClusterConfig.load(hosts=f"127.0.0.1:{proxy.port}", root=root))
         client.start()
         try:
-            from zkq.coordinator.store import JobSpec
+            from zkq.coordinator.job import JobSpec
 
             proxy.cut_after_next_request(min_bytes=200)  # the multi, not a ping
             jobs = client.submit_many(
@@ -59,3 +61,26 @@ def test_a_submission_retried_after_a_lost_reply_is_not_duplicated(
     finally:
         zk.stop()
         zk.close()
+
+
+def test_a_revive_retried_after_a_lost_reply_recognises_its_own_write(
+    ensemble: ZooKeeperEnsemble,
+) -> None:
+    """The retry finds the job pending already: that is the revive it sent, not a job it
+    may not revive."""
+    root = f"/lost-revive-{int(time.time() * 1000)}"
+    with CuttingProxy("127.0.0.1", ensemble.client_port(0)) as proxy:
+        client = Client(ClusterConfig.load(hosts=f"127.0.0.1:{proxy.port}", root=root))
+        client.start()
+        try:
+            job = client.cancel(client.submit("echo", {"pad": "x" * 200}).id)
+            proxy.cut_after_next_request(min_bytes=200)  # the revive's multi
+            revived = client.store.revive(job.id)
+            assert proxy.cuts == 1, "the reply was not lost: the test proved nothing"
+            assert revived.state == JobState.PENDING and revived.attempts == 0
+            assert client.get(job.id).state == JobState.PENDING
+            layout = client.config.zk.layout
+            entries = client.session.get_children(layout.pending_shard("echo", job.id))
+            assert entries == [f"999-{job.id}"]
+        finally:
+            client.close()

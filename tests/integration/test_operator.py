@@ -14,8 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support import client_of, member_by_pid, running_cluster, worker_pid
 from zkq.cli import main
 from zkq.coordinator.client import Client
-from zkq.coordinator.job import JobState
-from zkq.coordinator.store import JobSpec
+from zkq.coordinator.job import JobSpec, JobState
 from zkq.dev.cluster import DevCluster
 from zkq.dev.ports import free_port
 from zkq.dev.waiting import wait_until

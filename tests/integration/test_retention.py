@@ -18,11 +18,11 @@ from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig, ZkSettings
 from zkq.coordinator.errors import DatabaseUnavailable, JobNotFound
 from zkq.coordinator.fenced import FencedWriter
-from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.job import Job, JobSpec, JobState
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.coordinator.paths import bucket_of
 from zkq.coordinator.retention import Pruner
-from zkq.coordinator.store import JobSpec, JobStore
+from zkq.coordinator.store import JobStore
 from zkq.dev.mariadb import MariaDBServer
 from zkq.dev.ports import free_port
 from zkq.dev.zookeeper import ZooKeeperEnsemble

@@ -12,8 +12,8 @@ from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import InvalidInput, LeadershipLost
 from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.ids import id_for_time
-from zkq.coordinator.job import AttemptOutcome, JobState
-from zkq.coordinator.store import JobSpec, JobStore
+from zkq.coordinator.job import AttemptOutcome, JobSpec, JobState
+from zkq.coordinator.store import JobStore
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration

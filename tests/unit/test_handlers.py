@@ -16,8 +16,7 @@ import tests.apps.own_registry as own_app
 import zkq.worker.registry
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import ConfigError, InvalidInput
-from zkq.coordinator.job import Job, Limits
-from zkq.coordinator.store import JobSpec
+from zkq.coordinator.job import Job, JobSpec, Limits
 from zkq.dev.ports import free_port
 from zkq.frontend.models import JobSubmission
 from zkq.worker.pools import Pool, ProcessPool, make_pool

@@ -24,7 +24,7 @@ from zkq.coordinator.errors import (
     Unavailable,
     ZkqError,
 )
-from zkq.coordinator.store import JobSpec
+from zkq.coordinator.job import JobSpec
 from zkq.dev.ports import free_port
 from zkq.http_client import HttpClient
 

@@ -1,11 +1,15 @@
+import time
+
 import pytest
 
 from zkq.coordinator.errors import InvalidInput, InvalidTransition, PayloadTooLarge
+from zkq.coordinator.ids import id_for_time, id_time
 from zkq.coordinator.job import (
     TRANSITIONS,
     Attempt,
     AttemptOutcome,
     Job,
+    JobSpec,
     JobState,
     Limits,
     check_payload,
@@ -96,3 +100,21 @@ def test_invalid_specs_are_refused(
 ) -> None:
     with pytest.raises(InvalidInput):
         validate_spec(job_type, priority, attempts, timeout)
+
+
+def test_a_spec_becomes_a_pending_record_with_a_fresh_id() -> None:
+    now = time.time()
+    job = JobSpec("t", {"a": 1}, priority=5, timeout=10, tenant="acme").to_job(now, Limits())
+    assert (job.type, job.payload, job.priority, job.tenant) == ("t", {"a": 1}, 5, "acme")
+    assert job.state == JobState.PENDING and job.created_at == job.updated_at == now
+    assert isinstance(job.timeout, float) and abs(id_time(job.id) - now) < 1
+
+
+def test_a_spec_keeps_its_own_id_only_when_it_is_dated_about_now() -> None:
+    now = time.time()
+    own = id_for_time(now - 10)
+    assert JobSpec("t", job_id=own).to_job(now, Limits()).id == own
+    with pytest.raises(InvalidInput, match="dated"):
+        JobSpec("t", job_id=id_for_time(now - 3600)).to_job(now, Limits())
+    with pytest.raises(PayloadTooLarge):
+        JobSpec("t", "x" * 70_000).to_job(now, Limits())
