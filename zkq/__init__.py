@@ -61,7 +61,7 @@ from zkq.coordinator.job import Job, JobState
 if TYPE_CHECKING:
     from zkq.coordinator.client import Client
     from zkq.http_client import HttpClient
-    from zkq.worker.registry import JobContext, handler, set_client
+    from zkq.worker.registry import JobContext, Registry, handler, set_client
 
 __all__ = [
     "ApiKeyNotFound",
@@ -92,6 +92,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "Registry",
     "Timeout",
     "Unauthenticated",
     "Unavailable",
@@ -116,10 +117,10 @@ def __getattr__(name: str) -> Any:
         from zkq.http_client import HttpClient
 
         value = HttpClient
-    elif name in ("JobContext", "handler", "set_client"):
-        from zkq.worker.registry import JobContext, handler, set_client
+    elif name in ("JobContext", "Registry", "handler", "set_client"):
+        from zkq.worker import registry
 
-        value = {"JobContext": JobContext, "handler": handler, "set_client": set_client}[name]
+        value = getattr(registry, name)
     else:
         raise AttributeError(f"module 'zkq' has no attribute {name!r}")
     globals()[name] = value
