@@ -63,9 +63,11 @@ class Dispatcher:
         overdue_grace: float = 2.0,
         stats: DispatchStats | None = None,
         fence: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """``fence``: the leader's own election node; every assignment checks that it still
-        exists (see :meth:`JobStore.assign_many`)."""
+        exists (see :meth:`JobStore.assign_many`).  ``clock``: the wall clock that attempts
+        are judged overdue by (a test's, to move time on)."""
         self.session = session
         self.store = store
         self.layout = store.layout
@@ -74,6 +76,7 @@ class Dispatcher:
         self.batch_size = batch_size
         self.stats = stats or DispatchStats()
         self.fence = fence
+        self.clock = clock
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
         self.pending = PendingIndex()
@@ -112,12 +115,7 @@ class Dispatcher:
                 continue
             self.wake.clear()
             try:
-                if self.session.connections != self._connections_seen:
-                    self._connections_seen = self.session.connections
-                    self._reconcile_all()
-                self._process_dirty()
-                assigned = self._assign()
-                self._reap_overdue()
+                assigned = self.step()
             except ConnectionLost as exc:
                 log.info("ZooKeeper unavailable while dispatching (%s)", exc)
                 # whatever was in flight may or may not have applied, and the dirty paths
@@ -141,6 +139,18 @@ class Dispatcher:
             if not assigned:
                 self.wake.wait(self._next_timer())
 
+    def step(self) -> int:
+        """One round: reconcile after a (re)connection, list again what watches marked,
+        assign, take back overdue attempts.  Returns how many jobs it assigned.  Raises
+        :class:`ConnectionLost` (reconcile on the next round) and :class:`LeadershipLost`."""
+        if self.session.connections != self._connections_seen:
+            self._connections_seen = self.session.connections
+            self._reconcile_all()
+        self._process_dirty()
+        assigned = self._assign()
+        self._reap_overdue()
+        return assigned
+
     def _publish(self, every: float = 1.0) -> None:
         """Refresh the snapshot that metrics read, at most once a second."""
         now = time.monotonic()
@@ -159,7 +169,7 @@ class Dispatcher:
             wait = min(wait, min(self._deferred.values()) - time.monotonic())
         soonest = self.attempts.soonest()
         if soonest is not None:
-            wait = min(wait, soonest - time.time())
+            wait = min(wait, soonest - self.clock())
         return max(0.01, wait)
 
     def _reconcile_all(self) -> None:
@@ -284,7 +294,7 @@ class Dispatcher:
             ended = id_time(bucket_prefix.ljust(26, "Z")[:26])
         except ValueError:
             return
-        if time.time() - ended < EMPTY_SHARD_GRACE:
+        if self.clock() - ended < EMPTY_SHARD_GRACE:
             return
         try:
             self.session.delete(path)
@@ -389,7 +399,7 @@ class Dispatcher:
 
     # -- overdue attempts --------------------------------------------------------------------
     def _reap_overdue(self) -> None:
-        now = time.time()
+        now = self.clock()
         due = self.attempts.due(now)
         if not due:
             return
@@ -411,12 +421,17 @@ class Dispatcher:
                 f"attempt exceeded its timeout of {job.timeout:g}s",
                 expected_version=version,  # not one that started after we looked
             )
+            if result is None:
+                # the record moved after we read it: it ended, or an overdue assignment
+                # started just then.  Look again soon rather than forget it: nothing else
+                # would time an attempt that has just started.
+                self.attempts.reschedule(jid, now + max(self.attempts.grace, 1.0))
+                continue
             self.attempts.forget(jid)
-            if result is not None:
-                self.stats.requeued += 1
-                self.stats.timeouts += 1
-                log.warning(
-                    "attempt overdue: taken back, now %s",
-                    result.state,
-                    extra={"job_id": jid, "worker_id": job.worker or "", "type": job.type},
-                )
+            self.stats.requeued += 1
+            self.stats.timeouts += 1
+            log.warning(
+                "attempt overdue: taken back, now %s",
+                result.state,
+                extra={"job_id": jid, "worker_id": job.worker or "", "type": job.type},
+            )

@@ -8,9 +8,11 @@ and :func:`connect`, which every process uses to make its one session.
     ops.py            Create, Delete, SetData, Check: the ops of one multi, as values
     session.py        ZkSession: the connection-state policy, and the primitive operations
     kazoo_session.py  KazooSession: ZkSession over kazoo, the only module importing kazoo
+    memory.py         MemoryZooKeeper: one tree in memory, its faults, a ManualClock
+    memory_session.py MemorySession: ZkSession over that tree, for unit tests
 
 Code outside this package sees only the interface, so a session that keeps its nodes in
-memory can stand in for ZooKeeper in unit tests.
+memory stands in for ZooKeeper in unit tests.
 """
 
 from __future__ import annotations
