@@ -54,9 +54,9 @@ from benchmarks.http_results import (
 )
 from benchmarks.stack import bench_cluster, load_average
 from benchmarks.zk_size import backlog, long_run, wait_drained
+from zkq.coordinator.buckets import EMPTY_SHARD_GRACE
 from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig
-from zkq.coordinator.dispatcher import EMPTY_SHARD_GRACE
 from zkq.coordinator.errors import ZkqError
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.coordinator.retention import BUCKET_GRACE, prune_interval

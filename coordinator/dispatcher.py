@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable
 
 from zkq.coordinator.attempts import AttemptClock
+from zkq.coordinator.buckets import BucketSweeper
 from zkq.coordinator.errors import LeadershipLost, ZkqError
-from zkq.coordinator.ids import id_time
 from zkq.coordinator.job import AttemptOutcome, Job, JobState
 from zkq.coordinator.paths import parse_pending_name
 from zkq.coordinator.pending import PendingIndex
@@ -34,7 +34,6 @@ from zkq.coordinator.zk import (
     ConnectionLost,
     Delete,
     NoNode,
-    NotEmpty,
     Op,
     TransactionFailed,
     WatchEvent,
@@ -43,9 +42,6 @@ from zkq.coordinator.zk import (
 
 log = logging.getLogger(__name__)
 
-#: how long an emptied pending shard is kept before the leader deletes it; it covers
-#: submitters whose clocks run behind and tick nodes they are about to write into
-EMPTY_SHARD_GRACE = 120.0
 #: least seconds between two listings of a pending tick while the leader holds its type's work
 RELIST_INTERVAL = 0.1
 
@@ -77,6 +73,7 @@ class Dispatcher:
         self.stats = stats or DispatchStats()
         self.fence = fence
         self.clock = clock
+        self.buckets = BucketSweeper(session, clock)
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
         self.pending = PendingIndex()
@@ -289,16 +286,8 @@ class Dispatcher:
             self._drop_if_old(path, era + tick)  # empty
 
     def _drop_if_old(self, path: str, bucket_prefix: str) -> None:
-        """Delete an empty pending shard or era whose time ended long ago."""
-        try:
-            ended = id_time(bucket_prefix.ljust(26, "Z")[:26])
-        except ValueError:
-            return
-        if self.clock() - ended < EMPTY_SHARD_GRACE:
-            return
-        try:
-            self.session.delete(path)
-        except (NoNode, NotEmpty):
+        """Delete an empty pending tick or era whose time ended long ago, and forget it."""
+        if not self.buckets.drop_if_old(path, bucket_prefix):
             return
         self._tick_listed_at.pop(path, None)
         if path.count("/") > self.layout.pending.count("/") + 2:  # a tick, not an era

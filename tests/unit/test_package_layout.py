@@ -60,3 +60,22 @@ def test_zkq_bench_still_finds_the_benchmarks(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "LockingQueue" in done.stdout
+
+
+#: a module longer than this no longer reads in one sitting: split it along what it holds
+MAX_MODULE_LINES = 450
+
+
+def test_every_product_module_reads_in_one_sitting() -> None:
+    too_long = {
+        str(path.relative_to(REPO)): lines
+        for part in ("coordinator", "worker", "frontend", "zkq")
+        for path in (REPO / part).rglob("*.py")
+        if path.relative_to(REPO).parts[:2] not in LINKED
+        and (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert too_long == {}
+
+
+#: zkq/coordinator, zkq/worker and zkq/frontend are links to the top-level folders
+LINKED = {("zkq", "coordinator"), ("zkq", "worker"), ("zkq", "frontend")}
