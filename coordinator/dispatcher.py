@@ -116,8 +116,11 @@ class Dispatcher:
             except ConnectionLost as exc:
                 log.info("ZooKeeper unavailable while dispatching (%s)", exc)
                 # whatever was in flight may or may not have applied, and the dirty paths
-                # taken for this round are lost: reconcile once the connection is back
+                # taken for this round are lost: reconcile once the connection is back.  A
+                # request that timed out on a connection still up (an overloaded ensemble)
+                # must not turn into a loop of full re-listings: pause a little first
                 self._connections_seen = -1
+                self.wake.wait(0.2)
                 continue
             except LeadershipLost as exc:
                 log.warning("%s: stepping down", exc)

@@ -117,7 +117,8 @@ class Attempt:
     worker: str
     started_at: float
     ended_at: float | None = None
-    outcome: AttemptOutcome | None = None  # None while it runs
+    #: None while it runs; a plain string for an outcome a newer zkq wrote
+    outcome: AttemptOutcome | str | None = None
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,8 +130,14 @@ class Attempt:
     def from_dict(cls, data: dict[str, Any]) -> Attempt:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        if values.get("outcome") is not None:
-            values["outcome"] = AttemptOutcome(values["outcome"])
+        outcome = values.get("outcome")
+        if outcome is not None:
+            # an outcome this zkq does not know (written by a newer one) is kept as its
+            # string: one attempt's label must not make the whole record unreadable
+            try:
+                values["outcome"] = AttemptOutcome(outcome)
+            except ValueError:
+                values["outcome"] = str(outcome)
         return cls(**values)
 
 

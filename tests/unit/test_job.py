@@ -66,6 +66,16 @@ def test_attempt_outcomes_are_stored_as_the_strings_records_always_held() -> Non
     }
 
 
+def test_an_outcome_a_newer_zkq_wrote_keeps_the_record_readable() -> None:
+    stored = (
+        b'{"id":"01M81DJSFMKM5WE6J0X6ERV5QZ","type":"t","state":"pending","history":['
+        b'{"number":1,"worker":"w1","started_at":1.0,"ended_at":2.0,"outcome":"preempted"}]}'
+    )
+    job = Job.from_bytes(stored)
+    assert job.history[0].outcome == "preempted"
+    assert b'"outcome":"preempted"' in job.to_bytes()  # and written back as it was
+
+
 def test_a_newer_schema_is_refused_clearly() -> None:
     job = Job(id="01M81DJSFMKM5WE6J0X6ERV5QZ", type="t")
     with pytest.raises(InvalidInput, match="upgrade"):

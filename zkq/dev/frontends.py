@@ -28,6 +28,7 @@ from typing import Any
 
 import jinja2
 
+import zkq.frontend
 from zkq.dev.errors import DevClusterError, StartupFailed
 from zkq.dev.members import HEALTH_PROBES, Member, Roster, check_alive
 from zkq.dev.ports import free_port, free_ports
@@ -36,7 +37,8 @@ from zkq.dev.waiting import wait_until
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_TEMPLATE = REPO / "haproxy" / "haproxy.cfg.j2"
-GUNICORN_CONF = REPO / "frontend" / "gunicorn.conf.py"
+#: from the installed package, so a wheel install finds it as a checkout does
+GUNICORN_CONF = Path(zkq.frontend.__file__).resolve().with_name("gunicorn.conf.py")
 APP = "zkq.frontend.app:create_app()"
 FRONTEND, HAPROXY = "frontend", "haproxy"
 
