@@ -20,15 +20,15 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
+from zkq.coordinator import census
 from zkq.coordinator.archive import JobArchive
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import Unavailable
 from zkq.coordinator.job import Job, JobSpec
 from zkq.coordinator.lookup import JobLookup, within
 from zkq.coordinator.mysql import ConnectionPool
-from zkq.coordinator.registration import BadRegistration, WorkerInfo
 from zkq.coordinator.store import JobStore
-from zkq.coordinator.zk import NoNode, ZkSession, connect, zk_errors
+from zkq.coordinator.zk import ZkSession, connect
 
 
 class Client:
@@ -112,23 +112,12 @@ class Client:
 
     # -- workers --------------------------------------------------------------------------
     def workers(self) -> list[dict[str, Any]]:
-        """Each live worker's registration, with the jobs in its inbox."""
-        layout = self.config.zk.layout
-        session = self.session
+        """Each live worker's registration, with the jobs in its inbox (three pipelined
+        rounds, whatever the number of workers: :func:`census.workers`)."""
         out: list[dict[str, Any]] = []
-        with zk_errors():
-            for worker_id in sorted(session.get_children(layout.workers)):
-                try:
-                    raw, stat = session.get(layout.worker(worker_id))
-                    inbox = sorted(session.get_children(layout.inbox(worker_id)))
-                except NoNode:
-                    continue
-                try:
-                    info = WorkerInfo.from_bytes(worker_id, raw)
-                except BadRegistration:
-                    info = WorkerInfo.unreadable(worker_id)
-                entry = info.to_dict()
-                entry["inbox"] = inbox
-                entry["session"] = f"0x{stat.ephemeral_owner:x}"
-                out.append(entry)
+        for live in census.workers(self.session, self._deadline(None)):
+            entry = live.registration.to_dict()
+            entry["inbox"] = live.inbox
+            entry["session"] = live.session
+            out.append(entry)
         return out

@@ -20,7 +20,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from zkq.coordinator.census import Reader
 from zkq.coordinator.errors import JobNotFound
 from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.listing import JobScan, scan_jobs
@@ -109,13 +108,12 @@ class JobLookup:
     def get_many(self, job_ids: Sequence[str]) -> dict[str, Job]:
         """Those of ``job_ids`` that exist, live or archived: one pipelined round in
         ZooKeeper, then the archive for the rest."""
-        paths = {job_id: self.store.layout.job(job_id) for job_id in job_ids}
         with self.bound() as deadline:
-            records = Reader(self.store.session, deadline).data(list(paths.values()))
+            live = self.store.get_many(job_ids, deadline)
         found: dict[str, Job] = {}
-        for job_id, path in paths.items():
-            if path in records:
-                found[job_id] = Job.from_bytes(records[path][0])
+        for job_id in job_ids:
+            if job_id in live:
+                found[job_id] = live[job_id][0]
             elif self.archive is not None:
                 archived = self.archive.get(job_id)
                 if archived is not None:

@@ -106,9 +106,12 @@ class JobStore:
     def get(self, job_id: str, deadline: float | None = None) -> Job:
         return self.get_versioned(job_id, deadline)[0]
 
-    def get_many(self, job_ids: Sequence[str]) -> dict[str, tuple[Job, int]]:
-        """Pipelined reads; jobs that no longer exist are left out."""
-        read = self.session.get_many([self.layout.job(jid) for jid in job_ids])
+    def get_many(
+        self, job_ids: Sequence[str], deadline: float | None = None
+    ) -> dict[str, tuple[Job, int]]:
+        """Pipelined reads (one round trip); jobs that no longer exist are left out.  With a
+        ``deadline`` (``time.monotonic()``), gives up with ``Timeout`` when it passes."""
+        read = self.session.get_many([self.layout.job(jid) for jid in job_ids], deadline)
         found: dict[str, tuple[Job, int]] = {}
         for jid in job_ids:
             entry = read.get(self.layout.job(jid))

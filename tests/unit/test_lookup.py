@@ -16,7 +16,6 @@ from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.listing import JobScan
 from zkq.coordinator.lookup import JobLookup, merge
-from zkq.coordinator.paths import Layout
 
 
 def jobs(n: int, state: JobState = JobState.SUCCEEDED) -> list[Job]:
@@ -109,22 +108,11 @@ def test_paging_to_the_end_hands_out_every_job_once_in_order(seed: int) -> None:
 
 
 # -- the lookup -----------------------------------------------------------------------------
-class FakeSession:
-    def __init__(self, store: FakeStore) -> None:
-        self.store = store
-
-    def get_many(self, paths: list[str], deadline: float | None = None) -> dict[str, Any]:
-        by_path = {self.store.layout.job(i): job for i, job in self.store.jobs.items()}
-        return {p: (by_path[p].to_bytes(), None) if p in by_path else None for p in paths}
-
-
 class FakeStore:
     """The part of a JobStore the lookup reads, over a dict."""
 
     def __init__(self, live: list[Job]) -> None:
         self.jobs = {job.id: job for job in live}
-        self.layout = Layout("/zkq")
-        self.session = FakeSession(self)
         self.deadlines: list[float | None] = []
 
     def get(self, job_id: str, deadline: float | None = None) -> Job:
@@ -132,6 +120,12 @@ class FakeStore:
         if job_id not in self.jobs:
             raise JobNotFound(job_id)
         return self.jobs[job_id]
+
+    def get_many(
+        self, job_ids: list[str], deadline: float | None = None
+    ) -> dict[str, tuple[Job, int]]:
+        self.deadlines.append(deadline)
+        return {i: (self.jobs[i], 0) for i in job_ids if i in self.jobs}
 
 
 class FakeArchive:
