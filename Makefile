@@ -5,7 +5,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: bootstrap run down test lint bench clean
+.PHONY: bootstrap bootstrap-deploy run down test test-deploy lint lint-ansible wheelhouse bench clean
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -20,6 +20,21 @@ down:
 
 test: bootstrap
 	$(BIN)/pytest
+
+# What deploying with Ansible (and its test) needs besides: Ansible, debootstrap, ...
+bootstrap-deploy:
+	scripts/bootstrap.sh --deploy
+
+wheelhouse: bootstrap
+	scripts/build-wheelhouse.sh
+
+# Lint the playbooks, deploy them onto test hosts (network namespaces with their own
+# Debian roots, reached over SSH) and break them: see docs/deploy.md.  Needs root.
+test-deploy: bootstrap-deploy wheelhouse
+	ZKQ_DEPLOY_TESTS=1 $(BIN)/pytest tests/deploy
+
+lint-ansible: bootstrap-deploy
+	cd ansible && ansible-lint
 
 lint: bootstrap
 	$(BIN)/ruff check .

@@ -12,6 +12,11 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 STAMP="$VENV/.bootstrap-stamp"
 PACKAGES=(zookeeper default-jre-headless mariadb-server haproxy)
+# `bootstrap.sh --deploy`: also what deploying with Ansible and its test need (the test
+# hosts are Debian roots made by debootstrap, reaching the mirror through apt-cacher-ng).
+if [ "${1:-}" = "--deploy" ]; then
+    PACKAGES+=(ansible ansible-lint debootstrap apt-cacher-ng openssh-client)
+fi
 
 say() { echo "bootstrap: $*" >&2; }
 die() { say "error: $*"; exit 1; }

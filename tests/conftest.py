@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from zkq.dev.mariadb import MariaDBServer
 from zkq.dev.zookeeper import ZooKeeperEnsemble
+
+# The deployment tests (tests/deploy) build Debian roots, start a dozen test hosts and run
+# Ansible against them: `make test-deploy` runs them (it sets ZKQ_DEPLOY_TESTS=1), a plain
+# `pytest` or `make test` leaves them out.
+collect_ignore = [] if os.environ.get("ZKQ_DEPLOY_TESTS") == "1" else ["deploy"]
 
 
 @pytest.fixture(scope="session")

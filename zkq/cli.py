@@ -156,6 +156,42 @@ def worker(
     service.run()
 
 
+@main.command()
+@connection_options(ZOOKEEPER, MYSQL)
+@click.option(
+    "--bind",
+    "binds",
+    multiple=True,
+    help="Address to listen on, HOST:PORT; repeat for more (env ZKQ_BIND; default "
+    "127.0.0.1:8000).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="gunicorn worker processes (env ZKQ_GUNICORN_WORKERS; default 2).",
+)
+@pass_cli
+def frontend(cli: CliContext, binds: tuple[str, ...], workers: int | None) -> None:
+    """Serve the HTTP API: gunicorn with zkq's settings, in the foreground.
+
+    The cluster settings come as for every command (flags, environment, config file); the
+    frontend's own (ZKQ_MAX_WAIT, ZKQ_DEFAULT_RATE_LIMIT, ...) from the environment.  This
+    process becomes gunicorn's master, so a supervisor's signals reach it directly.
+    """
+    import os
+
+    from zkq.frontend.serve import gunicorn_argv, settings_environment
+
+    env = {**os.environ, **settings_environment(cli.config)}
+    if binds:
+        env["ZKQ_BIND"] = ",".join(binds)
+    if workers is not None:
+        env["ZKQ_GUNICORN_WORKERS"] = str(workers)
+    argv = gunicorn_argv()
+    os.execve(argv[0], argv, env)
+
+
 # -- jobs -------------------------------------------------------------------------------
 @main.command()
 @connection_options(ZOOKEEPER)

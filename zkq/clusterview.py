@@ -109,6 +109,7 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
     view["workers"] = [
         {
             "id": w.id,
+            "host": w.registration.host,
             "slots": w.registration.slots,
             "running": len(w.inbox),
             "pool": w.registration.pool,

@@ -20,7 +20,6 @@ import http.client
 import io
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,18 +27,15 @@ from typing import Any
 
 import jinja2
 
-import zkq.frontend
 from zkq.dev.errors import DevClusterError, StartupFailed
 from zkq.dev.members import HEALTH_PROBES, Member, Roster, check_alive
 from zkq.dev.ports import free_port, free_ports
 from zkq.dev.waiting import wait_until
+from zkq.frontend.serve import gunicorn_argv
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_TEMPLATE = REPO / "haproxy" / "haproxy.cfg.j2"
-#: from the installed package, so a wheel install finds it as a checkout does
-GUNICORN_CONF = Path(zkq.frontend.__file__).resolve().with_name("gunicorn.conf.py")
-APP = "zkq.frontend.app:create_app()"
 FRONTEND, HAPROXY = "frontend", "haproxy"
 
 
@@ -186,7 +182,7 @@ def start_frontend(
     test points it at a port where nothing listens)."""
     port = port or free_port(HOST)
     metrics_dir(cluster, port).mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), APP]
+    argv = gunicorn_argv()
     return cluster.add_member(
         FRONTEND,
         argv,
