@@ -46,6 +46,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")  # a valid hostname, and a sane ne
 
 
 class Testbed:
+    __test__ = False  # a harness, not a test class, whatever pytest makes of its name
+
     def __init__(
         self,
         hosts: Mapping[str, int | None] | Iterable[str] = (),
