@@ -162,8 +162,9 @@ def test_killed_services_are_back_within_seconds(testbed: Testbed, api_key: str)
 
             took = wait_for(back, BACK_WITHIN, f"{program} on {host} serving after kill -9")
             figure(f"kill -9 {program} on {host}: serving again after {took:.1f} s")
+        healthy = time.monotonic()
         wait_for(lambda: status(testbed)[0] == 0, 30, "zkq status healthy after the kills")
-        time.sleep(2)
+        wait_for(lambda: loop.accepted_since(healthy) >= 10, 30, "submissions after the kills")
     finally:
         loop.stop()
     lost = unfinished(API, api_key, loop.accepted)
@@ -181,7 +182,16 @@ def test_a_rebooted_host_starts_its_services(testbed: Testbed, api_key: str) -> 
     loop = SubmitLoop(API, api_key).start()
     try:
         testbed.stop_host("fe2", hard=True)
-        time.sleep(3)
+        down = time.monotonic()
+        wait_for(
+            lambda: any(
+                f["server"] == "fe2" and f["status"].startswith("DOWN")
+                for f in status(testbed)[1].get("frontends", [])
+            ),
+            30,
+            "HAProxy sees fe2 down",
+        )
+        wait_for(lambda: loop.accepted_since(down) >= 10, 30, "submissions with fe2 down")
         testbed.start_host("fe2")
         took = wait_for(
             lambda: answers(testbed.address("fe2"), 8000, "/readyz"), 60, "fe2 ready after boot"
@@ -201,7 +211,7 @@ def test_the_floating_address_moves_when_its_balancer_is_cut_off(
     [other] = [b for b in BALANCERS if b != owner]
     loop = SubmitLoop(API, api_key, interval=0.05).start()
     try:
-        time.sleep(2)
+        wait_for(lambda: loop.accepted_since(0) >= 20, 30, "submissions before the cut")
         cut = time.monotonic()
         testbed.cut_link(owner)
         moved = wait_for(
@@ -209,9 +219,14 @@ def test_the_floating_address_moves_when_its_balancer_is_cut_off(
         )
         wait_for(lambda: loop.successes and loop.successes[-1] > cut + moved, 30, "a submission")
         served = loop.successes[-1] - cut
-        time.sleep(3)
+        wait_for(lambda: loop.accepted_since(cut + served) >= 20, 30, f"submissions via {other}")
+        healed = time.monotonic()
         testbed.restore_link(owner)
-        time.sleep(8)
+        # the two balancers see each other again and one of them keeps the address
+        wait_for(
+            lambda: len(vip_holders(testbed, BALANCERS, VIP)) == 1, 30, f"{VIP} on one balancer"
+        )
+        wait_for(lambda: loop.accepted_since(healed) >= 40, 60, "submissions after the heal")
     finally:
         testbed.restore_link(owner)
         loop.stop()

@@ -93,6 +93,10 @@ class SubmitLoop:
             self.successes.append(time.monotonic())
             return
 
+    def accepted_since(self, moment: float) -> int:
+        """How many submissions were accepted after ``moment`` (time.monotonic())."""
+        return sum(1 for at in self.successes if at > moment)
+
     def outages(self) -> list[Outage]:
         """Each run of refused attempts, from the last success before it to the first
         success after it."""
