@@ -66,6 +66,12 @@ def stats_base(address: str) -> tuple[str, bool]:
     return (f"{host}/{uri}" if uri else host), https
 
 
+def check_status(raw: object) -> str:
+    """A server's last health-check result (``L7OK``). HAProxy prefixes it with ``* ``
+    while the next check is under way; that says nothing about the server, so drop it."""
+    return str(raw or "").removeprefix("* ")
+
+
 def frontends(stats_address: str) -> list[dict[str, Any]]:
     """The servers of every backend as HAProxy sees them (its CSV stats), named as in
     HAProxy's config (``frontend-1``)."""
@@ -94,7 +100,7 @@ def frontends(stats_address: str) -> list[dict[str, Any]]:
             "sessions": listener.scur,
             "total_sessions": listener.stot,
             "http_5xx": getattr(listener, "hrsp_5xx", 0) or 0,
-            "check": str(getattr(listener, "check_status", "") or ""),
+            "check": check_status(getattr(listener, "check_status", "")),
         }
         for backend in server.backends
         for listener in backend.listeners
