@@ -24,6 +24,7 @@ import logging
 import queue
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.lifecycle import Step
 from zkq.coordinator.store import JobStore
 from zkq.worker.metrics import WorkerMetrics
-from zkq.worker.pools import Outcome, Pool
+from zkq.worker.pools import Outcome, Pool, failure
 from zkq.worker.registry import JobContext
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,14 @@ class Pipeline:
                 type_defaults=self.pool.registry.defaults(),
             )
             began = time.monotonic()
-            outcome = self.pool.run(job.type, job.payload, ctx)
+            try:
+                outcome = self.pool.run(job.type, job.payload, ctx)
+            except BaseException as exc:
+                # a pool catches what handlers raise; this is what escapes it anyway (a bug,
+                # a pool torn down under us).  The slot must survive it and the attempt must
+                # end, or the job would sit claimed by a live worker until its timeout
+                log.exception("the pool failed to run the handler", extra=started.about)
+                outcome = failure(exc, traceback.format_exc())
             self._events.put(Finished(started, outcome, time.monotonic() - began))
 
     # -- the committer: the only writer -----------------------------------------------------

@@ -12,7 +12,10 @@ where the parent found that same registry, and looks handlers up there; a regist
 lives in no importable module cannot serve a process pool, which is said at start.
 
 A handler's exception becomes an :class:`Outcome` with the traceback; nothing a handler
-does can raise out of :meth:`Pool.run`.
+does can raise out of :meth:`Pool.run`.  That includes ``SystemExit``, ``KeyboardInterrupt``
+and any other ``BaseException``: raised in a slot thread they would end that thread alone
+(the process's own signals reach only its main thread), silently losing a slot and leaving
+its attempt unrecorded until the leader's timeout.
 """
 
 from __future__ import annotations
@@ -65,20 +68,25 @@ def load_app(app: str | None) -> Registry:
 
 
 def execute(handlers: Registry, job_type: str, payload: Any, ctx: JobContext) -> Outcome:
-    """Run one handler, catching everything it raises."""
+    """Run one handler, catching everything it raises, ``BaseException`` included (a
+    handler's ``sys.exit()`` fails its attempt; it does not end the slot)."""
     try:
         handler: Handler[Any] = handlers.get(job_type)
         result = handler(payload, ctx)
         return Outcome(ok=True, result=result, children=list(ctx.children))
-    except Exception as exc:
-        return Outcome(
-            ok=False,
-            error={
-                "type": type(exc).__name__,
-                "message": short(str(exc), 4 * MESSAGE_LIMIT) or type(exc).__name__,
-                "traceback": truncate_traceback(traceback.format_exc()),
-            },
-        )
+    except BaseException as exc:  # see the module docstring
+        return failure(exc, traceback.format_exc())
+
+
+def failure(exc: BaseException, trace: str | None = None) -> Outcome:
+    """The outcome of an attempt that raised ``exc``."""
+    error = {
+        "type": type(exc).__name__,
+        "message": short(str(exc), 4 * MESSAGE_LIMIT) or type(exc).__name__,
+    }
+    if trace:
+        error["traceback"] = truncate_traceback(trace)
+    return Outcome(ok=False, error=error)
 
 
 class Pool(Protocol):

@@ -239,3 +239,43 @@ def test_a_lost_reply_of_a_refused_group_settles_each_step_on_its_own(
     assert harness.job("b").state == JobState.CANCELLED
     assert harness.job("c").state == JobState.SUCCEEDED
     harness.running("e")
+
+
+class Raising(BaseException):
+    """Neither an Exception nor one of Python's own: what a careless library might raise."""
+
+
+@pytest.mark.parametrize("escape", [SystemExit(3), KeyboardInterrupt(), Raising("boom")])
+def test_a_handler_that_raises_a_base_exception_fails_its_attempt_and_the_slot_survives(
+    cluster: MemoryCluster, escape: BaseException
+) -> None:
+    client, worker = cluster.store("client"), cluster.store("worker")
+    cluster.register(worker.session, "w1", slots=1)
+    registry = Registry()
+
+    def handle(payload: str, _ctx: JobContext) -> str:
+        if payload == "escape":
+            raise escape
+        return payload
+
+    registry.add("t", handle)
+    metrics = Metrics()
+    pipeline = Pipeline(
+        worker, ThreadPool(registry), 1, metrics, generation=lambda: 0, release=lambda *_: None
+    )
+    pipeline.start()
+    try:
+        jobs = client.submit_many([JobSpec("t", "escape"), JobSpec("t", "after")])
+        read = client.get_many([j.id for j in jobs])
+        client.assign_many([(j, v, "w1") for j, v in read.values()])
+        pipeline.offer([Assignment(*worker.get_versioned(j.id), "w1", generation=0) for j in jobs])
+        # one slot: the second job runs only if the first one's slot thread lived on
+        wait_until(lambda: len(metrics.outcomes) == 2, 10, what="both attempts to be recorded")
+        failed, after = (client.get(j.id) for j in jobs)
+        assert failed.state == JobState.FAILED
+        assert (failed.error or {})["type"] == type(escape).__name__
+        assert type(escape).__name__ in (failed.error or {})["traceback"]
+        assert after.state == JobState.SUCCEEDED and after.result == "after"
+    finally:
+        wait_until(lambda: pipeline.outstanding == 0, 10, what="the pipeline to empty")
+        pipeline.stop()
