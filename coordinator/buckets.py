@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zkq.coordinator.ids import id_time
-from zkq.coordinator.zk import NoNode, NotEmpty, ZkSession
+from zkq.coordinator.store import fenced_delete
+from zkq.coordinator.zk import ZkSession
 
 #: how long an emptied pending bucket is kept after its time ended; it covers submitters
 #: whose clocks run behind and tick nodes they are about to write into
@@ -39,11 +40,18 @@ class BucketSweeper:
     """Deletes the leader's empty pending buckets whose time is long past."""
 
     def __init__(
-        self, session: ZkSession, clock: Callable[[], float], grace: float = EMPTY_SHARD_GRACE
+        self,
+        session: ZkSession,
+        clock: Callable[[], float],
+        grace: float = EMPTY_SHARD_GRACE,
+        fence: Callable[[], str | None] = lambda: None,
     ) -> None:
+        """``fence``: the leader's election node, checked with each delete (as every write
+        of the leader's is; see :func:`~zkq.coordinator.store.fenced_delete`)."""
         self.session = session
         self.clock = clock
         self.grace = grace
+        self.fence = fence
 
     def drop_if_old(self, path: str, bucket_prefix: str) -> bool:
         """Delete the empty bucket at ``path`` (named by ``bucket_prefix``) if its time
@@ -51,8 +59,5 @@ class BucketSweeper:
         ended = bucket_ended(bucket_prefix)
         if ended is None or self.clock() - ended < self.grace:
             return False
-        try:
-            self.session.delete(path)
-        except (NoNode, NotEmpty):  # gone already, or written into meanwhile: keep it
-            return False
-        return True
+        # gone already, or written into meanwhile (NotEmpty): keep it
+        return fenced_delete(self.session, path, self.fence())

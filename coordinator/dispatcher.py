@@ -61,8 +61,9 @@ class Dispatcher:
         fence: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """``fence``: the leader's own election node; every assignment checks that it still
-        exists (see :meth:`JobStore.assign_many`).  ``clock``: the wall clock that attempts
+        """``fence``: the leader's own election node; every write the leader makes
+        (assignments, requeues, clean-ups) checks in the same multi that it still exists
+        (see :meth:`JobStore.assign_many`).  ``clock``: the wall clock that attempts
         are judged overdue by (a test's, to move time on)."""
         self.session = session
         self.store = store
@@ -73,13 +74,21 @@ class Dispatcher:
         self.stats = stats or DispatchStats()
         self.fence = fence
         self.clock = clock
-        self.buckets = BucketSweeper(session, clock)
+        self.buckets = BucketSweeper(session, clock, fence=lambda: self.fence)
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
         self.pending = PendingIndex()
         self.paused: set[str] = set()
         self.attempts = AttemptClock(overdue_grace)
-        self.roster = Roster(session, store, self.attempts, self.stats, self._watch, self._mark)
+        self.roster = Roster(
+            session,
+            store,
+            self.attempts,
+            self.stats,
+            self._watch,
+            self._mark,
+            fence=lambda: self.fence,
+        )
         self._connections_seen = -1
         self._published_at = 0.0
         self._listed: dict[str, list[str] | None] = {}
@@ -375,12 +384,17 @@ class Dispatcher:
         for name in names:
             if not name.endswith("-" + job_id):
                 continue
+            head: list[Op] = [Check(self.fence)] if self.fence else []
             ops: list[Op] = [Delete(f"{shard}/{name}")]
             if found is not None:
                 ops.insert(0, Check(self.layout.job(job_id), found[1]))
             try:
-                self.session.multi(ops)
-            except TransactionFailed:
+                self.session.multi([*head, *ops])
+            except TransactionFailed as failed:
+                if failed.index < len(head):
+                    raise LeadershipLost(
+                        "the election node is gone: this coordinator no longer leads"
+                    ) from None
                 self._mark(shard)  # it changed: look again
                 return
             log.warning(
@@ -412,6 +426,8 @@ class Dispatcher:
                 AttemptOutcome.TIMEOUT,
                 f"attempt exceeded its timeout of {job.timeout:g}s",
                 expected_version=version,  # not one that started after we looked
+                holder=job.worker,
+                fence=self.fence,
             )
             if result is None:
                 # the record moved after we read it: it ended, or an overdue assignment

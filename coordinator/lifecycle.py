@@ -27,6 +27,10 @@ cancel     client                 set record cancelled (v) + delete pending entr
 revive     operator               set a failed/dead/cancelled record pending (v) + pending entry
 prune      coordinator leader     delete a finished record (v), once it is in the archive
 =========  =====================  =============================================================
+
+The leader's steps (assign, requeue) also go after a check of its election node, which the
+store adds as the batch's head (:class:`Batch`): nothing a leader that lost its session
+sends applies.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ operator's drain is seen at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from zkq.coordinator.attempts import AttemptClock
 from zkq.coordinator.job import AttemptOutcome
 from zkq.coordinator.registration import BadRegistration, WorkerInfo
 from zkq.coordinator.stats import DispatchStats
-from zkq.coordinator.store import JobStore
-from zkq.coordinator.zk import NoNode, NotEmpty, Watch, ZkSession
+from zkq.coordinator.store import JobStore, fenced_delete
+from zkq.coordinator.zk import NoNode, Watch, ZkSession
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,10 @@ class Roster:
         stats: DispatchStats,
         watch: Watch,
         mark: Callable[..., None],
+        fence: Callable[[], str | None] = lambda: None,
     ) -> None:
-        """``watch``: the dispatcher's watch; ``mark(*paths)``: list these paths again."""
+        """``watch``: the dispatcher's watch; ``mark(*paths)``: list these paths again;
+        ``fence()``: the leader's election node, checked by every write made here."""
         self.session = session
         self.store = store
         self.layout = store.layout
@@ -66,6 +67,7 @@ class Roster:
         self.stats = stats
         self._watch = watch
         self._mark = mark
+        self.fence = fence
         self.workers: dict[str, WorkerView] = {}
 
     def relist_workers(self, listed: list[str] | None) -> None:
@@ -113,6 +115,8 @@ class Roster:
                 AttemptOutcome.REQUEUED,
                 f"worker {view.id} is draining",
                 only_unstarted=True,
+                holder=view.id,
+                fence=self.fence(),
             )
             if job is not None:
                 self.attempts.forget(jid)
@@ -140,8 +144,16 @@ class Roster:
         self.workers.pop(worker_id, None)
         inbox = self.layout.inbox(worker_id)
         for jid in self._children(inbox):
-            job = self.store.requeue(jid, AttemptOutcome.LOST, f"worker {worker_id} is gone")
-            self.attempts.forget(jid)
+            # only while the job is still this worker's: a leader that lost its session (and
+            # so its election node, which fences this write) may be acting on an old listing
+            job = self.store.requeue(
+                jid,
+                AttemptOutcome.LOST,
+                f"worker {worker_id} is gone",
+                holder=worker_id,
+                fence=self.fence(),
+            )
+            self.attempts.forget(jid, worker_id)
             if job is not None:
                 self.stats.requeued += 1
                 log.info(
@@ -149,10 +161,8 @@ class Roster:
                     job.state,
                     extra={"job_id": jid, "worker_id": worker_id, "type": job.type},
                 )
-            with contextlib.suppress(NoNode):
-                self.session.delete(self.layout.inbox_entry(worker_id, jid))
-        with contextlib.suppress(NoNode, NotEmpty):
-            self.session.delete(inbox)
+            fenced_delete(self.session, self.layout.inbox_entry(worker_id, jid), self.fence())
+        fenced_delete(self.session, inbox, self.fence())
         log.info("worker left", extra={"worker_id": worker_id})
 
     def reap_orphan_inboxes(self, inboxes: list[str] | None) -> None:

@@ -33,8 +33,10 @@ from zkq.coordinator.paths import Layout, bucket_of
 from zkq.coordinator.zk import (
     Check,
     Create,
+    Delete,
     NodeExists,
     NoNode,
+    NotEmpty,
     Op,
     OpResult,
     TransactionFailed,
@@ -282,11 +284,21 @@ class JobStore:
         spend_attempt: bool = True,
         expected_version: int | None = None,
         only_unstarted: bool = False,
+        holder: str | None = None,
+        fence: str | None = None,
     ) -> Job | None:
         """Take an assigned or running job back; ``None`` when there was nothing to take.
 
-        ``expected_version``: take it back only if the record is still at that version (what
-        the caller judged overdue), so an attempt that started meanwhile is left alone."""
+        The leader decides to take a job back from what it saw (a worker gone, an attempt
+        overdue), and the job may have moved on since: another leader may already have
+        requeued it and given it to a live worker.  So the requeue is conditional on what
+        was seen.  ``holder``: take it only from this worker (the lost or draining one).
+        ``expected_version``: only if the record is still at that version (what the caller
+        judged overdue), so an attempt that started meanwhile is left alone.
+
+        ``fence``: the leader's election node, checked in the same multi as in
+        :meth:`assign_many`; :class:`LeadershipLost` once it is gone."""
+        head = (Check(fence),) if fence else ()
 
         def attempt() -> Job | None:
             try:
@@ -295,6 +307,8 @@ class JobStore:
                 return None
             if job.state not in (JobState.ASSIGNED, JobState.RUNNING) or not job.worker:
                 return None
+            if holder is not None and job.worker != holder:
+                return None  # no longer that worker's: somebody moved it on meanwhile
             if expected_version is not None and version != expected_version:
                 return None
             if only_unstarted and job.state != JobState.ASSIGNED:
@@ -304,10 +318,22 @@ class JobStore:
             step = lifecycle.requeue(
                 self.layout, job, version, outcome, reason, time.time(), claim, inbox, spend_attempt
             )
-            self.commit(step.ops)
+            self.commit_fenced(Batch((step,), head))
             return step.job
 
         return self.decide("requeue", attempt, None)
+
+    def commit_fenced(self, batch: Batch) -> list[OpResult]:
+        """:meth:`commit` a batch whose head ops are the leader's fence: a failure there
+        is :class:`LeadershipLost`, not an answer about a job."""
+        try:
+            return self.commit(batch.ops)
+        except TransactionFailed as failed:
+            if batch.culprit(failed.index) is None:
+                raise LeadershipLost(
+                    "the election node is gone: this coordinator no longer leads"
+                ) from None
+            raise
 
     def assign_many(
         self, choices: Sequence[tuple[Job, int, str]], fence: str | None = None
@@ -345,6 +371,24 @@ class JobStore:
                     refused.append((remaining[position][0], failed.error))
                     remaining = remaining[:position] + remaining[position + 1 :]
         return assigned, refused
+
+
+def fenced_delete(session: ZkSession, path: str, fence: str | None) -> bool:
+    """Delete ``path`` as the leader: in one multi after a check of its election node
+    (``fence``), so nothing a leader that no longer leads deletes applies.  False when the
+    node was gone already or has children; :class:`LeadershipLost` when the fence is gone."""
+    head: list[Op] = [Check(fence)] if fence else []
+    try:
+        session.multi([*head, Delete(path)])
+    except TransactionFailed as failed:
+        if failed.index < len(head):
+            raise LeadershipLost(
+                "the election node is gone: this coordinator no longer leads"
+            ) from None
+        if isinstance(failed.error, NoNode | NotEmpty):
+            return False
+        raise
+    return True
 
 
 def byte_groups(items: list[U], size_of: Callable[[U], int]) -> Iterator[list[U]]:

@@ -12,7 +12,7 @@ import pytest
 from tests.memory_support import Leader, MemoryCluster
 from zkq.coordinator.attempts import UNSTARTED_LIMIT
 from zkq.coordinator.errors import LeadershipLost
-from zkq.coordinator.job import JobState
+from zkq.coordinator.job import AttemptOutcome, JobState
 from zkq.coordinator.store import JobSpec, JobStore
 from zkq.dev.waiting import wait_until
 
@@ -309,3 +309,68 @@ def test_an_expired_leader_steps_down_and_its_late_round_is_fenced(
     assert state(client, later.id) == JobState.PENDING
     step_down.set()
     contender.join(10)
+
+
+def test_a_leader_that_lost_its_session_mid_requeue_cannot_take_back_a_reassigned_job(
+    cluster: MemoryCluster, client: JobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lost, live = cluster.store("lost"), cluster.store("live")
+    cluster.register(lost.session, "lost", slots=1)
+    job = client.submit(JobSpec("t", max_attempts=3))
+    old = Leader(cluster, fence=cluster.layout.election + "/leader-0000000000")
+    old.session.create(old.dispatcher.fence or "", ephemeral=True)
+    assert old.rounds() == 1
+    cluster.register(live.session, "live", slots=1)
+    requeue = old.store.requeue
+    took_over = []
+
+    def lose_leadership_then_requeue(*args: object, **kwargs: object) -> object:
+        if not took_over:
+            took_over.append(True)
+            # the old leader has listed the lost worker's inbox and is about to take the
+            # job back when its own session expires; a new leader takes over, requeues the
+            # job itself and gives it to a live worker, which starts it
+            cluster.zk.expire(old.session)
+            new = Leader(cluster, fence=cluster.layout.election + "/leader-0000000001")
+            new.session.create(new.dispatcher.fence or "", ephemeral=True)
+            new.rounds()
+            assert cluster.inbox(live, "live") == [job.id]
+            cluster.start(live, "live", job.id)
+        return requeue(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(old.store, "requeue", lose_leadership_then_requeue)
+    cluster.zk.expire(lost.session)
+    with pytest.raises(LeadershipLost):  # the old leader carries on with its round...
+        old.rounds()
+    assert took_over
+    # ...and the job stays with the live worker that runs it: it does not run twice
+    running = client.get(job.id)
+    assert running.state == JobState.RUNNING and running.worker == "live"
+    assert client.session.exists(cluster.layout.claim(job.id))
+    assert cluster.inbox(live, "live") == [job.id]
+    assert not client.session.get_children(cluster.layout.pending_shard("t", job.id))
+
+
+def test_every_write_of_a_leader_whose_fence_is_gone_is_refused(
+    cluster: MemoryCluster, client: JobStore
+) -> None:
+    worker = cluster.store("worker")
+    cluster.register(worker.session, "w1", slots=2)
+    fence = cluster.layout.election + "/leader-0000000000"
+    leader = Leader(cluster, fence=fence)
+    leader.session.create(fence, ephemeral=True)
+    job = client.submit(JobSpec("t", timeout=10))
+    assert leader.rounds() == 1
+    cluster.start(worker, "w1", job.id)
+    leader.session.delete(fence)  # it no longer leads, and has not noticed yet
+    cluster.clock.advance(60)  # the attempt is overdue
+    with pytest.raises(LeadershipLost):
+        leader.rounds()
+    cluster.zk.expire(worker.session)  # and the worker is gone
+    with pytest.raises(LeadershipLost):
+        leader.rounds()
+    with pytest.raises(LeadershipLost):
+        leader.store.requeue(job.id, AttemptOutcome.LOST, "gone", holder="w1", fence=fence)
+    # what to do about the job is the next leader's business
+    assert state(client, job.id) == JobState.RUNNING
+    assert cluster.inbox(client, "w1") == [job.id]
