@@ -171,6 +171,7 @@ class Dispatcher:
         self.stats.queues = queues
         self.stats.workers = len(self.roster.workers)
         self.stats.free_slots = sum(view.free for view in self.roster.workers.values())
+        self.stats.unreadable = self.pending.set_aside_count
 
     def _next_timer(self) -> float:
         wait = 1.0
@@ -321,7 +322,7 @@ class Dispatcher:
             if order:
                 self._rotation = (self._rotation + 1) % len(order)
                 order = order[self._rotation :] + order[: self._rotation]
-            picks: list[tuple[str, str, str]] = []  # (job id, worker, shard)
+            picks: list[tuple[str, str, str, str]] = []  # (job id, worker, shard, entry)
             reserved: dict[str, int] = {}
             for room in (WorkerView.idle, WorkerView.room):
                 progress = True
@@ -334,7 +335,7 @@ class Dispatcher:
                         if best is None:
                             continue
                         _, name, shard = best
-                        picks.append((parse_pending_name(name)[1], view.id, shard))
+                        picks.append((parse_pending_name(name)[1], view.id, shard, name))
                         reserved[view.id] = reserved.get(view.id, 0) + 1
                         progress = True
                         if len(picks) >= self.batch_size:
@@ -344,10 +345,16 @@ class Dispatcher:
             total += self._commit_picks(picks)
         return total
 
-    def _commit_picks(self, picks: list[tuple[str, str, str]]) -> int:
-        records = self.store.get_many([jid for jid, _, _ in picks])
+    def _commit_picks(self, picks: list[tuple[str, str, str, str]]) -> int:
+        records, unreadable = self.store.read_many([jid for jid, _, _, _ in picks])
         choices: list[tuple[Job, int, str]] = []
-        for jid, worker_id, shard in picks:
+        for jid, worker_id, shard, name in picks:
+            if jid in unreadable:
+                # a record this zkq cannot parse (a newer schema, mid rolling upgrade): never
+                # delete what we do not understand.  Its entry stays for a leader that can
+                # read it; we stop offering it until the next reconcile
+                self.pending.set_aside(name, shard)
+                continue
             found = records.get(jid)
             if found is None or found[0].state != JobState.PENDING:
                 self._drop_stray_entry(jid, shard, found)

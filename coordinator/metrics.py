@@ -74,6 +74,16 @@ class CoordinatorCollector(Collector):
         requeues.add_metric(["lost"], stats.requeued - stats.timeouts)
         requeues.add_metric(["timeout"], stats.timeouts)
         yield requeues
+        yield GaugeMetricFamily(
+            "zkq_unreadable_pending",
+            "Pending jobs whose record this leader cannot read (a newer schema), left alone",
+            value=stats.unreadable,
+        )
+        yield CounterMetricFamily(
+            "zkq_swept_jobs",
+            "Jobs the leader's sweep found stranded (nothing would have moved them) and moved",
+            value=stats.swept,
+        )
 
 
 def serve(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> None:

@@ -20,8 +20,12 @@ class PendingIndex:
         self._ticks: dict[str, set[str]] = {}  # tick path -> names held
         self._tick_type: dict[str, str] = {}
         self._eras: dict[str, set[str]] = {}  # era path -> tick names seen
+        #: entries whose record this leader cannot read: not offered again until a
+        #: reconcile, and never deleted (a newer leader may understand them)
+        self._aside: dict[str, str] = {}  # name -> tick path
 
     def clear(self) -> None:
+        self._aside.clear()
         self._heaps.clear()
         self._ticks.clear()
         self._tick_type.clear()
@@ -37,11 +41,23 @@ class PendingIndex:
             return False
         listed = set(names)
         heap = self._heaps.setdefault(job_type, [])
-        for name in listed - held:
+        for name in listed - held - self._aside.keys():
             heapq.heappush(heap, (name, path))
         held.clear()
         held.update(listed)
         return not listed
+
+    def set_aside(self, name: str, path: str) -> None:
+        """Offer this entry no more (until :meth:`clear`): its record cannot be read here.
+        It still counts in its tick's depth, as the pending job it is."""
+        self._aside[name] = path
+        self._ticks.setdefault(path, set()).add(name)
+
+    @property
+    def set_aside_count(self) -> int:
+        """Entries set aside that their tick still holds (one moved on by a newer leader
+        is no longer counted)."""
+        return sum(1 for name, path in self._aside.items() if name in self._ticks.get(path, ()))
 
     def knows_tick(self, path: str) -> bool:
         return path in self._ticks
@@ -66,7 +82,7 @@ class PendingIndex:
         heap = self._heaps.get(job_type)
         while heap:
             name, tick = heap[0]
-            if name in self._ticks.get(tick, ()):
+            if name in self._ticks.get(tick, ()) and name not in self._aside:
                 return heap[0]
             heapq.heappop(heap)  # stale: assigned or cancelled meanwhile
         return None

@@ -29,6 +29,10 @@ class DispatchStats:
     leading: bool = False
     workers: int = 0
     free_slots: int = 0
+    #: pending entries left alone because their record cannot be read here (a newer schema)
+    unreadable: int = 0
+    #: jobs the leader's sweep found that nothing would have moved, and moved
+    swept: int = 0
     queues: dict[str, QueueSnapshot] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

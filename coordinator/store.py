@@ -113,8 +113,18 @@ class JobStore:
     ) -> dict[str, tuple[Job, int]]:
         """Pipelined reads (one round trip); jobs that no longer exist are left out.  With a
         ``deadline`` (``time.monotonic()``), gives up with ``Timeout`` when it passes."""
+        return self.read_many(job_ids, deadline)[0]
+
+    def read_many(
+        self, job_ids: Sequence[str], deadline: float | None = None
+    ) -> tuple[dict[str, tuple[Job, int]], set[str]]:
+        """:meth:`get_many`, also saying which records exist but cannot be read here (a
+        newer ``schema`` written by a newer zkq during a rolling upgrade, or damage).  What
+        nobody here understands must be left alone, not taken for a missing job: a newer
+        leader will move it."""
         read = self.session.get_many([self.layout.job(jid) for jid in job_ids], deadline)
         found: dict[str, tuple[Job, int]] = {}
+        unreadable: set[str] = set()
         for jid in job_ids:
             entry = read.get(self.layout.job(jid))
             if entry is None:
@@ -125,7 +135,8 @@ class JobStore:
             except (ZkqError, ValueError, TypeError, KeyError) as exc:
                 # a record nobody can read must not stop everyone reading the others
                 log.error("job record %s is unreadable, left alone: %s", jid, exc)
-        return found
+                unreadable.add(jid)
+        return found, unreadable
 
     def wait(self, job_id: str, timeout: float, until: Callable[[Job], bool] | None = None) -> Job:
         """Block until the job ends (or ``until(job)`` holds) or ``timeout`` passes; return

@@ -135,15 +135,15 @@ def test_a_job_cancelled_while_being_assigned_is_set_aside_and_the_rest_go(
     cluster.register(worker.session, "w1", slots=4)
     first, doomed, last = client.submit_many([JobSpec("t") for _ in range(3)])
     leader = Leader(cluster)
-    read = leader.store.get_many
+    read = leader.store.read_many
 
-    def read_then_cancel(job_ids: list[str]) -> dict[str, object]:
+    def read_then_cancel(job_ids: list[str]) -> tuple[dict[str, object], set[str]]:
         found = read(job_ids)  # the leader has read it pending...
         if doomed.id in job_ids and state(client, doomed.id) == JobState.PENDING:
             client.cancel(doomed.id)  # ...and a client cancels it before the multi
         return found  # type: ignore[return-value]
 
-    monkeypatch.setattr(leader.store, "get_many", read_then_cancel)
+    monkeypatch.setattr(leader.store, "read_many", read_then_cancel)
     assert leader.rounds() == 2
     assert cluster.inbox(worker, "w1") == sorted([first.id, last.id])
     assert state(client, doomed.id) == JobState.CANCELLED
@@ -374,3 +374,28 @@ def test_every_write_of_a_leader_whose_fence_is_gone_is_refused(
     # what to do about the job is the next leader's business
     assert state(client, job.id) == JobState.RUNNING
     assert cluster.inbox(client, "w1") == [job.id]
+
+
+# -- what this leader cannot read --------------------------------------------------------------
+def test_a_pending_job_whose_record_is_newer_than_this_zkq_is_left_for_a_newer_leader(
+    cluster: MemoryCluster, client: JobStore
+) -> None:
+    worker = cluster.store("worker")
+    cluster.register(worker.session, "w1", slots=4)
+    plain, newer = client.submit_many([JobSpec("t"), JobSpec("t")])
+    path = cluster.layout.job(newer.id)
+    readable = client.session.get(path)[0]
+    # as a newer zkq might write it during a rolling upgrade
+    client.session.set(path, readable.replace(b'"schema":1', b'"schema":2'))
+    entry = cluster.layout.pending_entry("t", 0, newer.id)
+    leader = Leader(cluster)
+    assert leader.rounds() == 1
+    assert cluster.inbox(worker, "w1") == [plain.id]
+    assert client.session.exists(entry), "an entry whose record it cannot read was deleted"
+    assert leader.rounds() == 0  # nor offered round after round
+    leader.dispatcher._publish(every=0)
+    assert leader.dispatcher.stats.unreadable == 1
+    # a leader that understands the record (here: the record made readable) moves it
+    client.session.set(path, readable)
+    assert Leader(cluster).rounds() == 1
+    assert state(client, newer.id) == JobState.ASSIGNED
