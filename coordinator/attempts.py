@@ -2,8 +2,28 @@
 
 An ephemeral node proves a worker alive, not that its job moves: every attempt has a
 timeout, and the leader takes back one that runs past it.  The leader does not watch
-starts (that would be a watch per job), so it schedules *looks*: the first when the attempt
-could first be overdue, then as :func:`next_look` says, reading the record each time.
+starts (that would be a watch per job), so it schedules *looks*: it reads the record at
+each, and sees there whether the attempt has started.
+
+**One clock.**  Every duration is measured on the leader's own clock (monotonic in
+production), from what the leader itself saw; never by comparing its clock with a time
+another machine wrote (the worker's ``started_at``, the assigning leader's ``updated_at``).
+A worker whose clock lags an hour would otherwise have every attempt look an hour overdue.
+The price is precision: the leader learns of a start only at its next look, so it counts
+the timeout from then, which is after the real start.  Hence the bound, for an attempt with
+timeout ``T`` and the grace ``G``:
+
+- never taken back earlier than ``T + G`` after it really started (by any clock, as long
+  as the leader's runs at the rate of real time);
+- taken back at most ``T + G + gap(T)`` after it started, where :func:`look_gap` is the
+  longest the leader waits between two looks at an unstarted attempt
+  (``min(30 s, max(G, T/4))``) — for the leader that saw it assigned.  A new leader counts
+  from when it first sees the attempt running (its reconcile reads every inbox), so after
+  a failover the bound grows by the time the failover took: later, never earlier.
+
+An attempt assigned but not started (queued behind the worker's running jobs: prefetch)
+gets :data:`UNSTARTED_LIMIT` (or twice its timeout, if longer) from when the leader first
+saw it assigned.
 """
 
 from __future__ import annotations
@@ -14,16 +34,30 @@ from zkq.coordinator.job import Job, JobState
 
 #: seconds an assigned job may wait in a live worker's inbox before it must have started
 UNSTARTED_LIMIT = 300.0
+#: the longest gap between two looks at an attempt not yet seen running
+LOOK_GAP_LIMIT = 30.0
 
 
 @dataclass
 class Look:
     worker: str
     type: str
-    at: float  # wall-clock time of the next look
+    at: float  # the next look, on the leader's clock
+    since: float  # when this leader first saw the attempt (assigned or running)
+    started: float | None = None  # when this leader first saw it running
+    attempt: int = 0  # the attempt number it saw running then
+
+
+def look_gap(job: Job, grace: float) -> float:
+    """How long the leader waits between looks at an attempt it has not seen start: short
+    against the job's timeout (the error of the timeout), never so short that it reads a
+    record every moment."""
+    return min(LOOK_GAP_LIMIT, max(grace, job.timeout / 4))
 
 
 class AttemptClock:
+    """The looks, on one clock (whatever ``now`` its callers pass: the leader's)."""
+
     def __init__(self, grace: float = 2.0) -> None:
         self.grace = grace
         self._looks: dict[str, Look] = {}  # job id -> next look
@@ -31,25 +65,29 @@ class AttemptClock:
     def __contains__(self, job_id: str) -> bool:
         return job_id in self._looks
 
-    def track(self, job: Job, worker_id: str) -> None:
-        began = job.started_at if job.state == JobState.RUNNING and job.started_at else None
-        first = (began or job.updated_at) + job.timeout + self.grace
-        self._looks[job.id] = Look(worker_id, job.type, first)
+    def track(self, job: Job, worker_id: str, now: float) -> None:
+        """Start timing ``worker_id``'s attempt at ``job``, as read at ``now``."""
+        look = Look(worker_id, job.type, now, since=now)
+        self._looks[job.id] = look
+        look.at = self.observe(job, now) or now
 
-    def next_look(self, job: Job, now: float) -> float | None:
-        """When to look at this attempt again, or None if it is overdue now.
-
-        A running attempt is overdue its timeout after it started.  An assigned one may
-        queue behind the worker's running jobs (prefetch); it gets :data:`UNSTARTED_LIMIT`
-        (or twice its timeout, if longer) to start, and meanwhile is looked at once per
-        timeout."""
-        if job.state == JobState.RUNNING and job.started_at:
-            due = job.started_at + job.timeout + self.grace
+    def observe(self, job: Job, now: float) -> float | None:
+        """Take in the record as read at ``now``: when to look at it again, or None if the
+        attempt is overdue now."""
+        look = self._looks.get(job.id)
+        if look is None:
+            self.track(job, job.worker or "", now)
+            look = self._looks[job.id]
+        if job.state == JobState.RUNNING:
+            if look.started is None or look.attempt != job.attempts:
+                # the first sight of this attempt running: the start was at or before now
+                look.started, look.attempt = now, job.attempts
+            due = look.started + job.timeout + self.grace
             return due if due > now else None
-        limit = job.updated_at + max(UNSTARTED_LIMIT, 2 * job.timeout) + self.grace
+        limit = look.since + max(UNSTARTED_LIMIT, 2 * job.timeout) + self.grace
         if limit <= now:
             return None
-        return min(limit, now + job.timeout + self.grace)
+        return min(limit, now + look_gap(job, self.grace))
 
     def reschedule(self, job_id: str, at: float) -> None:
         look = self._looks.get(job_id)
@@ -73,3 +111,7 @@ class AttemptClock:
         for look in self._looks.values():
             counts[look.type] = counts.get(look.type, 0) + 1
         return counts
+
+    def tracked(self) -> set[str]:
+        """The ids of every attempt timed (for the leader's sweep)."""
+        return set(self._looks)

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from zkq.coordinator.attempts import AttemptClock
 from zkq.coordinator.buckets import BucketSweeper
 from zkq.coordinator.errors import LeadershipLost, ZkqError
-from zkq.coordinator.job import AttemptOutcome, Job, JobState
+from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.overdue import OverdueReaper
 from zkq.coordinator.paths import parse_pending_name
 from zkq.coordinator.pending import PendingIndex
 from zkq.coordinator.roster import Roster, WorkerView
@@ -60,11 +61,15 @@ class Dispatcher:
         stats: DispatchStats | None = None,
         fence: str | None = None,
         clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         """``fence``: the leader's own election node; every write the leader makes
         (assignments, requeues, clean-ups) checks in the same multi that it still exists
-        (see :meth:`JobStore.assign_many`).  ``clock``: the wall clock that attempts
-        are judged overdue by (a test's, to move time on)."""
+        (see :meth:`JobStore.assign_many`).  ``clock``: the wall clock that pending
+        buckets' ages are judged by (their names are times).  ``timer``: the leader's own
+        clock that attempts are timed on, monotonic; never compared with a time another
+        machine wrote (:mod:`zkq.coordinator.attempts`).  Tests pass their own of both,
+        to move time on."""
         self.session = session
         self.store = store
         self.layout = store.layout
@@ -74,12 +79,14 @@ class Dispatcher:
         self.stats = stats or DispatchStats()
         self.fence = fence
         self.clock = clock
+        self.timer = timer
         self.buckets = BucketSweeper(session, clock, fence=lambda: self.fence)
         self._dirty: set[str] = set()
         self._dirty_lock = threading.Lock()
         self.pending = PendingIndex()
         self.paused: set[str] = set()
         self.attempts = AttemptClock(overdue_grace)
+        self.overdue = OverdueReaper(store, self.attempts, self.stats, lambda: self.fence)
         self.roster = Roster(
             session,
             store,
@@ -88,6 +95,7 @@ class Dispatcher:
             self._watch,
             self._mark,
             fence=lambda: self.fence,
+            timer=timer,
         )
         self._connections_seen = -1
         self._published_at = 0.0
@@ -157,7 +165,7 @@ class Dispatcher:
             self._reconcile_all()
         self._process_dirty()
         assigned = self._assign()
-        self._reap_overdue()
+        self.overdue.reap(self.timer())
         return assigned
 
     def _publish(self, every: float = 1.0) -> None:
@@ -179,7 +187,7 @@ class Dispatcher:
             wait = min(wait, min(self._deferred.values()) - time.monotonic())
         soonest = self.attempts.soonest()
         if soonest is not None:
-            wait = min(wait, soonest - self.clock())
+            wait = min(wait, soonest - self.timer())
         return max(0.01, wait)
 
     def _reconcile_all(self) -> None:
@@ -365,7 +373,7 @@ class Dispatcher:
             view = self.roster.workers.get(job.worker or "")
             if view is not None:
                 view.inbox.add(job.id)
-            self.attempts.track(job, job.worker or "")
+            self.attempts.track(job, job.worker or "", self.timer())
         for job, error in refused:
             log.info(
                 "assignment refused (%s); re-reading",
@@ -408,45 +416,4 @@ class Dispatcher:
                 "deleted a pending entry whose job is %s",
                 found[0].state if found else "gone",
                 extra={"job_id": job_id},
-            )
-
-    # -- overdue attempts --------------------------------------------------------------------
-    def _reap_overdue(self) -> None:
-        now = self.clock()
-        due = self.attempts.due(now)
-        if not due:
-            return
-        found = self.store.get_many(due)
-        for jid in due:
-            if jid not in found:
-                self.attempts.forget(jid)  # pruned or removed: nothing to look at
-        for jid, (job, version) in found.items():
-            if job.terminal or job.state == JobState.PENDING:
-                self.attempts.forget(jid)
-                continue
-            look = self.attempts.next_look(job, now)
-            if look is not None:
-                self.attempts.reschedule(jid, look)  # started later than assigned, or not yet
-                continue
-            result = self.store.requeue(
-                jid,
-                AttemptOutcome.TIMEOUT,
-                f"attempt exceeded its timeout of {job.timeout:g}s",
-                expected_version=version,  # not one that started after we looked
-                holder=job.worker,
-                fence=self.fence,
-            )
-            if result is None:
-                # the record moved after we read it: it ended, or an overdue assignment
-                # started just then.  Look again soon rather than forget it: nothing else
-                # would time an attempt that has just started.
-                self.attempts.reschedule(jid, now + max(self.attempts.grace, 1.0))
-                continue
-            self.attempts.forget(jid)
-            self.stats.requeued += 1
-            self.stats.timeouts += 1
-            log.warning(
-                "attempt overdue: taken back, now %s",
-                result.state,
-                extra={"job_id": jid, "worker_id": job.worker or "", "type": job.type},
             )

@@ -10,6 +10,7 @@ operator's drain is seen at once.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -57,9 +58,11 @@ class Roster:
         watch: Watch,
         mark: Callable[..., None],
         fence: Callable[[], str | None] = lambda: None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         """``watch``: the dispatcher's watch; ``mark(*paths)``: list these paths again;
-        ``fence()``: the leader's election node, checked by every write made here."""
+        ``fence()``: the leader's election node, checked by every write made here;
+        ``timer()``: the leader's clock, that attempts are timed by."""
         self.session = session
         self.store = store
         self.layout = store.layout
@@ -68,6 +71,7 @@ class Roster:
         self._watch = watch
         self._mark = mark
         self.fence = fence
+        self.timer = timer
         self.workers: dict[str, WorkerView] = {}
 
     def relist_workers(self, listed: list[str] | None) -> None:
@@ -137,7 +141,7 @@ class Roster:
         view.inbox = current
         if unknown:
             for job, _ in self.store.get_many(unknown).values():
-                self.attempts.track(job, worker_id)
+                self.attempts.track(job, worker_id, self.timer())
 
     def worker_gone(self, worker_id: str) -> None:
         """Its session is gone (or it drained): every job in its inbox goes back."""

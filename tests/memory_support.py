@@ -98,6 +98,7 @@ class Leader:
             should_stop=lambda: False,
             wake=threading.Event(),
             clock=cluster.clock,
+            timer=cluster.clock,
             fence=fence,
         )
 

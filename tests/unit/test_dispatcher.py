@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.memory_support import Leader, MemoryCluster
-from zkq.coordinator.attempts import UNSTARTED_LIMIT
+from zkq.coordinator import lifecycle
+from zkq.coordinator.attempts import UNSTARTED_LIMIT, look_gap
 from zkq.coordinator.errors import LeadershipLost
 from zkq.coordinator.job import AttemptOutcome, JobState
 from zkq.coordinator.store import JobSpec, JobStore
@@ -197,6 +198,8 @@ def test_an_attempt_past_its_timeout_is_taken_back(
     leader = Leader(cluster)
     leader.rounds()
     cluster.start(worker, "w1", job.id)
+    cluster.clock.advance(look_gap(job, 2.0))
+    leader.rounds()  # the leader looks, and sees it running: the timeout counts from here
     cluster.clock.advance(20)
     leader.rounds()
     assert state(client, job.id) == JobState.RUNNING  # within its timeout
@@ -252,9 +255,63 @@ def test_an_attempt_that_starts_as_the_leader_takes_it_back_is_still_timed(
     monkeypatch.setattr(leader.store, "get_many", read_then_start)
     leader.rounds(1)
     assert state(client, job.id) == JobState.RUNNING  # left alone: it started meanwhile
-    cluster.clock.advance(60)  # and then it runs past its own timeout
+    cluster.clock.advance(2)  # looked at again soon, not forgotten: seen running
+    leader.rounds(1)
+    cluster.clock.advance(13)  # and then it runs past its own timeout
     leader.rounds(1)
     assert [a.outcome for a in client.get(job.id).history] == ["timeout"]
+
+
+def start_with_clock_off(cluster: MemoryCluster, worker: JobStore, job_id: str, off: float) -> None:
+    """Claim an assigned job as a worker whose clock is ``off`` seconds from the leader's
+    does: its ``started_at`` (and ``updated_at``) are written by that clock."""
+    job, version = worker.get_versioned(job_id)
+    step = lifecycle.start(cluster.layout, job, version, "w1", cluster.clock() + off)
+    worker.commit(step.ops)
+
+
+def test_an_attempt_of_a_worker_whose_clock_lags_is_not_taken_back_by_a_new_leader(
+    cluster: MemoryCluster, client: JobStore
+) -> None:
+    worker = cluster.store("worker")
+    cluster.register(worker.session, "w1", slots=1)
+    job = client.submit(JobSpec("t", timeout=30, max_attempts=2))
+    Leader(cluster).rounds()
+    start_with_clock_off(cluster, worker, job.id, -3600)  # an hour behind
+    successor = Leader(cluster)  # a failover: the new leader meets the attempt running
+    successor.rounds()
+    assert state(client, job.id) == JobState.RUNNING
+    cluster.clock.advance(25)
+    successor.rounds()
+    assert state(client, job.id) == JobState.RUNNING  # within its timeout, by any clock
+    cluster.clock.advance(8)  # 33 s since the new leader saw it running: past 30 + 2
+    successor.rounds(1)
+    assert [a.outcome for a in client.get(job.id).history] == ["timeout"]
+
+
+def test_a_queued_attempt_that_starts_late_on_a_lagging_clock_gets_its_whole_timeout(
+    cluster: MemoryCluster, client: JobStore
+) -> None:
+    worker = cluster.store("worker")
+    cluster.register(worker.session, "w1", slots=1, prefetch=1)
+    long, queued = client.submit_many([JobSpec("t", timeout=1000), JobSpec("t", timeout=30)])
+    leader = Leader(cluster)
+    leader.rounds()
+    start_with_clock_off(cluster, worker, long.id, -3600)
+    gap = look_gap(queued, 2.0)
+    for _ in range(5):  # the queued one waits behind the long one, looked at once a gap
+        cluster.clock.advance(gap)
+        leader.rounds()
+    start_with_clock_off(cluster, worker, queued.id, -3600)  # its turn comes, at last
+    cluster.clock.advance(gap)
+    leader.rounds()  # seen running
+    cluster.clock.advance(29)
+    leader.rounds()
+    assert state(client, queued.id) == JobState.RUNNING
+    assert state(client, long.id) == JobState.RUNNING
+    cluster.clock.advance(4)
+    leader.rounds(1)
+    assert [a.outcome for a in client.get(queued.id).history] == ["timeout"]
 
 
 # -- the leader's fence ----------------------------------------------------------------------------
@@ -362,6 +419,8 @@ def test_every_write_of_a_leader_whose_fence_is_gone_is_refused(
     job = client.submit(JobSpec("t", timeout=10))
     assert leader.rounds() == 1
     cluster.start(worker, "w1", job.id)
+    cluster.clock.advance(look_gap(job, 2.0))
+    leader.rounds()  # seen running
     leader.session.delete(fence)  # it no longer leads, and has not noticed yet
     cluster.clock.advance(60)  # the attempt is overdue
     with pytest.raises(LeadershipLost):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from zkq.coordinator.attempts import UNSTARTED_LIMIT, AttemptClock
+from zkq.coordinator.attempts import LOOK_GAP_LIMIT, UNSTARTED_LIMIT, AttemptClock, look_gap
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.paths import Layout, bucket_of, pending_name
@@ -78,20 +78,47 @@ def job(state: JobState, updated: float, started: float | None, timeout: float) 
     )
 
 
-def test_a_running_attempt_is_overdue_its_timeout_after_it_started() -> None:
+def test_a_running_attempt_is_overdue_its_timeout_after_the_leader_saw_it_start() -> None:
     clock = AttemptClock(grace=2.0)
     running = job(JobState.RUNNING, 100.0, 100.0, 10.0)
-    assert clock.next_look(running, now=105.0) == 112.0
-    assert clock.next_look(running, now=112.5) is None
+    clock.track(running, "w1", now=500.0)  # first seen running on the leader's clock
+    assert clock.observe(running, now=505.0) == 512.0
+    assert clock.observe(running, now=512.5) is None
+
+
+def test_a_worker_clock_far_behind_or_ahead_changes_nothing() -> None:
+    clock = AttemptClock(grace=2.0)
+    # what two workers wrote: one an hour behind the leader, one an hour ahead
+    for written in (500.0 - 3600, 500.0 + 3600):
+        running = job(JobState.RUNNING, written, written, 10.0)
+        clock.track(running, "w1", now=500.0)
+        assert clock.observe(running, now=511.0) == 512.0
+        assert clock.observe(running, now=512.5) is None
+
+
+def test_an_attempt_seen_start_is_timed_from_that_look_within_one_gap() -> None:
+    clock = AttemptClock(grace=2.0)
+    queued = job(JobState.ASSIGNED, 0.0, None, 40.0)
+    clock.track(queued, "w1", now=100.0)
+    gap = look_gap(queued, 2.0)
+    assert gap == 10.0  # a quarter of the timeout
+    assert clock.due(now=100.0 + gap - 0.1) == []
+    assert clock.due(now=100.0 + gap) == [queued.id]
+    # it started at some moment since the last look; counted from this one: never early,
+    # late by at most one gap
+    started = queued.replace(state=JobState.RUNNING, attempts=1, started_at=0.0)
+    assert clock.observe(started, now=100.0 + gap) == 100.0 + gap + 40.0 + 2.0
+    assert look_gap(job(JobState.ASSIGNED, 0, None, 7 * 24 * 3600.0), 2.0) == LOOK_GAP_LIMIT
+    assert look_gap(job(JobState.ASSIGNED, 0, None, 1.0), 2.0) == 2.0
 
 
 def test_a_queued_assignment_is_looked_at_again_until_its_unstarted_limit() -> None:
     clock = AttemptClock(grace=2.0)
     queued = job(JobState.ASSIGNED, 100.0, None, 1.0)
-    assert clock.next_look(queued, now=110.0) == 113.0  # again after one timeout
-    assert clock.next_look(queued, now=100.0 + UNSTARTED_LIMIT + 3) is None
-    clock.track(queued, "w1")
-    assert queued.id in clock and clock.due(now=103.5) == [queued.id]
+    clock.track(queued, "w1", now=100.0)
+    assert clock.observe(queued, now=110.0) == 112.0  # again after one gap
+    assert clock.observe(queued, now=100.0 + UNSTARTED_LIMIT + 3) is None
+    assert queued.id in clock and clock.due(now=102.5) == [queued.id]
     clock.forget(queued.id, "someone-else")
     assert queued.id in clock
     clock.forget(queued.id, "w1")
