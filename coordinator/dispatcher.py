@@ -30,6 +30,7 @@ from zkq.coordinator.pending import PendingIndex
 from zkq.coordinator.roster import Roster, WorkerView
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
+from zkq.coordinator.sweep import Sweep
 from zkq.coordinator.zk import (
     Check,
     ConnectionLost,
@@ -87,6 +88,7 @@ class Dispatcher:
         self.paused: set[str] = set()
         self.attempts = AttemptClock(overdue_grace)
         self.overdue = OverdueReaper(store, self.attempts, self.stats, lambda: self.fence)
+        self.sweep = Sweep(store, self.attempts, self.stats, lambda: self.fence)
         self.roster = Roster(
             session,
             store,
@@ -158,14 +160,16 @@ class Dispatcher:
 
     def step(self) -> int:
         """One round: reconcile after a (re)connection, list again what watches marked,
-        assign, take back overdue attempts.  Returns how many jobs it assigned.  Raises
-        :class:`ConnectionLost` (reconcile on the next round) and :class:`LeadershipLost`."""
+        assign, take back overdue attempts, sweep a batch of records when one is due.
+        Returns how many jobs it assigned.  Raises :class:`ConnectionLost` (reconcile on
+        the next round) and :class:`LeadershipLost`."""
         if self.session.connections != self._connections_seen:
             self._connections_seen = self.session.connections
             self._reconcile_all()
         self._process_dirty()
         assigned = self._assign()
         self.overdue.reap(self.timer())
+        self.sweep.step(self.timer())
         return assigned
 
     def _publish(self, every: float = 1.0) -> None:
@@ -188,6 +192,8 @@ class Dispatcher:
         soonest = self.attempts.soonest()
         if soonest is not None:
             wait = min(wait, soonest - self.timer())
+        if self.sweep.next_at is not None:
+            wait = min(wait, self.sweep.next_at - self.timer())
         return max(0.01, wait)
 
     def _reconcile_all(self) -> None:
