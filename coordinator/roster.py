@@ -123,7 +123,7 @@ class Roster:
                 fence=self.fence(),
             )
             if job is not None:
-                self.attempts.forget(jid)
+                self.attempts.forget(jid, view.id)
                 log.info(
                     "unstarted job handed on from a draining worker",
                     extra={"job_id": jid, "worker_id": view.id, "type": job.type},
