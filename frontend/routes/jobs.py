@@ -45,7 +45,11 @@ def _own(job: Job) -> Job:
     return job
 
 
-def _specs(bodies: Sequence[JobSubmission], ids: Sequence[str]) -> list[JobSpec]:
+def _specs(
+    bodies: Sequence[JobSubmission], ids: Sequence[str], recorded: bool = False
+) -> list[JobSpec]:
+    """``recorded``: the ids are an Idempotency-Key's, chosen when the key was first
+    used (perhaps hours ago), not made now."""
     tenant = current_key().tenant
     specs = [
         JobSpec(
@@ -56,6 +60,7 @@ def _specs(bodies: Sequence[JobSubmission], ids: Sequence[str]) -> list[JobSpec]
             timeout=b.timeout,
             job_id=job_id,
             tenant=tenant,
+            id_recorded=recorded,
         )
         for b, job_id in zip(bodies, ids, strict=True)
     ]
@@ -86,7 +91,7 @@ def _submit(bodies: Sequence[JobSubmission], endpoint: str) -> tuple[list[Job], 
         )
         if claim.replay:
             replay = True
-            specs = _specs(bodies, claim.job_ids)
+            specs = _specs(bodies, claim.job_ids, recorded=True)
     # a replay looks the jobs up first, in the archive too, so a job that ran and was
     # pruned long ago is not submitted a second time
     found = res.jobs.get_many([s.job_id or "" for s in specs]) if replay else {}
