@@ -75,6 +75,9 @@ _OUTCOMES: tuple[tuple[type[Exception], type[Exception]], ...] = (
 # (ConnectionClosedError is a SessionExpiredError)
 _TRANSIENT = (ConnectionLoss, OperationTimeoutError, SessionExpiredError, KazooTimeoutError)
 
+#: how often a request waiting for its answer looks whether the process began to stop
+_STOP_POLL = 1.0
+
 # a probe asking whether a node is up must not print kazoo's narration of its failures
 _quiet = logging.getLogger("coordinator.zk.quiet")
 _quiet.addHandler(logging.NullHandler())
@@ -201,7 +204,7 @@ class KazooSession(ZkSession):
     def _connect(self) -> None:
         self.client.start_async()
 
-    def stop(self) -> None:
+    def _close(self) -> None:
         try:
             self.client.stop()
             self.client.close()
@@ -221,16 +224,16 @@ class KazooSession(ZkSession):
     # -- one node ---------------------------------------------------------------------------
     def get(self, path: str, watch: Watch | None = None) -> tuple[bytes, Stat]:
         with _kazoo_errors(path):
-            raw, stat = self.client.get(path, watch=_watcher(watch))
+            raw, stat = self._sync(self.client.get_async(path, watch=_watcher(watch)))
         return raw, _stat(stat)
 
     def get_children(self, path: str, watch: Watch | None = None) -> list[str]:
         with _kazoo_errors(path):
-            return list(self.client.get_children(path, watch=_watcher(watch)))
+            return list(self._sync(self.client.get_children_async(path, watch=_watcher(watch))))
 
     def exists(self, path: str, watch: Watch | None = None) -> Stat | None:
         with _kazoo_errors(path):
-            stat = self.client.exists(path, watch=_watcher(watch))
+            stat = self._sync(self.client.exists_async(path, watch=_watcher(watch)))
         return None if stat is None else _stat(stat)
 
     def create(
@@ -243,22 +246,27 @@ class KazooSession(ZkSession):
     ) -> str:
         with _kazoo_errors(path):
             return str(
-                self.client.create(
-                    path, value, ephemeral=ephemeral, sequence=sequence, makepath=makepath
+                self._sync(
+                    self.client.create_async(
+                        path, value, ephemeral=ephemeral, sequence=sequence, makepath=makepath
+                    )
                 )
             )
 
     def set(self, path: str, value: bytes, version: int = -1) -> Stat:
         with _kazoo_errors(path):
-            return _stat(self.client.set(path, value, version=version))
+            return _stat(self._sync(self.client.set_async(path, value, version=version)))
 
     def delete(self, path: str, version: int = -1, recursive: bool = False) -> None:
         with _kazoo_errors(path):
-            self.client.delete(path, version=version, recursive=recursive)
+            if recursive:  # kazoo's recursive delete is synchronous only (tests, tools)
+                self.client.delete(path, version=version, recursive=True)
+            else:
+                self._sync(self.client.delete_async(path, version=version))
 
     def ensure_path(self, path: str) -> None:
         with _kazoo_errors(path):
-            self.client.ensure_path(path)
+            self._sync(self.client.ensure_path_async(path))
 
     # -- many nodes ------------------------------------------------------------------------
     def multi(self, ops: Sequence[Op]) -> list[OpResult]:
@@ -275,7 +283,7 @@ class KazooSession(ZkSession):
             else:  # pragma: no cover - Op is a closed union
                 raise TypeError(f"not an op: {op!r}")
         with _kazoo_errors():
-            results = tx.commit_async().get()
+            results = self._sync(tx.commit_async())
         answers: list[Any] = []
         failed: int | None = None
         for index, result in enumerate(results):
@@ -292,8 +300,28 @@ class KazooSession(ZkSession):
             raise TransactionFailed(failed, answers[failed], answers)
         return answers
 
+    def _sync(self, request: Any) -> Any:
+        """What kazoo's synchronous calls do (wait for the answer), but bounded once the
+        session is stopping: kazoo queues a request made while disconnected and waits for
+        the reconnection with no limit, which would hold a stopping process forever.
+
+        Until the stop begins it waits in slices of :data:`_STOP_POLL`, only to notice the
+        stop; a request answered in time is returned as it arrives.
+        """
+        while True:
+            stop = self.stop_deadline
+            wait = _STOP_POLL if stop is None else max(0.0, stop - time.monotonic())
+            try:
+                return request.get(timeout=wait)
+            except self._timeouts as exc:
+                if self.stop_deadline is not None and time.monotonic() >= self.stop_deadline:
+                    raise ConnectionLost(
+                        "ZooKeeper did not answer before this process's stop deadline"
+                    ) from exc
+
     def _wait(self, request: Any, deadline: float | None, path: str) -> Any:
         timeout = None
+        deadline = self._limit(deadline)
         if deadline is not None:
             timeout = deadline - time.monotonic()
             if timeout <= 0:

@@ -123,7 +123,12 @@ class MemorySession(ZkSession):
     def _reconnected(self) -> None:
         self._on_state(ConnectionState.CONNECTED)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 0.0) -> None:
+        # nothing here waits on a network: close at once, on the caller's thread, so that
+        # unit tests see the session gone when stop() returns
+        self._close()
+
+    def _close(self) -> None:
         if self._session_id is not None:
             self.zk.close(self, notify=False)
             self._session_id = None
