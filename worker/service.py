@@ -39,6 +39,7 @@ from zkq.coordinator.zk import (
     ZkSession,
     connect,
 )
+from zkq.coordinator.zk.session import STOP_GRACE
 from zkq.worker.metrics import WorkerMetrics
 from zkq.worker.pipeline import Assignment, Pipeline
 from zkq.worker.pools import Pool, make_pool
@@ -104,6 +105,8 @@ class Worker:
         self._announce_drain = False
         self._draining = threading.Event()
         self._stopped = threading.Event()
+        #: the last stop gave running jobs up (ZooKeeper unreachable while draining)
+        self.abandoned = False
         self.session.on_state_change(lambda _state: self._wake.set())
 
     # -- control --------------------------------------------------------------------------
@@ -136,13 +139,25 @@ class Worker:
             log.info("waiting for ZooKeeper at %s", self.config.zk.hosts)
         if self.session.connected.is_set():
             self.session.ensure_paths(self.layout.fixed_parents())
+        cut_off_since: float | None = None  # draining and disconnected since (monotonic)
+        abandoned = False
         while True:
             if self._draining.is_set() and self.pipeline.outstanding == 0:
                 break
             self._wake.clear()
             if not self.session.connected.is_set():
+                # A drain waits for running jobs to be recorded, which needs ZooKeeper: cut
+                # off from it, the stop would wait for a reconnection without limit.  After
+                # the grace, give the jobs up: the leader requeues them once our session
+                # expires (their attempts are fenced, so a late commit cannot land).
+                if self._draining.is_set():
+                    cut_off_since = cut_off_since or time.monotonic()
+                    if time.monotonic() - cut_off_since >= STOP_GRACE:
+                        abandoned = True
+                        break
                 self._wake.wait(0.5)
                 continue
+            cut_off_since = None
             try:
                 self._step()
             except ConnectionLost as exc:
@@ -151,10 +166,23 @@ class Worker:
             except ZkqError as exc:
                 log.warning("worker step failed: %s", exc)
             self._wake.wait(1.0)
-        self._deregister()
-        self.pipeline.stop()
-        self.pool.shutdown(wait=True)
+        # from here on nothing may wait on ZooKeeper past the grace
+        self.session.begin_stop()
+        if abandoned:
+            log.warning(
+                "ZooKeeper unreachable while draining: giving up %d job(s) to the leader's "
+                "requeue",
+                self.pipeline.outstanding,
+            )
+            # the committer may be waiting on ZooKeeper and handlers still running: do not
+            # join them (their threads are daemons; the session's close fails their waits)
+            self.pool.shutdown(wait=False)
+        else:
+            self._deregister()
+            self.pipeline.stop()
+            self.pool.shutdown(wait=True)
         self.session.stop()
+        self.abandoned = abandoned
         self._stopped.set()
         log.info("worker stopped")
 
