@@ -14,10 +14,11 @@ each contender watching its predecessor).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
@@ -61,6 +62,7 @@ from zkq.coordinator.zk.session import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: what kazoo raises that the boundary translates
 _KAZOO_ERRORS = (KazooException, KazooTimeoutError)
@@ -141,16 +143,36 @@ def _watcher(watch: Watch | None) -> _Watcher | None:
 
 
 class _Election(Election):
-    def __init__(self, client: KazooClient, path: str, identifier: str) -> None:
-        self._election = KazooElection(client, path, identifier)
+    """kazoo's ``Election`` (its lock), with its blocking steps bounded by the session's
+    stop deadline: the lock's acquire and release call kazoo synchronously, and with the
+    ensemble unreachable they would wait for a reconnection without limit."""
+
+    def __init__(self, session: KazooSession, path: str, identifier: str) -> None:
+        self._session = session
+        self._election = KazooElection(session.client, path, identifier)
 
     def run(self, lead: Callable[[], None]) -> None:
+        lock = self._election.lock
         try:
-            self._election.run(lead)
+            if not self._session.bounded(lock.acquire):
+                return
         except CancelledError:
             return
         except _KAZOO_ERRORS as exc:
             raise translate(exc) from exc
+        try:
+            lead()
+        finally:
+            try:
+                self._session.bounded(lock.release)
+            except CancelledError:
+                pass
+            except ConnectionLost:
+                # stopping, and ZooKeeper did not take the delete in time: the node goes
+                # with the session, which is closing
+                log.warning("left the election without deleting our node (stop deadline)")
+            except _KAZOO_ERRORS as exc:
+                raise translate(exc) from exc
 
     def cancel(self) -> None:
         self._election.cancel()
@@ -300,6 +322,35 @@ class KazooSession(ZkSession):
             raise TransactionFailed(failed, answers[failed], answers)
         return answers
 
+    def bounded(self, call: Callable[[], T]) -> T:
+        """``call()``, a synchronous kazoo call we cannot make asynchronous (a recipe's),
+        waited for no longer than the stop deadline once the session is stopping; then it
+        raises :class:`ConnectionLost` and the call is left behind on its daemon thread,
+        to fail when the session closes."""
+        outcome: list[Any] = []
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                outcome.append((True, call()))
+            except BaseException as exc:  # handed to the caller below
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name=f"{self.name}-recipe", daemon=True).start()
+        while True:
+            stop = self.stop_deadline
+            wait = _STOP_POLL if stop is None else stop - time.monotonic()
+            if done.wait(max(0.0, wait)):
+                break
+            if self.stop_deadline is not None and time.monotonic() >= self.stop_deadline:
+                raise ConnectionLost("ZooKeeper did not answer before this process's stop deadline")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return cast(T, value)
+
     def _sync(self, request: Any) -> Any:
         """What kazoo's synchronous calls do (wait for the answer), but bounded once the
         session is stopping: kazoo queues a request made while disconnected and waits for
@@ -367,7 +418,7 @@ class KazooSession(ZkSession):
 
     # -- recipes ---------------------------------------------------------------------------
     def election(self, path: str, identifier: str) -> Election:
-        return _Election(self.client, path, identifier)
+        return _Election(self, path, identifier)
 
 
 __all__ = ["KazooSession", "translate"]
