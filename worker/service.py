@@ -46,6 +46,9 @@ from zkq.worker.pools import Pool, make_pool
 from zkq.worker.registry import Registry
 
 log = logging.getLogger(__name__)
+#: how long a draining worker must have been cut off from ZooKeeper before it gives its
+#: jobs up (a blip of the connection must not cost running jobs)
+_CUT_OFF = 2.0
 
 
 class Worker:
@@ -107,11 +110,14 @@ class Worker:
         self._stopped = threading.Event()
         #: the last stop gave running jobs up (ZooKeeper unreachable while draining)
         self.abandoned = False
+        self._drain_began = 0.0
         self.session.on_state_change(lambda _state: self._wake.set())
 
     # -- control --------------------------------------------------------------------------
     def drain(self) -> None:
         """Stop claiming; exit once running jobs are done.  Signal-handler safe."""
+        if not self._draining.is_set():
+            self._drain_began = time.monotonic()
         self._draining.set()
         self.pipeline.drain()
         self._announce_drain = True
@@ -147,12 +153,17 @@ class Worker:
             self._wake.clear()
             if not self.session.connected.is_set():
                 # A drain waits for running jobs to be recorded, which needs ZooKeeper: cut
-                # off from it, the stop would wait for a reconnection without limit.  After
-                # the grace, give the jobs up: the leader requeues them once our session
+                # off from it, the stop would wait for a reconnection without limit.  Once
+                # the drain is STOP_GRACE old and the connection has been gone a while (not
+                # a blip), give the jobs up: the leader requeues them once our session
                 # expires (their attempts are fenced, so a late commit cannot land).
                 if self._draining.is_set():
-                    cut_off_since = cut_off_since or time.monotonic()
-                    if time.monotonic() - cut_off_since >= STOP_GRACE:
+                    now = time.monotonic()
+                    cut_off_since = cut_off_since or now
+                    if (
+                        now - cut_off_since >= _CUT_OFF
+                        and now - self._drain_began >= STOP_GRACE
+                    ):
                         abandoned = True
                         break
                 self._wake.wait(0.5)

@@ -58,6 +58,8 @@ T = TypeVar("T")
 STOP_GRACE = 5.0
 #: how long the close itself may take once the grace is over
 CLOSE_TIMEOUT = 2.0
+#: ... and when the session is not connected
+CLOSE_DISCONNECTED = 0.5
 
 
 class ConnectionState(enum.StrEnum):
@@ -315,6 +317,10 @@ class ZkSession(ABC):
         """Close the session (its ephemeral nodes go at once); never raises, and returns
         within ``timeout`` seconds even if ZooKeeper is unreachable.  Requests still
         waiting fail by then too."""
+        if not self.connected.is_set():
+            # nothing to tell an ensemble we cannot reach (it expires the session itself):
+            # do not wait for the client's connection loop to give up
+            timeout = min(timeout, CLOSE_DISCONNECTED)
         self.begin_stop(timeout)
         with self.changed:
             closer = self._closer
