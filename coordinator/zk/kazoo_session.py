@@ -290,6 +290,16 @@ class KazooSession(ZkSession):
         with _kazoo_errors(path):
             self._sync(self.client.ensure_path_async(path))
 
+    # kazoo 2.11 has no removeWatches: its set of callbacks per path is the only place a
+    # watch that never fires can be let go of (the ensemble's own goes at the next change)
+    def forget_watch(self, path: str, watch: Watch) -> None:
+        watchers = self.client._data_watchers.get(path)
+        if watchers is not None:
+            watchers.discard(_Watcher(watch))
+
+    def data_watches(self, path: str) -> int:
+        return len(self.client._data_watchers.get(path, ()))
+
     # -- many nodes ------------------------------------------------------------------------
     def multi(self, ops: Sequence[Op]) -> list[OpResult]:
         tx = self.client.transaction()

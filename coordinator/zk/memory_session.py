@@ -148,6 +148,14 @@ class MemorySession(ZkSession):
     def get_children(self, path: str, watch: Watch | None = None) -> list[str]:
         return self.zk.get_children(self, path, watch)
 
+    def forget_watch(self, path: str, watch: Watch) -> None:
+        with self.zk._lock:
+            self._data_watches.get(path, {}).pop(watch, None)
+
+    def data_watches(self, path: str) -> int:
+        with self.zk._lock:
+            return len(self._data_watches.get(path, {}))
+
     def exists(self, path: str, watch: Watch | None = None) -> Stat | None:
         return self.zk.exists(self, path, watch)
 

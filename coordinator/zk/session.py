@@ -390,6 +390,16 @@ class ZkSession(ABC):
     def ensure_path(self, path: str) -> None:
         """Create the node and its missing parents, empty and persistent."""
 
+    @abstractmethod
+    def forget_watch(self, path: str, watch: Watch) -> None:
+        """Stop keeping the data watch ``watch`` on ``path`` (set by :meth:`get`) that its
+        setter no longer wants: it will not be called, nor held in memory until the node
+        changes.  Client-side only; the ensemble drops its watch at the next change."""
+
+    @abstractmethod
+    def data_watches(self, path: str) -> int:
+        """How many data watch callbacks this session holds on ``path``."""
+
     # -- many nodes ------------------------------------------------------------------------
     @abstractmethod
     def multi(self, ops: Sequence[Op]) -> list[OpResult]:
