@@ -46,9 +46,9 @@ from zkq.worker.pools import Pool, make_pool
 from zkq.worker.registry import Registry
 
 log = logging.getLogger(__name__)
-#: how long a draining worker must have been cut off from ZooKeeper before it gives its
-#: jobs up (a blip of the connection must not cost running jobs)
-_CUT_OFF = 2.0
+#: how long a draining worker must have been unable to record its jobs before it gives them
+#: up (a blip of the connection must not cost running jobs)
+_CUT_OFF = 1.0
 
 
 class Worker:
@@ -111,6 +111,7 @@ class Worker:
         #: the last stop gave running jobs up (ZooKeeper unreachable while draining)
         self.abandoned = False
         self._drain_began = 0.0
+        self._stuck_since: float | None = None
         self.session.on_state_change(lambda _state: self._wake.set())
 
     # -- control --------------------------------------------------------------------------
@@ -145,30 +146,17 @@ class Worker:
             log.info("waiting for ZooKeeper at %s", self.config.zk.hosts)
         if self.session.connected.is_set():
             self.session.ensure_paths(self.layout.fixed_parents())
-        cut_off_since: float | None = None  # draining and disconnected since (monotonic)
         abandoned = False
         while True:
             if self._draining.is_set() and self.pipeline.outstanding == 0:
                 break
+            if self._drain_stuck():
+                abandoned = True
+                break
             self._wake.clear()
             if not self.session.connected.is_set():
-                # A drain waits for running jobs to be recorded, which needs ZooKeeper: cut
-                # off from it, the stop would wait for a reconnection without limit.  Once
-                # the drain is STOP_GRACE old and the connection has been gone a while (not
-                # a blip), give the jobs up: the leader requeues them once our session
-                # expires (their attempts are fenced, so a late commit cannot land).
-                if self._draining.is_set():
-                    now = time.monotonic()
-                    cut_off_since = cut_off_since or now
-                    if (
-                        now - cut_off_since >= _CUT_OFF
-                        and now - self._drain_began >= STOP_GRACE
-                    ):
-                        abandoned = True
-                        break
                 self._wake.wait(0.5)
                 continue
-            cut_off_since = None
             try:
                 self._step()
             except ConnectionLost as exc:
@@ -176,7 +164,7 @@ class Worker:
                 continue
             except ZkqError as exc:
                 log.warning("worker step failed: %s", exc)
-            self._wake.wait(1.0)
+            self._wake.wait(0.5 if self._draining.is_set() else 1.0)
         # from here on nothing may wait on ZooKeeper past the grace
         self.session.begin_stop()
         if abandoned:
@@ -196,6 +184,26 @@ class Worker:
         self.abandoned = abandoned
         self._stopped.set()
         log.info("worker stopped")
+
+    def _drain_stuck(self) -> bool:
+        """Whether a drain can no longer finish: its jobs must be recorded, which needs
+        ZooKeeper, and without it the stop would wait for a reconnection without limit.
+
+        Stuck: the drain is :data:`STOP_GRACE` old and for :data:`_CUT_OFF` (so not a blip)
+        either the session has been disconnected or no handler has been running, so only
+        the recording is left and ZooKeeper has not taken it (a partition the client has
+        not noticed yet).  The jobs are then given up: the leader requeues them once our
+        session expires, and their attempts are fenced, so a late commit cannot land.
+        """
+        if not self._draining.is_set():
+            return False
+        now = time.monotonic()
+        if self.session.connected.is_set() and self.pipeline.busy > 0:
+            self._stuck_since = None
+            return False
+        if self._stuck_since is None:
+            self._stuck_since = now
+        return now - self._stuck_since >= _CUT_OFF and now - self._drain_began >= STOP_GRACE
 
     def _step(self) -> None:
         if self._announce_drain:
