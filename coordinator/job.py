@@ -228,6 +228,10 @@ class JobSpec:
     job_id: str | None = None
     tenant: str | None = None
     parent: str | None = None
+    #: the id was chosen when this submission was first accepted and recorded (an
+    #: Idempotency-Key's ids): a replay may come at any age within the key's retention, so
+    #: the id's date is not held against ``now``; its bucket is the one it was given then
+    id_recorded: bool = False
 
     def to_job(self, now: float, limits: Limits) -> Job:
         validate_spec(self.type, self.priority, self.max_attempts, self.timeout)
@@ -235,7 +239,7 @@ class JobSpec:
         job_id = new_job_id()
         if self.job_id:
             job_id = validate_job_id(self.job_id)
-            if abs(id_time(job_id) - now) > ID_CLOCK_SKEW:
+            if not self.id_recorded and abs(id_time(job_id) - now) > ID_CLOCK_SKEW:
                 # an id from another era would jump the FIFO order and land in buckets
                 # that were pruned long ago (or never will be)
                 raise InvalidInput(

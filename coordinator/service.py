@@ -5,7 +5,11 @@ sequential node; the lowest leads, each other watches its predecessor, so a chan
 standby, not all).  The leader runs a :class:`~zkq.coordinator.dispatcher.Dispatcher` until:
 
 - it is told to stop (SIGTERM): it leaves the election at once, deleting its node, so the
-  next standby leads within a round trip instead of a session timeout;
+  next standby leads within a round trip instead of a session timeout.  The stop is
+  bounded: with ZooKeeper unreachable that delete (and a pruner's listing) would wait for a
+  reconnection forever, so the session gets a stop deadline
+  (:meth:`~zkq.coordinator.zk.session.ZkSession.begin_stop`), after which it closes itself
+  and leaves the node to session expiry;
 - its session is lost: its election node is gone already, so it steps down and rejoins as
   a standby under the new session.
 
@@ -56,6 +60,8 @@ class Coordinator:
         """Leave leadership and the election now; safe to call from a signal handler."""
         self._stop.set()
         self._wake.set()
+        # nothing this process still asks of ZooKeeper may hold the exit past the grace
+        self.session.begin_stop()
         election = self._election
         if election is not None:
             # cancel() interrupts a standby's wait; a leader leaves when its loop sees _stop

@@ -13,6 +13,16 @@ it safe:
 A replay first looks the jobs up (ZooKeeper, then the archive, which the pruner writes
 *before* it deletes from ZooKeeper), so a job that ran and was pruned long ago is not
 submitted a second time.
+
+**A submission without a key still has an identity.**  HAProxy re-sends a request whose
+frontend closed the connection without answering (``retry-on empty-response``): the
+frontend may have died after it committed the jobs.  So HAProxy gives every request a
+unique id (``unique-id-format``) in :data:`REQUEST_ID`, the same on each re-send of that
+request, and a submission that came without an ``Idempotency-Key`` uses it as an implicit
+key (:func:`implicit_key`): the re-sent POST finds the first one's jobs instead of making
+new ones.  This keeps HAProxy's retries (which save many requests when a frontend dies
+before committing) without their one hazard.  A client that retries on its own must still
+send its own key: only it knows that two requests are one.
 """
 
 from __future__ import annotations
@@ -28,6 +38,11 @@ from zkq.coordinator.errors import Conflict, IdempotencyKeyReused, MalformedRequ
 from zkq.coordinator.mysql import ConnectionPool
 
 HEADER = "Idempotency-Key"
+#: set by HAProxy on every request (replacing any a client sent): one id per request, the
+#: same on each of HAProxy's re-sends of it (haproxy/haproxy.cfg.j2)
+REQUEST_ID = "X-Zkq-Request-Id"
+#: an implicit key is this prefix and the request id, so it never meets a client's key
+_IMPLICIT_PREFIX = "request-id:"
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII, no spaces
 #: one claim in this many also deletes a batch of day-old keys
 _PURGE_EVERY = 500
@@ -46,6 +61,15 @@ def check_key(value: str) -> str:
             "(a UUID is a good choice)"
         )
     return value
+
+
+def implicit_key(request_id: str | None) -> str | None:
+    """The key a submission without an ``Idempotency-Key`` is given: from HAProxy's
+    request id, or None without one (a request sent to a frontend directly)."""
+    if not request_id:
+        return None
+    key = _IMPLICIT_PREFIX + request_id
+    return key if _KEY_RE.match(key) else None
 
 
 def request_hash(endpoint: str, body: Any) -> str:

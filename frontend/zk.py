@@ -26,14 +26,15 @@ import time
 from collections.abc import Iterator
 
 from zkq.coordinator.config import ClusterConfig
-from zkq.coordinator.errors import Timeout, Unavailable
+from zkq.coordinator.errors import JobNotFound, Timeout, Unavailable
+from zkq.coordinator.ids import validate_job_id
 from zkq.coordinator.job import Job
 from zkq.coordinator.store import JobStore
-from zkq.coordinator.zk import ZkSession, connect
+from zkq.coordinator.zk import NoNode, WatchEvent, ZkSession, connect, zk_errors
 
 log = logging.getLogger(__name__)
 
-#: a long-poll re-arms its watch this often, so that a connection lost mid-wait is noticed
+#: a long-poll reads the job again this often, so that a connection lost mid-wait is noticed
 WAIT_SLICE = 2.0
 
 
@@ -133,16 +134,40 @@ class ZkGate:
     def wait_job(self, job_id: str, seconds: float) -> Job:
         """Long-poll: the job's record once it ends or ``seconds`` pass, whichever is first.
 
-        :meth:`JobStore.wait` keeps one data watch on the one job, so the answer leaves
-        within a round trip of the job's last write.  It runs in slices of
-        :data:`WAIT_SLICE`, each behind :meth:`call`: a connection lost during a long wait
-        ends it with a 503 within a slice or two, instead of when the wait would end.
+        One data watch on the one job, so the answer leaves within a round trip of the
+        job's last write.  The record is read again every :data:`WAIT_SLICE`, each read
+        behind :meth:`call`: a connection lost during a long wait ends it with a 503 within
+        a slice or two, instead of when the wait would end.
+
+        Why one callback for the whole wait: kazoo keeps a set of callbacks per watched
+        path, and a watch that never fires (a job that does not change) stays in it.  A new
+        callback per slice would add one per slice; the same one re-arms the watch it
+        already has, and it is forgotten when the wait ends.
         """
         end = time.monotonic() + seconds
-        while True:
-            remaining = max(0.0, end - time.monotonic())
-            step = min(remaining, WAIT_SLICE)
-            with self.call(step + self.timeout):
-                job = self.store.wait(job_id, step)
-            if job.terminal or time.monotonic() >= end:
-                return job
+        store = self.store
+        session = store.session
+        path = store.layout.job(validate_job_id(job_id))
+        changed = threading.Event()
+
+        def on_change(_event: WatchEvent) -> None:
+            changed.set()
+
+        def read() -> bytes:
+            return session.get(path, watch=on_change)[0]
+
+        try:
+            while True:
+                changed.clear()
+                with self.call() as deadline, zk_errors():
+                    try:
+                        raw = session.retry(read, deadline, "long-poll")
+                    except NoNode:
+                        raise JobNotFound(job_id) from None
+                job = Job.from_bytes(raw)
+                remaining = end - time.monotonic()
+                if job.terminal or remaining <= 0:
+                    return job
+                changed.wait(min(remaining, WAIT_SLICE))
+        finally:
+            session.forget_watch(path, on_change)

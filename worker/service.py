@@ -39,12 +39,16 @@ from zkq.coordinator.zk import (
     ZkSession,
     connect,
 )
+from zkq.coordinator.zk.session import STOP_GRACE
 from zkq.worker.metrics import WorkerMetrics
 from zkq.worker.pipeline import Assignment, Pipeline
 from zkq.worker.pools import Pool, make_pool
 from zkq.worker.registry import Registry
 
 log = logging.getLogger(__name__)
+#: how long a draining worker must have been unable to record its jobs before it gives them
+#: up (a blip of the connection must not cost running jobs)
+_CUT_OFF = 1.0
 
 
 class Worker:
@@ -104,11 +108,17 @@ class Worker:
         self._announce_drain = False
         self._draining = threading.Event()
         self._stopped = threading.Event()
+        #: the last stop gave running jobs up (ZooKeeper unreachable while draining)
+        self.abandoned = False
+        self._drain_began = 0.0
+        self._stuck_since: float | None = None
         self.session.on_state_change(lambda _state: self._wake.set())
 
     # -- control --------------------------------------------------------------------------
     def drain(self) -> None:
         """Stop claiming; exit once running jobs are done.  Signal-handler safe."""
+        if not self._draining.is_set():
+            self._drain_began = time.monotonic()
         self._draining.set()
         self.pipeline.drain()
         self._announce_drain = True
@@ -136,8 +146,12 @@ class Worker:
             log.info("waiting for ZooKeeper at %s", self.config.zk.hosts)
         if self.session.connected.is_set():
             self.session.ensure_paths(self.layout.fixed_parents())
+        abandoned = False
         while True:
             if self._draining.is_set() and self.pipeline.outstanding == 0:
+                break
+            if self._drain_stuck():
+                abandoned = True
                 break
             self._wake.clear()
             if not self.session.connected.is_set():
@@ -150,13 +164,46 @@ class Worker:
                 continue
             except ZkqError as exc:
                 log.warning("worker step failed: %s", exc)
-            self._wake.wait(1.0)
-        self._deregister()
-        self.pipeline.stop()
-        self.pool.shutdown(wait=True)
+            self._wake.wait(0.5 if self._draining.is_set() else 1.0)
+        # from here on nothing may wait on ZooKeeper past the grace
+        self.session.begin_stop()
+        if abandoned:
+            log.warning(
+                "ZooKeeper unreachable while draining: giving up %d job(s) to the leader's "
+                "requeue",
+                self.pipeline.outstanding,
+            )
+            # the committer may be waiting on ZooKeeper and handlers still running: do not
+            # join them (their threads are daemons; the session's close fails their waits)
+            self.pool.shutdown(wait=False)
+        else:
+            self._deregister()
+            self.pipeline.stop()
+            self.pool.shutdown(wait=True)
         self.session.stop()
+        self.abandoned = abandoned
         self._stopped.set()
         log.info("worker stopped")
+
+    def _drain_stuck(self) -> bool:
+        """Whether a drain can no longer finish: its jobs must be recorded, which needs
+        ZooKeeper, and without it the stop would wait for a reconnection without limit.
+
+        Stuck: the drain is :data:`STOP_GRACE` old and for :data:`_CUT_OFF` (so not a blip)
+        either the session has been disconnected or no handler has been running, so only
+        the recording is left and ZooKeeper has not taken it (a partition the client has
+        not noticed yet).  The jobs are then given up: the leader requeues them once our
+        session expires, and their attempts are fenced, so a late commit cannot land.
+        """
+        if not self._draining.is_set():
+            return False
+        now = time.monotonic()
+        if self.session.connected.is_set() and self.pipeline.busy > 0:
+            self._stuck_since = None
+            return False
+        if self._stuck_since is None:
+            self._stuck_since = now
+        return now - self._stuck_since >= _CUT_OFF and now - self._drain_began >= STOP_GRACE
 
     def _step(self) -> None:
         if self._announce_drain:

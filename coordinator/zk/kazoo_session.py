@@ -14,10 +14,11 @@ each contender watching its predecessor).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
@@ -61,6 +62,7 @@ from zkq.coordinator.zk.session import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: what kazoo raises that the boundary translates
 _KAZOO_ERRORS = (KazooException, KazooTimeoutError)
@@ -74,6 +76,9 @@ _OUTCOMES: tuple[tuple[type[Exception], type[Exception]], ...] = (
 #: what means "the request may or may not have been applied; try again once connected"
 # (ConnectionClosedError is a SessionExpiredError)
 _TRANSIENT = (ConnectionLoss, OperationTimeoutError, SessionExpiredError, KazooTimeoutError)
+
+#: how often a request waiting for its answer looks whether the process began to stop
+_STOP_POLL = 1.0
 
 # a probe asking whether a node is up must not print kazoo's narration of its failures
 _quiet = logging.getLogger("coordinator.zk.quiet")
@@ -138,16 +143,36 @@ def _watcher(watch: Watch | None) -> _Watcher | None:
 
 
 class _Election(Election):
-    def __init__(self, client: KazooClient, path: str, identifier: str) -> None:
-        self._election = KazooElection(client, path, identifier)
+    """kazoo's ``Election`` (its lock), with its blocking steps bounded by the session's
+    stop deadline: the lock's acquire and release call kazoo synchronously, and with the
+    ensemble unreachable they would wait for a reconnection without limit."""
+
+    def __init__(self, session: KazooSession, path: str, identifier: str) -> None:
+        self._session = session
+        self._election = KazooElection(session.client, path, identifier)
 
     def run(self, lead: Callable[[], None]) -> None:
+        lock = self._election.lock
         try:
-            self._election.run(lead)
+            if not self._session.bounded(lock.acquire):
+                return
         except CancelledError:
             return
         except _KAZOO_ERRORS as exc:
             raise translate(exc) from exc
+        try:
+            lead()
+        finally:
+            try:
+                self._session.bounded(lock.release)
+            except CancelledError:
+                pass
+            except ConnectionLost:
+                # stopping, and ZooKeeper did not take the delete in time: the node goes
+                # with the session, which is closing
+                log.warning("left the election without deleting our node (stop deadline)")
+            except _KAZOO_ERRORS as exc:
+                raise translate(exc) from exc
 
     def cancel(self) -> None:
         self._election.cancel()
@@ -201,7 +226,7 @@ class KazooSession(ZkSession):
     def _connect(self) -> None:
         self.client.start_async()
 
-    def stop(self) -> None:
+    def _close(self) -> None:
         try:
             self.client.stop()
             self.client.close()
@@ -221,16 +246,16 @@ class KazooSession(ZkSession):
     # -- one node ---------------------------------------------------------------------------
     def get(self, path: str, watch: Watch | None = None) -> tuple[bytes, Stat]:
         with _kazoo_errors(path):
-            raw, stat = self.client.get(path, watch=_watcher(watch))
+            raw, stat = self._sync(self.client.get_async(path, watch=_watcher(watch)))
         return raw, _stat(stat)
 
     def get_children(self, path: str, watch: Watch | None = None) -> list[str]:
         with _kazoo_errors(path):
-            return list(self.client.get_children(path, watch=_watcher(watch)))
+            return list(self._sync(self.client.get_children_async(path, watch=_watcher(watch))))
 
     def exists(self, path: str, watch: Watch | None = None) -> Stat | None:
         with _kazoo_errors(path):
-            stat = self.client.exists(path, watch=_watcher(watch))
+            stat = self._sync(self.client.exists_async(path, watch=_watcher(watch)))
         return None if stat is None else _stat(stat)
 
     def create(
@@ -243,22 +268,37 @@ class KazooSession(ZkSession):
     ) -> str:
         with _kazoo_errors(path):
             return str(
-                self.client.create(
-                    path, value, ephemeral=ephemeral, sequence=sequence, makepath=makepath
+                self._sync(
+                    self.client.create_async(
+                        path, value, ephemeral=ephemeral, sequence=sequence, makepath=makepath
+                    )
                 )
             )
 
     def set(self, path: str, value: bytes, version: int = -1) -> Stat:
         with _kazoo_errors(path):
-            return _stat(self.client.set(path, value, version=version))
+            return _stat(self._sync(self.client.set_async(path, value, version=version)))
 
     def delete(self, path: str, version: int = -1, recursive: bool = False) -> None:
         with _kazoo_errors(path):
-            self.client.delete(path, version=version, recursive=recursive)
+            if recursive:  # kazoo's recursive delete is synchronous only (tests, tools)
+                self.client.delete(path, version=version, recursive=True)
+            else:
+                self._sync(self.client.delete_async(path, version=version))
 
     def ensure_path(self, path: str) -> None:
         with _kazoo_errors(path):
-            self.client.ensure_path(path)
+            self._sync(self.client.ensure_path_async(path))
+
+    # kazoo 2.11 has no removeWatches: its set of callbacks per path is the only place a
+    # watch that never fires can be let go of (the ensemble's own goes at the next change)
+    def forget_watch(self, path: str, watch: Watch) -> None:
+        watchers = self.client._data_watchers.get(path)
+        if watchers is not None:
+            watchers.discard(_Watcher(watch))
+
+    def data_watches(self, path: str) -> int:
+        return len(self.client._data_watchers.get(path, ()))
 
     # -- many nodes ------------------------------------------------------------------------
     def multi(self, ops: Sequence[Op]) -> list[OpResult]:
@@ -275,7 +315,7 @@ class KazooSession(ZkSession):
             else:  # pragma: no cover - Op is a closed union
                 raise TypeError(f"not an op: {op!r}")
         with _kazoo_errors():
-            results = tx.commit_async().get()
+            results = self._sync(tx.commit_async())
         answers: list[Any] = []
         failed: int | None = None
         for index, result in enumerate(results):
@@ -292,8 +332,57 @@ class KazooSession(ZkSession):
             raise TransactionFailed(failed, answers[failed], answers)
         return answers
 
+    def bounded(self, call: Callable[[], T]) -> T:
+        """``call()``, a synchronous kazoo call we cannot make asynchronous (a recipe's),
+        waited for no longer than the stop deadline once the session is stopping; then it
+        raises :class:`ConnectionLost` and the call is left behind on its daemon thread,
+        to fail when the session closes."""
+        outcome: list[Any] = []
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                outcome.append((True, call()))
+            except BaseException as exc:  # handed to the caller below
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name=f"{self.name}-recipe", daemon=True).start()
+        while True:
+            stop = self.stop_deadline
+            wait = _STOP_POLL if stop is None else stop - time.monotonic()
+            if done.wait(max(0.0, wait)):
+                break
+            if self.stop_deadline is not None and time.monotonic() >= self.stop_deadline:
+                raise ConnectionLost("ZooKeeper did not answer before this process's stop deadline")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return cast(T, value)
+
+    def _sync(self, request: Any) -> Any:
+        """What kazoo's synchronous calls do (wait for the answer), but bounded once the
+        session is stopping: kazoo queues a request made while disconnected and waits for
+        the reconnection with no limit, which would hold a stopping process forever.
+
+        Until the stop begins it waits in slices of :data:`_STOP_POLL`, only to notice the
+        stop; a request answered in time is returned as it arrives.
+        """
+        while True:
+            stop = self.stop_deadline
+            wait = _STOP_POLL if stop is None else max(0.0, stop - time.monotonic())
+            try:
+                return request.get(timeout=wait)
+            except self._timeouts as exc:
+                if self.stop_deadline is not None and time.monotonic() >= self.stop_deadline:
+                    raise ConnectionLost(
+                        "ZooKeeper did not answer before this process's stop deadline"
+                    ) from exc
+
     def _wait(self, request: Any, deadline: float | None, path: str) -> Any:
         timeout = None
+        deadline = self._limit(deadline)
         if deadline is not None:
             timeout = deadline - time.monotonic()
             if timeout <= 0:
@@ -339,7 +428,7 @@ class KazooSession(ZkSession):
 
     # -- recipes ---------------------------------------------------------------------------
     def election(self, path: str, identifier: str) -> Election:
-        return _Election(self.client, path, identifier)
+        return _Election(self, path, identifier)
 
 
 __all__ = ["KazooSession", "translate"]

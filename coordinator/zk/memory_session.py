@@ -123,7 +123,12 @@ class MemorySession(ZkSession):
     def _reconnected(self) -> None:
         self._on_state(ConnectionState.CONNECTED)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 0.0) -> None:
+        # nothing here waits on a network: close at once, on the caller's thread, so that
+        # unit tests see the session gone when stop() returns
+        self._close()
+
+    def _close(self) -> None:
         if self._session_id is not None:
             self.zk.close(self, notify=False)
             self._session_id = None
@@ -142,6 +147,14 @@ class MemorySession(ZkSession):
 
     def get_children(self, path: str, watch: Watch | None = None) -> list[str]:
         return self.zk.get_children(self, path, watch)
+
+    def forget_watch(self, path: str, watch: Watch) -> None:
+        with self.zk._lock:
+            self._data_watches.get(path, {}).pop(watch, None)
+
+    def data_watches(self, path: str) -> int:
+        with self.zk._lock:
+            return len(self._data_watches.get(path, {}))
 
     def exists(self, path: str, watch: Watch | None = None) -> Stat | None:
         return self.zk.exists(self, path, watch)

@@ -22,6 +22,13 @@ The implementation reports state changes through :meth:`ZkSession._on_state`, on
 thread, which must never block: it only flips flags and sets events.  The client reconnects
 forever: a process never dies because ZooKeeper is away; it waits and reports itself not
 ready.
+
+Stopping is the exception to waiting forever.  A process told to stop calls
+:meth:`ZkSession.begin_stop`: from then on no request of this session waits past the stop
+deadline (one already waiting is woken too), and at the deadline the session closes itself,
+which fails what kazoo's own recipes still wait for (the election lock's release).  What
+could not be released then (ephemeral nodes, the session itself) is left to session expiry
+on the ensemble, which is what it is for.
 """
 
 from __future__ import annotations
@@ -44,6 +51,15 @@ from zkq.coordinator.zk.ops import Op
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: how long a stopping process gives ZooKeeper to take its last requests (releases, a
+#: worker's last commits, the close) before it gives up on them; with the close after it,
+#: every process ends well within ten seconds of being told to
+STOP_GRACE = 5.0
+#: how long the close itself may take once the grace is over
+CLOSE_TIMEOUT = 2.0
+#: ... and when the session is not connected
+CLOSE_DISCONNECTED = 0.5
 
 
 class ConnectionState(enum.StrEnum):
@@ -139,6 +155,9 @@ class ZkSession(ABC):
         self.connections = 0
         self._last_state: ConnectionState | None = None
         self._listeners: list[Callable[[str], None]] = []
+        #: ``time.monotonic()`` after which no request waits any more; None until stopping
+        self.stop_deadline: float | None = None
+        self._closer: threading.Timer | None = None
 
     # -- the policy ---------------------------------------------------------------------
     # the implementation calls this on its own thread: flip flags, notify, never block
@@ -178,6 +197,63 @@ class ZkSession(ABC):
     def wait_connected(self, timeout: float | None = None) -> bool:
         return self.connected.wait(timeout)
 
+    # -- stopping -------------------------------------------------------------------------
+    def begin_stop(self, grace: float = STOP_GRACE) -> None:
+        """The process is stopping: no request waits past ``grace`` seconds from now, and
+        the session closes itself then unless :meth:`stop` closed it first.
+
+        Safe from a signal handler (it starts a timer thread and notifies waiters; it sends
+        nothing).  Calling it again only ever brings the deadline closer.
+        """
+        deadline = time.monotonic() + max(0.0, grace)
+        with self.changed:
+            if self.stop_deadline is not None and self.stop_deadline <= deadline:
+                return
+            self.stop_deadline = deadline
+            # wake whoever waits for the connection: their wait now has an end
+            self.changed.notify_all()
+            closer, self._closer = self._closer, threading.Timer(grace, self._close_at_deadline)
+        if closer is not None:
+            closer.cancel()
+        self._closer.daemon = True
+        self._closer.start()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_deadline is not None
+
+    def _close_at_deadline(self) -> None:
+        log.warning(
+            "ZooKeeper at %s did not let %s stop in time (%s): closing the session; "
+            "what it held goes when the ensemble expires it",
+            self.settings.hosts,
+            self.name,
+            self.state,
+        )
+        self.stop(CLOSE_TIMEOUT)
+
+    def _limit(self, deadline: float | None) -> float | None:
+        """The earlier of ``deadline`` and the stop deadline (None: neither is set)."""
+        stop = self.stop_deadline
+        if stop is None:
+            return deadline
+        return stop if deadline is None else min(deadline, stop)
+
+    def _wait_connected_until(self, deadline: float | None) -> bool:
+        """Wait for the connection until ``deadline`` or the stop deadline, whichever comes
+        first, also when the stop begins during the wait."""
+        with self.changed:
+            while not self.connected.is_set():
+                limit = self._limit(deadline)
+                if limit is None:
+                    self.changed.wait()
+                    continue
+                left = limit - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(left)
+            return True
+
     def ensure_paths(self, paths: Sequence[str]) -> None:
         for path in paths:
             with zk_errors():
@@ -202,21 +278,26 @@ class ZkSession(ABC):
         With a deadline, no attempt starts while disconnected: a request made while
         disconnected is queued, and a synchronous call waits for the reconnection with no
         time limit, so the deadline would not hold.  (Requests in flight when a connection
-        drops fail at once with ConnectionLost.)
+        drops fail at once with ConnectionLost.)  Once the session is stopping, the stop
+        deadline bounds every retry the same way, with or without a deadline of its own.
         """
         backoff = Backoff()
         while True:
-            if deadline is not None and not self._can_send():
-                left = deadline - time.monotonic()
-                if left <= 0 or not self.connected.wait(left) or not self._can_send():
-                    raise Unavailable(
-                        f"ZooKeeper at {self.settings.hosts} is unreachable "
-                        f"({self.state}); retry later"
-                    )
+            bounded = self._limit(deadline) is not None
+            if (
+                bounded
+                and not self._can_send()
+                and (not self._wait_connected_until(deadline) or not self._can_send())
+            ):
+                raise Unavailable(
+                    f"ZooKeeper at {self.settings.hosts} is unreachable "
+                    f"({self.state}); retry later"
+                )
             try:
                 return attempt()
             except ConnectionLost as exc:
-                remaining = None if deadline is None else deadline - time.monotonic()
+                limit = self._limit(deadline)
+                remaining = None if limit is None else limit - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise
                 log.debug("%s: %s; retrying", what, exc)
@@ -225,17 +306,40 @@ class ZkSession(ABC):
                     pause = min(pause, remaining)
                 # waiting for the connection is the useful part of the pause
                 self.connected.wait(pause)
-                if not self.connected.is_set():
-                    self.connected.wait(remaining if remaining is not None else None)
+                self._wait_connected_until(deadline)
 
     # -- the session ----------------------------------------------------------------------
     @abstractmethod
     def _connect(self) -> None:
         """Start connecting in the background; report states through :meth:`_on_state`."""
 
+    def stop(self, timeout: float = STOP_GRACE) -> None:
+        """Close the session (its ephemeral nodes go at once); never raises, and returns
+        within ``timeout`` seconds even if ZooKeeper is unreachable.  Requests still
+        waiting fail by then too."""
+        if not self.connected.is_set():
+            # nothing to tell an ensemble we cannot reach (it expires the session itself):
+            # do not wait for the client's connection loop to give up
+            timeout = min(timeout, CLOSE_DISCONNECTED)
+        self.begin_stop(timeout)
+        with self.changed:
+            closer = self._closer
+        closing = threading.Thread(target=self._close, name=f"{self.name}-close", daemon=True)
+        closing.start()
+        closing.join(timeout)
+        if closing.is_alive():
+            log.warning(
+                "the ZooKeeper session of %s did not close within %gs; leaving it to expire",
+                self.name,
+                timeout,
+            )
+        elif closer is not None and threading.current_thread() is not closer:
+            closer.cancel()
+
     @abstractmethod
-    def stop(self) -> None:
-        """Close the session (its ephemeral nodes go at once); never raises."""
+    def _close(self) -> None:
+        """Close the session; may block while ZooKeeper is unreachable (:meth:`stop`
+        bounds it); never raises."""
 
     @property
     @abstractmethod
@@ -285,6 +389,16 @@ class ZkSession(ABC):
     @abstractmethod
     def ensure_path(self, path: str) -> None:
         """Create the node and its missing parents, empty and persistent."""
+
+    @abstractmethod
+    def forget_watch(self, path: str, watch: Watch) -> None:
+        """Stop keeping the data watch ``watch`` on ``path`` (set by :meth:`get`) that its
+        setter no longer wants: it will not be called, nor held in memory until the node
+        changes.  Client-side only; the ensemble drops its watch at the next change."""
+
+    @abstractmethod
+    def data_watches(self, path: str) -> int:
+        """How many data watch callbacks this session holds on ``path``."""
 
     # -- many nodes ------------------------------------------------------------------------
     @abstractmethod

@@ -8,6 +8,7 @@ archive once pruned.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -45,7 +46,11 @@ def _own(job: Job) -> Job:
     return job
 
 
-def _specs(bodies: Sequence[JobSubmission], ids: Sequence[str]) -> list[JobSpec]:
+def _specs(
+    bodies: Sequence[JobSubmission], ids: Sequence[str], recorded: bool = False
+) -> list[JobSpec]:
+    """``recorded``: the ids are an Idempotency-Key's, chosen when the key was first
+    used (perhaps hours ago), not made now."""
     tenant = current_key().tenant
     specs = [
         JobSpec(
@@ -56,6 +61,7 @@ def _specs(bodies: Sequence[JobSubmission], ids: Sequence[str]) -> list[JobSpec]
             timeout=b.timeout,
             job_id=job_id,
             tenant=tenant,
+            id_recorded=recorded,
         )
         for b, job_id in zip(bodies, ids, strict=True)
     ]
@@ -78,15 +84,17 @@ def _submit(bodies: Sequence[JobSubmission], endpoint: str) -> tuple[list[Job], 
     ids = [new_job_id() for _ in bodies]
     specs = _specs(bodies, ids)
     key = request.headers.get(idempotency.HEADER)
+    if key is not None:
+        key = idempotency.check_key(key)
+    else:  # HAProxy's id of this request: its re-sends must not make new jobs
+        key = idempotency.implicit_key(request.headers.get(idempotency.REQUEST_ID))
     replay = False
     if key is not None:
         digest = idempotency.request_hash(endpoint, [b.model_dump() for b in bodies])
-        claim = res.mysql.idempotency.claim(
-            current_key().tenant, idempotency.check_key(key), digest, ids
-        )
+        claim = res.mysql.idempotency.claim(current_key().tenant, key, digest, ids)
         if claim.replay:
             replay = True
-            specs = _specs(bodies, claim.job_ids)
+            specs = _specs(bodies, claim.job_ids, recorded=True)
     # a replay looks the jobs up first, in the archive too, so a job that ran and was
     # pruned long ago is not submitted a second time
     found = res.jobs.get_many([s.job_id or "" for s in specs]) if replay else {}
@@ -95,7 +103,23 @@ def _submit(bodies: Sequence[JobSubmission], endpoint: str) -> tuple[list[Job], 
         with res.zk.call() as deadline:
             for job in res.zk.store.submit_many(missing, deadline):
                 found[job.id] = job
+        _fault_exit_after_commit()
     return [found[s.job_id or ""] for s in specs], replay
+
+
+def _fault_exit_after_commit() -> None:
+    """A fault point for tests, off unless ``ZKQ_FAULT_EXIT_AFTER_SUBMIT`` names a marker
+    file: the first submission to find no marker creates it and ends this worker process
+    before answering, as a frontend dying between the commit and its response does.  The
+    marker makes it happen once across all the frontends that share it."""
+    marker = current_app.config.get("FAULT_EXIT_AFTER_SUBMIT")
+    if not marker:
+        return
+    try:
+        os.close(os.open(str(marker), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    os._exit(1)
 
 
 @api.route(

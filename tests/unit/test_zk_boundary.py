@@ -4,6 +4,7 @@ exceptions and events come out as zkq's, and the session's retry policy holds.""
 from __future__ import annotations
 
 import ast
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from zkq.coordinator.zk import (
     zk_errors,
 )
 from zkq.coordinator.zk.kazoo_session import _Watcher, translate
+from zkq.coordinator.zk.memory import MemoryZooKeeper
 
 ROOT = Path(__file__).resolve().parents[2]
 BOUNDARY = ROOT / "coordinator" / "zk" / "kazoo_session.py"
@@ -168,3 +170,30 @@ def test_connection_states_move_the_flags_listeners_see() -> None:
     session._on_state(ConnectionState.CONNECTED)
     assert session.connected.is_set() and session.generation == 1 and session.connections == 2
     assert heard == ["CONNECTED", "SUSPENDED", "LOST", "CONNECTED"]
+
+
+def test_a_stop_deadline_ends_a_retry_that_waits_for_the_connection() -> None:
+    """Without a deadline of its own, a retry waits for the connection forever; once the
+    process stops, no longer than the stop deadline, even if it began waiting before."""
+    zk = MemoryZooKeeper()
+    session = zk.session()
+    session.start()
+    session.ensure_path("/a")
+    zk.disconnect(session)
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            session.retry(lambda: session.get("/a"))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=read, daemon=True)
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive()  # waiting for the connection, as it should
+    session.begin_stop(0.2)
+    waiting.join(10)  # without the stop deadline it waits for ever
+    assert not waiting.is_alive()
+    assert outcome and isinstance(outcome[0], Unavailable | ConnectionLost)
+    session.stop()

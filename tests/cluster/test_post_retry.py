@@ -1,0 +1,77 @@
+"""HAProxy re-sends a request whose frontend closed the connection without answering
+(``retry-on empty-response``).  A POST whose frontend died right after committing its job
+is re-sent to the other frontend: it must find that job, not make a second one, also when
+the client sent no Idempotency-Key.
+
+The frontend's death is a fault point (``ZKQ_FAULT_EXIT_AFTER_SUBMIT``): the first
+submission ends its gunicorn worker after the commit and before the response, once across
+both frontends."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.dev.cluster import DevCluster
+from zkq.frontend.keys import KeyStore
+
+
+@pytest.fixture(scope="module")
+def dying_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevCluster, Path]]:
+    base = tmp_path_factory.mktemp("post-retry")
+    marker = base / "died-after-commit"
+    cluster = DevCluster(base / "dev")
+    try:
+        # no coordinator or worker: the jobs stay pending, to be counted
+        cluster.up(
+            workers=0,
+            coordinators=0,
+            zk_size=1,
+            tick_ms=200,
+            mysql=True,
+            frontends=2,
+            timeout=120.0,
+            env={"ZKQ_FAULT_EXIT_AFTER_SUBMIT": str(marker)},
+        )
+        yield cluster, marker
+    finally:
+        cluster.down(timeout=15)
+
+
+def jobs_of(cluster: DevCluster, auth: dict[str, str], job_type: str) -> list[str]:
+    r = requests.get(
+        f"{cluster.haproxy_url}/v1/jobs", params={"type": job_type}, headers=auth, timeout=10
+    )
+    assert r.status_code == 200, r.text
+    return [j["id"] for j in r.json()["jobs"]]
+
+
+def test_a_post_retried_by_haproxy_after_commit_makes_one_job(
+    dying_stack: tuple[DevCluster, Path],
+) -> None:
+    cluster, marker = dying_stack
+    pool = ConnectionPool(MySQLSettings.from_url(cluster.mysql_url), max_size=1)
+    try:
+        _, secret = KeyStore(pool).create("acme", "submit,read", "post-retry", None)
+    finally:
+        pool.close()
+    auth = {"Authorization": f"Bearer {secret}"}
+    job_type = f"t{uuid.uuid4().hex[:8]}"
+    # no Idempotency-Key: the client leaves retrying to HAProxy
+    r = requests.post(
+        f"{cluster.haproxy_url}/v1/jobs", json={"type": job_type}, headers=auth, timeout=30
+    )
+    assert marker.exists(), "the fault point did not fire: the test proves nothing"
+    assert r.status_code == 201, r.text
+    assert jobs_of(cluster, auth, job_type) == [r.json()["id"]]
+    # two requests are still two jobs: the implicit key is the request's, not the body's
+    again = requests.post(
+        f"{cluster.haproxy_url}/v1/jobs", json={"type": job_type}, headers=auth, timeout=30
+    )
+    assert again.status_code == 201 and "Idempotent-Replayed" not in again.headers
+    assert len(jobs_of(cluster, auth, job_type)) == 2
