@@ -26,7 +26,7 @@ from zkq.coordinator.lookup import JobLookup
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.frontend.idempotency import IdempotencyKeys
 from zkq.frontend.keys import KeyStore
-from zkq.frontend.ratelimit import RateLimiter
+from zkq.frontend.ratelimit import FailureLimiter, RateLimiter
 from zkq.frontend.requestlog import RequestLog
 from zkq.frontend.zk import ZkGate
 
@@ -87,6 +87,8 @@ class Resources:
         url = config.get("MYSQL_URL")
         self.mysql_settings = MySQLSettings.from_url(str(url)) if url else None
         self.default_rate_limit = int(config["DEFAULT_RATE_LIMIT"])
+        #: in memory, so each process (forked after this) counts its own
+        self.auth_failures = FailureLimiter(float(config["AUTH_FAILURES_PER_MINUTE"]))
         self.zk = ZkGate(
             cluster, float(config["ZK_TIMEOUT"]), float(config["ZK_DISCONNECTED_WAIT"])
         )
