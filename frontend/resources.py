@@ -24,6 +24,7 @@ from zkq.coordinator.errors import DatabaseUnavailable
 from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.lookup import JobLookup
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.frontend.cursors import ClusterSecrets
 from zkq.frontend.idempotency import IdempotencyKeys
 from zkq.frontend.keys import KeyStore
 from zkq.frontend.ratelimit import FailureLimiter, RateLimiter
@@ -47,6 +48,7 @@ class _MySQL:
         self.request_log = RequestLog(self.pool)
         self.archive = JobArchive(self.pool)
         self.idempotency = IdempotencyKeys(self.pool)
+        self.secrets = ClusterSecrets(self.pool)
 
     def ping(self) -> bool:
         try:

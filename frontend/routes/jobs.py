@@ -194,13 +194,17 @@ def cancel_job(job_id: str) -> tuple[Any, ...]:
 )
 def list_jobs(query: ListQuery) -> tuple[Any, ...]:
     """Live jobs (ZooKeeper) and archived ones (MySQL) merged by id; the cursor is
-    :class:`~zkq.coordinator.lookup.Page`'s, which never skips a job of either."""
+    :class:`~zkq.coordinator.lookup.Page`'s, which never skips a job of either, sealed for
+    the tenant (:mod:`zkq.frontend.cursors`): it may be another tenant's job id."""
+    tenant = current_key().tenant
+    sealer = resources().mysql.secrets.cursors()
     page = resources().jobs.page(
-        query.cursor,
+        sealer.open(tenant, query.cursor) if query.cursor else None,
         query.limit,
-        tenant=current_key().tenant,
+        tenant=tenant,
         state=query.state,
         job_type=query.type,
         budget=int(current_app.config["LIST_SCAN_BUDGET"]),
     )
-    return JobPage(jobs=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor), 200
+    cursor = sealer.seal(tenant, page.next_cursor) if page.next_cursor else None
+    return JobPage(jobs=[JobOut.of(j) for j in page.jobs], next_cursor=cursor), 200
