@@ -24,6 +24,8 @@ TRUSTED_PROXIES            addresses or networks (comma-separated) of those     
                            ignored, so a client cannot choose its address
 AUTH_FAILURES_PER_MINUTE   requests without a valid key one client address may   60
                            make a minute (per frontend process); then 429
+MAX_TYPES_PER_TENANT       distinct job types a tenant may use; a new one past   100
+                           that is refused with 409
 DEFAULT_RATE_LIMIT         requests a minute of a key with no limit of its own   600
 AUTH                       ``on``, or ``off`` for benchmarks only: no key        on
                            lookup, rate limit or request log; every request
@@ -59,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "PROXY_HOPS": 1,
     "TRUSTED_PROXIES": "127.0.0.0/8,::1",
     "AUTH_FAILURES_PER_MINUTE": 60,
+    "MAX_TYPES_PER_TENANT": 100,
     "DEFAULT_RATE_LIMIT": 600,
     "AUTH": "on",
     # errors are answered by our handlers in our shape; never let Flask re-raise them
@@ -80,6 +83,7 @@ _POSITIVE_NUMBERS = (
     "RETRY_AFTER",
     "DEFAULT_RATE_LIMIT",
     "AUTH_FAILURES_PER_MINUTE",
+    "MAX_TYPES_PER_TENANT",
 )
 
 

@@ -93,8 +93,10 @@ def running_stack(state_dir: Path, **options: Any) -> Iterator[Stack]:
             mysql=True,
             frontends=2,
             # finished jobs leave ZooKeeper for the archive after 3 s, so the API's
-            # fallback to the archive is exercised by every test, not just one
-            env={"ZKQ_RETENTION": str(RETENTION)},
+            # fallback to the archive is exercised by every test, not just one; and
+            # schemathesis submits a new job type nearly every case, far past the default
+            # cap of types per tenant (tests/cluster/test_job_type_cap.py tests that)
+            env={"ZKQ_RETENTION": str(RETENTION), "ZKQ_MAX_TYPES_PER_TENANT": "1000000"},
             **options,
         )
         stack = Stack(cluster, cluster.haproxy_url)
