@@ -94,9 +94,14 @@ def running_stack(state_dir: Path, **options: Any) -> Iterator[Stack]:
             frontends=2,
             # finished jobs leave ZooKeeper for the archive after 3 s, so the API's
             # fallback to the archive is exercised by every test, not just one; and
-            # schemathesis submits a new job type nearly every case, far past the default
-            # cap of types per tenant (tests/cluster/test_job_type_cap.py tests that)
-            env={"ZKQ_RETENTION": str(RETENTION), "ZKQ_MAX_TYPES_PER_TENANT": "1000000"},
+            # schemathesis submits a new job type nearly every case and tries invalid keys
+            # over and over from one address, far past the default caps (their own tests,
+            # test_job_type_cap.py and test_auth_flood.py, start frontends with them)
+            env={
+                "ZKQ_RETENTION": str(RETENTION),
+                "ZKQ_MAX_TYPES_PER_TENANT": "1000000",
+                "ZKQ_AUTH_FAILURES_PER_MINUTE": "1000000",
+            },
             **options,
         )
         stack = Stack(cluster, cluster.haproxy_url)

@@ -221,7 +221,7 @@ def start_haproxy(
     if options.tls:
         cert = make_certificates(cluster.state_dir / TLS_DIR, [HOST, "localhost"]).server_pem
         ports["https"] = tls_port
-    config = cluster.state_dir / "haproxy.cfg"
+    config = cluster.state_dir / f"{name}.cfg"  # haproxy.cfg, unless a test adds another
     servers = [(m.name, HOST, m.ports["http"]) for m in frontends]
     config.write_text(
         render_haproxy_config(servers, port, stats_port, options, tls_cert=cert, tls_port=tls_port)
