@@ -21,7 +21,8 @@
     │   ├── InvalidTransition   e.g. cancelling a job that already succeeded
     │   ├── JobIdTaken          a job id reused with different contents
     │   ├── IdempotencyKeyReused  an Idempotency-Key reused for another request
-    │   └── Fenced              lost a version race: another actor changed the job first
+    │   ├── Fenced              lost a version race: another actor changed the job first
+    │   └── TooManyJobTypes     a new job type past the tenant's limit of distinct types
     ├── RateLimited             over the API key's rate: wait .retry_after seconds
     ├── DatabaseError           MySQL refused a statement: schema not migrated, or a bug
     ├── LeadershipLost          a coordinator acted as leader after its election node was gone
@@ -154,6 +155,12 @@ class Fenced(Conflict):
     """The job record's version moved on: another actor owns the job now."""
 
     code = "fenced"
+
+
+class TooManyJobTypes(Conflict):
+    """The tenant has used as many distinct job types as it may."""
+
+    code = "too_many_job_types"
 
 
 class RateLimited(ZkqError):

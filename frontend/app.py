@@ -19,11 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from zkq.coordinator.errors import DatabaseUnavailable
 from zkq.frontend import auth, config, errors, metrics, openapi
 from zkq.frontend.api import api
+from zkq.frontend.proxies import TrustedProxyFix
 from zkq.frontend.requestlog import RequestRecord
 from zkq.frontend.resources import EXTENSION, Resources, current, of
 
@@ -47,8 +47,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     hops = int(app.config["PROXY_HOPS"])
     if hops:
         # the client's address from X-Forwarded-For, trusting only the proxies we run:
-        # anything a client writes into the header itself sits further left and is ignored
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops)  # type: ignore[method-assign]
+        # anything a client writes into the header itself sits further left and is ignored,
+        # and the header is believed only from the proxies' addresses (frontend/proxies.py)
+        app.wsgi_app = TrustedProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, hops, app.config["TRUSTED_PROXIES"]
+        )
     app.extensions[EXTENSION] = Resources(app.config, app.extensions["zkq.cluster_config"])
     errors.init_app(app)
     import zkq.frontend.routes  # noqa: F401 - registers the routes with `api`

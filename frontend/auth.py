@@ -5,6 +5,13 @@ Keys come as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.  Everythin
 fails *closed*: when MySQL cannot say whether a key is valid (or whether it is over its
 limit), the request gets a 503, never the benefit of the doubt.
 
+Unauthenticated requests cost MySQL as little as can be: an address that has failed to
+authenticate too often lately (``ZKQ_AUTH_FAILURES_PER_MINUTE``, per frontend process) gets
+a 429 with ``Retry-After`` before any key is looked up, unless its key is one this process
+verified lately; and a wrong key is remembered for a few seconds (:mod:`.keys`).  The
+address is the TCP peer's, or what a trusted proxy put in X-Forwarded-For
+(:mod:`.proxies`): a client cannot pick its own.
+
 ``ZKQ_AUTH=off`` (benchmarks only, never in service) skips all of it: no key is read, no
 rate limit counted, no request logged, and every request acts as :data:`AUTH_OFF_KEY`, one
 fixed tenant with every scope.  The app warns at start-up when it is set.
@@ -48,13 +55,33 @@ def presented_secret() -> str | None:
 
 
 def authenticate() -> ApiKey:
-    secret = presented_secret()
-    if not secret:
-        raise Unauthenticated("an API key is required: 'Authorization: Bearer <key>'")
-    key = resources().mysql.keys.authenticate(secret)
-    if key is None:
-        raise Unauthenticated("unknown or revoked API key")
-    return key
+    address = request.remote_addr or "unknown"
+    try:
+        secret = presented_secret()
+        if not secret:
+            raise Unauthenticated("an API key is required: 'Authorization: Bearer <key>'")
+        keys = resources().mysql.keys
+        key = keys.verified(secret)
+        if key is not None:
+            return key  # known good, at no cost: the address limit does not apply
+        _check_address(address)
+        key = keys.authenticate(secret)
+        if key is None:
+            raise Unauthenticated("unknown or revoked API key")
+        return key
+    except Unauthenticated:
+        resources().auth_failures.failed(address)
+        raise
+
+
+def _check_address(address: str) -> None:
+    retry_after = resources().auth_failures.retry_after(address)
+    if retry_after is not None:
+        raise RateLimited(
+            f"too many requests with a missing or invalid API key from {address}; "
+            f"check the key and retry in {retry_after}s",
+            retry_after,
+        )
 
 
 def require(scope: str) -> ApiKey:

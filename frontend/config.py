@@ -19,6 +19,13 @@ MAX_CONTENT_LENGTH         largest request body, bytes                          
 LIST_SCAN_BUDGET           job records one list page may read from ZooKeeper     2000
 RETRY_AFTER                ``Retry-After`` of a 503, seconds                     2
 PROXY_HOPS                 proxies in front whose X-Forwarded-For is trusted     1
+TRUSTED_PROXIES            addresses or networks (comma-separated) of those      127.0.0.0/8,
+                           proxies: X-Forwarded-For from any other peer is       ::1
+                           ignored, so a client cannot choose its address
+AUTH_FAILURES_PER_MINUTE   requests without a valid key one client address may   60
+                           make a minute (per frontend process); then 429
+MAX_TYPES_PER_TENANT       distinct job types a tenant may use; a new one past   100
+                           that is refused with 409
 DEFAULT_RATE_LIMIT         requests a minute of a key with no limit of its own   600
 AUTH                       ``on``, or ``off`` for benchmarks only: no key        on
                            lookup, rate limit or request log; every request
@@ -35,6 +42,7 @@ from flask import Flask
 
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import ConfigError
+from zkq.frontend.proxies import parse_networks
 
 DEFAULTS: dict[str, Any] = {
     "ZK_HOSTS": "127.0.0.1:2181",
@@ -51,6 +59,9 @@ DEFAULTS: dict[str, Any] = {
     "LIST_SCAN_BUDGET": 2000,
     "RETRY_AFTER": 2,
     "PROXY_HOPS": 1,
+    "TRUSTED_PROXIES": "127.0.0.0/8,::1",
+    "AUTH_FAILURES_PER_MINUTE": 60,
+    "MAX_TYPES_PER_TENANT": 100,
     "DEFAULT_RATE_LIMIT": 600,
     "AUTH": "on",
     # errors are answered by our handlers in our shape; never let Flask re-raise them
@@ -71,6 +82,8 @@ _POSITIVE_NUMBERS = (
     "LIST_SCAN_BUDGET",
     "RETRY_AFTER",
     "DEFAULT_RATE_LIMIT",
+    "AUTH_FAILURES_PER_MINUTE",
+    "MAX_TYPES_PER_TENANT",
 )
 
 
@@ -91,6 +104,7 @@ def load(app: Flask, test_config: Mapping[str, Any] | None = None) -> None:
     hops = app.config["PROXY_HOPS"]
     if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
         raise ConfigError(f"ZKQ_PROXY_HOPS must be a whole number >= 0, not {hops!r}")
+    app.config["TRUSTED_PROXIES"] = parse_networks(str(app.config["TRUSTED_PROXIES"]))
     # the hosts string may look like JSON to from_prefixed_env ("1.2.3.4" would not, but
     # a bare port would): always keep it a string
     app.config["ZK_HOSTS"] = str(app.config["ZK_HOSTS"])

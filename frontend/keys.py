@@ -10,6 +10,15 @@ raises :class:`~zkq.coordinator.errors.DatabaseUnavailable` (a 503), never lets 
 Keys it has verified are remembered for ``cache_seconds`` (5 s by default) to spare one
 round trip per request; a revocation therefore takes effect on every frontend within that
 time (at once on the frontend that revoked).
+
+Secrets it found *no* live key for are remembered too, for ``negative_seconds`` (5 s), so a
+client retrying a wrong key in a loop costs one query per 5 s, not one per request.  Only
+the secret's hash is remembered, never a prefix: a key created after its secret was
+refused is the only one this can delay, and a secret cannot be presented before it exists
+(it is random, and shown only when made), so in practice a new key works at once
+everywhere; the bound is ``negative_seconds`` on other frontends and nothing on the one that
+created it (:meth:`KeyStore.create` forgets the refusal).  Random wrong keys, each new, are
+what the address limit (:class:`zkq.frontend.ratelimit.FailureLimiter`) is for.
 """
 
 from __future__ import annotations
@@ -124,10 +133,14 @@ def _row_to_key(row: tuple[Any, ...]) -> ApiKey:
 
 
 class KeyStore:
-    def __init__(self, pool: ConnectionPool, cache_seconds: float = 5.0) -> None:
+    def __init__(
+        self, pool: ConnectionPool, cache_seconds: float = 5.0, negative_seconds: float = 5.0
+    ) -> None:
         self.pool = pool
         self.cache_seconds = cache_seconds
+        self.negative_seconds = negative_seconds
         self._cache: dict[str, tuple[float, ApiKey]] = {}  # key_hash -> (expires, key)
+        self._refused: dict[str, float] = {}  # key_hash -> expires
         self._cache_lock = threading.Lock()
 
     def create(
@@ -155,6 +168,8 @@ class KeyStore:
                 (prefix, hash_secret(secret), tenant, ",".join(sorted(wanted)), rate_limit, name),
             )
             key_id = int(cur.lastrowid)
+        with self._cache_lock:
+            self._refused.pop(hash_secret(secret), None)
         return key_id, secret
 
     def authenticate(self, secret: str) -> ApiKey | None:
@@ -166,6 +181,8 @@ class KeyStore:
         cached = self._cached(digest)
         if cached is not None:
             return cached
+        if self._was_refused(digest):
+            return None  # refused lately: not worth another query
         with self.pool.connection() as conn, conn.cursor() as cur:
             cur.execute(
                 f"SELECT {_COLUMNS}, key_hash FROM api_keys "
@@ -178,7 +195,12 @@ class KeyStore:
                 key = _row_to_key(row[:-1])
                 self._remember(digest, key)
                 return key
+        self._refuse(digest)
         return None
+
+    def verified(self, secret: str) -> ApiKey | None:
+        """The key of ``secret`` if this process verified it lately; no I/O."""
+        return self._cached(hash_secret(secret)) if _prefix_of(secret) else None
 
     def get(self, key_id: int) -> ApiKey:
         with self.pool.connection() as conn, conn.cursor() as cur:
@@ -248,6 +270,19 @@ class KeyStore:
         if entry is None or entry[0] < time.monotonic():
             return None
         return entry[1]
+
+    def _was_refused(self, digest: str) -> bool:
+        with self._cache_lock:
+            expires = self._refused.get(digest)
+        return expires is not None and expires >= time.monotonic()
+
+    def _refuse(self, digest: str) -> None:
+        if self.negative_seconds <= 0:
+            return
+        with self._cache_lock:
+            if len(self._refused) >= CACHE_MAX:
+                self._refused.clear()
+            self._refused[digest] = time.monotonic() + self.negative_seconds
 
     def _remember(self, digest: str, key: ApiKey) -> None:
         if self.cache_seconds <= 0:

@@ -20,6 +20,10 @@ JOB_ID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 MAX_BATCH = 1000
 
 JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN)]
+#: an opaque list cursor (frontend/cursors.py): base64url, unpadded
+Cursor = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")
+]
 JobType = Annotated[
     str,
     StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"),
@@ -65,7 +69,7 @@ class ListQuery(_Query):
     state: JobState | None = None
     type: JobType | None = None
     limit: int = Field(100, ge=1, le=1000)
-    cursor: JobId | None = Field(None, description="`next_cursor` of the previous page.")
+    cursor: Cursor | None = Field(None, description="`next_cursor` of the previous page.")
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -112,8 +116,10 @@ class BatchOut(BaseModel):
 
 class JobPage(BaseModel):
     jobs: list[JobOut]
-    next_cursor: JobId | None = Field(
-        None, description="Pass as `cursor` for the next page; null at the end."
+    next_cursor: Cursor | None = Field(
+        None,
+        description="Pass as `cursor` for the next page; null at the end.  Opaque, and "
+        "good for the same tenant only.",
     )
 
 

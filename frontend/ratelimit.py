@@ -13,6 +13,9 @@ counter *only if the request is allowed* and hands the outcome back through
 so refused requests do not count, and a client over its limit still gets its full rate.
 The previous window's count is final once the window is over, so each process reads it
 once per key and window and keeps it.
+
+:class:`FailureLimiter` is the other limit: failed authentications per client address, in
+memory, before any key is looked up.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -144,3 +148,59 @@ class RateLimiter:
                 (oldest_kept, batch),
             )
         return int(deleted)
+
+
+class FailureLimiter:
+    """Failed authentications per client address, counted in this process's memory and
+    checked *before* a key is looked up, so a flood of bad keys costs MySQL nothing once an
+    address has spent its budget.
+
+    A token bucket per address: ``per_minute`` failures a minute, up to ``per_minute`` at
+    once.  Only failures spend (a client with a valid key is never slowed by it), and a key
+    this process has already verified passes even when its address has none left (that
+    costs MySQL nothing either): only lookups of keys not known to be good are refused.
+
+    In memory per process rather than in MySQL: counting in MySQL would cost the very round
+    trip per bad request that this exists to save.  An address therefore gets ``per_minute``
+    failures a minute *per frontend process*, a bound of the same order, which is all the
+    protection needs.  At most ``max_addresses`` buckets are kept; past that the least
+    recently used go (an address forgotten starts with a full budget again).
+    """
+
+    def __init__(
+        self,
+        per_minute: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_addresses: int = 65_536,
+    ) -> None:
+        if per_minute <= 0:
+            raise ValueError("per_minute must be positive")
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self.max_addresses = max_addresses
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # tokens, at
+        self._lock = threading.Lock()
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until ``address`` may try a key again; ``None`` when it may now."""
+        with self._lock:
+            tokens = self._tokens(address)
+        if tokens >= 1.0:
+            return None
+        return max(1, math.ceil((1.0 - tokens) / self.rate))
+
+    def failed(self, address: str) -> None:
+        """``address`` presented no key, or one that is not valid: spend one token."""
+        with self._lock:
+            self._buckets[address] = (self._tokens(address) - 1.0, self.clock())
+            self._buckets.move_to_end(address)
+            while len(self._buckets) > self.max_addresses:
+                self._buckets.popitem(last=False)
+
+    def _tokens(self, address: str) -> float:
+        entry = self._buckets.get(address)
+        if entry is None:
+            return self.capacity
+        tokens, at = entry
+        return min(self.capacity, tokens + (self.clock() - at) * self.rate)

@@ -24,9 +24,11 @@ from zkq.coordinator.errors import DatabaseUnavailable
 from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.lookup import JobLookup
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.frontend.cursors import ClusterSecrets
 from zkq.frontend.idempotency import IdempotencyKeys
+from zkq.frontend.jobtypes import TenantJobTypes
 from zkq.frontend.keys import KeyStore
-from zkq.frontend.ratelimit import RateLimiter
+from zkq.frontend.ratelimit import FailureLimiter, RateLimiter
 from zkq.frontend.requestlog import RequestLog
 from zkq.frontend.zk import ZkGate
 
@@ -38,7 +40,9 @@ EXTENSION = "zkq.resources"
 class _MySQL:
     """The MySQL-backed stores of one process."""
 
-    def __init__(self, settings: MySQLSettings, default_rate_limit: int) -> None:
+    def __init__(
+        self, settings: MySQLSettings, default_rate_limit: int, max_types_per_tenant: int
+    ) -> None:
         # as many connections as requests that may use one at once, within reason: the
         # request log's flusher takes one, each request at most one at a time
         self.pool = ConnectionPool(settings, max_size=16, acquire_timeout=2.0)
@@ -47,6 +51,8 @@ class _MySQL:
         self.request_log = RequestLog(self.pool)
         self.archive = JobArchive(self.pool)
         self.idempotency = IdempotencyKeys(self.pool)
+        self.secrets = ClusterSecrets(self.pool)
+        self.job_types = TenantJobTypes(self.pool, max_types_per_tenant)
 
     def ping(self) -> bool:
         try:
@@ -87,6 +93,9 @@ class Resources:
         url = config.get("MYSQL_URL")
         self.mysql_settings = MySQLSettings.from_url(str(url)) if url else None
         self.default_rate_limit = int(config["DEFAULT_RATE_LIMIT"])
+        self.max_types_per_tenant = int(config["MAX_TYPES_PER_TENANT"])
+        #: in memory, so each process (forked after this) counts its own
+        self.auth_failures = FailureLimiter(float(config["AUTH_FAILURES_PER_MINUTE"]))
         self.zk = ZkGate(
             cluster, float(config["ZK_TIMEOUT"]), float(config["ZK_DISCONNECTED_WAIT"])
         )
@@ -101,7 +110,9 @@ class Resources:
                 return
             self._pid = os.getpid()
             if self.mysql_settings is not None:
-                self._mysql = _MySQL(self.mysql_settings, self.default_rate_limit)
+                self._mysql = _MySQL(
+                    self.mysql_settings, self.default_rate_limit, self.max_types_per_tenant
+                )
             else:
                 log.warning("ZKQ_MYSQL_URL is not set: every authenticated request gets 503")
         self.zk.start()

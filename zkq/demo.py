@@ -16,6 +16,7 @@ from pathlib import Path
 
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.dev.cluster import DevCluster
+from zkq.dev.frontends import require_url
 from zkq.frontend.keys import KeyStore
 from zkq.http_client import HttpClient
 
@@ -26,7 +27,9 @@ def main() -> int:
         print("zkq demo: no local cluster is running: start one with `zkq dev up`", file=sys.stderr)
         return 3
     try:
-        base_url, stats_url, mysql_url = cluster.haproxy_url, cluster.stats_url, cluster.mysql_url
+        base_url, stats_url = require_url(cluster, "https_url"), cluster.stats_url
+        mysql_url = cluster.mysql_url
+        ca_file = require_url(cluster, "ca_file")
     except Exception as exc:
         print(f"zkq demo: this cluster has no HTTP side ({exc})", file=sys.stderr)
         return 3
@@ -36,7 +39,7 @@ def main() -> int:
         _, secret = KeyStore(pool).create("demo", "submit,read,admin", name="make run demo")
     finally:
         pool.close()
-    client = HttpClient(base_url, api_key=secret, timeout=10)
+    client = HttpClient(base_url, api_key=secret, timeout=10, ca_file=ca_file)
 
     started = time.monotonic()
     print(f"submitting the demo workload through HAProxy at {base_url} ...")
@@ -66,13 +69,15 @@ def main() -> int:
         f"""
 Where to look:
   API (through HAProxy)   {base_url}/v1/openapi.json
+  its CA certificate      {ca_file}    (ZKQ_CA_FILE={ca_file} for zkq.HttpClient)
   HAProxy stats           {stats_url}    (CSV: {stats_url};csv)
   demo API key            {secret}
 
 Try:
-  curl -s -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\
+  curl -s --cacert {ca_file} -H 'Authorization: Bearer {secret}' \\
+       -H 'Content-Type: application/json' \\
        -d '{{"type": "echo", "payload": {{"hello": "zkq"}}}}' {base_url}/v1/jobs
-  curl -s -H 'Authorization: Bearer {secret}' '{base_url}/v1/jobs/{example.id}'
+  curl -s --cacert {ca_file} -H 'Authorization: Bearer {secret}' '{base_url}/v1/jobs/{example.id}'
   .venv/bin/zkq dev status
   ZKQ_ZK_HOSTS={cluster.connect_string} .venv/bin/zkq status --haproxy-stats {_host_port(stats_url)}
   make down     (stops everything `make run` started)"""

@@ -21,11 +21,18 @@ through :class:`zkq.coordinator.client.Client`.  Each carries ``.status`` (the H
 and ``.retry_after`` (the ``Retry-After`` header, when there was one).  No connection at
 all raises :class:`~zkq.coordinator.errors.Unavailable` with ``status`` None.  Nothing but an
 unavailable service is retried; a 429 is the caller's to slow down for.
+
+HTTPS: the server's certificate is verified against ``ca_file`` (a PEM file of the CA
+certificates to trust; ``zkq dev`` writes its cluster's as ``.zkq-dev/tls/ca.pem``), else
+``ZKQ_CA_FILE`` from the environment, else the system's trust store.  A certificate that
+does not verify raises :class:`CertificateRejected` at once (a :class:`ConfigError`: it is
+the client's trust that must change, and retrying cannot help).
 """
 
 from __future__ import annotations
 
 import builtins
+import os
 import random
 import time
 import uuid
@@ -35,7 +42,14 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from zkq.coordinator.errors import Conflict, InvalidInput, Unavailable, ZkqError, from_code
+from zkq.coordinator.errors import (
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    Unavailable,
+    ZkqError,
+    from_code,
+)
 from zkq.coordinator.job import Job
 
 if TYPE_CHECKING:
@@ -47,6 +61,30 @@ LONG_POLL = 30.0
 #: what a body without an error code means, by status: only a proxy in front of HAProxy
 #: answers so, and only these say "try again"
 _CODELESS = {502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout"}
+#: where a CA file comes from when the constructor is given none
+CA_FILE_ENV = "ZKQ_CA_FILE"
+
+
+class CertificateRejected(ConfigError):
+    """The server's TLS certificate did not verify against the CA the client trusts.
+
+    Raised by the client alone (no server answers with it), so it is not in the tree's
+    table of codes."""
+
+    code = "certificate_rejected"
+
+
+def trust(ca_file: str | os.PathLike[str] | None) -> str | bool:
+    """What ``requests`` verifies with: ``ca_file``, else ``$ZKQ_CA_FILE``, else ``True``
+    (the system's CAs).  A named file that cannot be read is a :class:`ConfigError` now,
+    rather than an obscure TLS failure on the first request."""
+    chosen = os.fspath(ca_file) if ca_file is not None else os.environ.get(CA_FILE_ENV) or None
+    if chosen is None:
+        return True
+    if not os.path.isfile(chosen) or not os.access(chosen, os.R_OK):
+        source = "ca_file" if ca_file is not None else CA_FILE_ENV
+        raise ConfigError(f"{source}: cannot read the CA file {chosen!r}: give a readable PEM file")
+    return chosen
 
 
 def _error(response: requests.Response) -> ZkqError:
@@ -81,6 +119,20 @@ def _submission(job: JobSpec | dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _trusted(verify: str | bool) -> str:
+    return "the system's CAs" if verify is True else f"CA file {verify}"
+
+
+def _reason(exc: requests.exceptions.SSLError) -> str:
+    """The innermost TLS complaint (e.g. "certificate verify failed: self-signed
+    certificate in certificate chain"), not urllib3's nest of wrappers."""
+    text = str(exc)
+    marker = "SSLError("
+    if marker in text:
+        text = text[text.rfind(marker) + len(marker) :]
+    return text.split("(_ssl.c")[0].strip(" '\"(),")[:300]
+
+
 @dataclass(frozen=True)
 class Page:
     jobs: list[Job]
@@ -96,12 +148,15 @@ class HttpClient:
         retries: int = 4,
         backoff: float = 0.2,
         session: requests.Session | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.http = session or requests.Session()
+        #: what the server's certificate is verified with (see :func:`trust`)
+        self.verify = trust(ca_file)
         self.http.headers["Authorization"] = f"Bearer {api_key}"
 
     def close(self) -> None:
@@ -136,7 +191,16 @@ class HttpClient:
                     params=params,
                     headers=headers,
                     timeout=timeout or self.timeout,
+                    # per request: requests lets REQUESTS_CA_BUNDLE override a session's
+                    verify=self.verify,
                 )
+            except requests.exceptions.SSLError as exc:
+                # not transient: the same certificate will fail the same way
+                raise CertificateRejected(
+                    f"{method} {path}: the TLS certificate of {self.base_url} is not trusted "
+                    f"(verifying with {_trusted(self.verify)}): give the cluster's CA "
+                    f"file as ca_file or in {CA_FILE_ENV}; the TLS library said: {_reason(exc)}"
+                ) from exc
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt > self.retries:
                     raise Unavailable(
@@ -253,4 +317,4 @@ class HttpClient:
         return list(self._request("GET", "/v1/queues").json()["queues"])
 
 
-__all__ = ["HttpClient", "Page"]
+__all__ = ["CertificateRejected", "HttpClient", "Page"]

@@ -18,7 +18,7 @@ from flask import current_app, g, request
 from zkq.coordinator.errors import InvalidInput, InvalidTransition, JobNotFound
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import Job, JobSpec
-from zkq.frontend import idempotency
+from zkq.frontend import auth, idempotency
 from zkq.frontend.api import Header, api
 from zkq.frontend.auth import current_key
 from zkq.frontend.models import (
@@ -83,6 +83,9 @@ def _submit(bodies: Sequence[JobSubmission], endpoint: str) -> tuple[list[Job], 
     res = resources()
     ids = [new_job_id() for _ in bodies]
     specs = _specs(bodies, ids)
+    if auth.enabled():  # (ZKQ_AUTH=off, a benchmark's, keeps MySQL off the path)
+        # before anything is written or an idempotency key spent: a refusal leaves no trace
+        res.mysql.job_types.admit(current_key().tenant, {s.type for s in specs})
     key = request.headers.get(idempotency.HEADER)
     if key is not None:
         key = idempotency.check_key(key)
@@ -218,13 +221,17 @@ def cancel_job(job_id: str) -> tuple[Any, ...]:
 )
 def list_jobs(query: ListQuery) -> tuple[Any, ...]:
     """Live jobs (ZooKeeper) and archived ones (MySQL) merged by id; the cursor is
-    :class:`~zkq.coordinator.lookup.Page`'s, which never skips a job of either."""
+    :class:`~zkq.coordinator.lookup.Page`'s, which never skips a job of either, sealed for
+    the tenant (:mod:`zkq.frontend.cursors`): it may be another tenant's job id."""
+    tenant = current_key().tenant
+    sealer = resources().mysql.secrets.cursors()
     page = resources().jobs.page(
-        query.cursor,
+        sealer.open(tenant, query.cursor) if query.cursor else None,
         query.limit,
-        tenant=current_key().tenant,
+        tenant=tenant,
         state=query.state,
         job_type=query.type,
         budget=int(current_app.config["LIST_SCAN_BUDGET"]),
     )
-    return JobPage(jobs=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor), 200
+    cursor = sealer.seal(tenant, page.next_cursor) if page.next_cursor else None
+    return JobPage(jobs=[JobOut.of(j) for j in page.jobs], next_cursor=cursor), 200

@@ -12,11 +12,12 @@ import requests
 from kazoo.client import KazooClient
 from ulid import ULID
 
-from tests.cluster.conftest import Stack, wait_terminal
+from tests.cluster.conftest import KEYS, Stack, wait_terminal
 from zkq.coordinator.errors import InvalidTransition, JobNotFound
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.paths import Layout
 from zkq.dev.waiting import wait_until
+from zkq.frontend.cursors import ClusterSecrets
 from zkq.http_client import HttpClient
 
 pytestmark = pytest.mark.cluster
@@ -442,12 +443,18 @@ def test_pruned_job_is_served_from_the_archive(stack: Stack, http: requests.Sess
     assert replay.status_code == 201 and replay.json() == done  # not submitted again
     listed = http.get(
         f"{stack.url}/v1/jobs",
-        params={"cursor": _just_before(job_id), "limit": "5"},
+        params={"cursor": _just_before(stack, job_id), "limit": "5"},
         headers=stack.auth(),
     ).json()
     assert listed["jobs"][0] == done
 
 
-def _just_before(job_id: str) -> str:
-    """A cursor that makes ``job_id`` the first of the page (ids sort by time)."""
-    return str(ULID.from_int(int(ULID.from_str(job_id)) - 1))
+def _just_before(stack: Stack, job_id: str) -> str:
+    """A cursor that makes ``job_id`` the first of alice's page (ids sort by time), sealed
+    with the cluster's secret as the frontends seal theirs."""
+    after = str(ULID.from_int(int(ULID.from_str(job_id)) - 1))
+    pool = stack.pool
+    try:
+        return ClusterSecrets(pool).cursors().seal(KEYS["alice"][0], after)
+    finally:
+        pool.close()

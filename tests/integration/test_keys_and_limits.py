@@ -78,6 +78,25 @@ def test_wrong_malformed_and_revoked_secrets_do_not_authenticate(pool: Connectio
     assert keys.list(include_revoked=False) == []
 
 
+def selects(mariadb: MariaDBServer) -> int:
+    """The server's count of SELECT statements so far (``Com_select``)."""
+    ((_, value),) = query(mariadb, "mysql", "SHOW GLOBAL STATUS LIKE 'Com_select'")
+    return int(value)
+
+
+def test_a_wrong_key_tried_again_and_again_costs_one_query(
+    mariadb: MariaDBServer, pool: ConnectionPool
+) -> None:
+    keys = KeyStore(pool)  # 5 s of memory for refusals, as the frontends have
+    wrong = "zkq_" + "W" * 43
+    before = selects(mariadb)
+    assert all(keys.authenticate(wrong) is None for _ in range(50))
+    assert selects(mariadb) - before <= 2  # one lookup (and root's SHOW is no SELECT)
+    # a key made here after all works at once; elsewhere within negative_seconds
+    _, secret = keys.create("acme", ["read"])
+    assert keys.authenticate(secret) is not None
+
+
 def test_key_mistakes_are_refused_clearly(pool: ConnectionPool) -> None:
     keys = KeyStore(pool)
     with pytest.raises(InvalidInput, match="scopes"):

@@ -4,6 +4,7 @@ command lines and session settings, and when an ensemble counts as serving."""
 from __future__ import annotations
 
 import json
+import stat
 import sys
 from pathlib import Path
 
@@ -21,6 +22,22 @@ def test_the_state_file_round_trips_and_no_file_means_no_cluster(tmp_path: Path)
     write_state(path, {"members": [], "created_at": 1.5})
     assert read_state(path) == {"version": STATE_VERSION, "members": [], "created_at": 1.5}
     assert not path.with_suffix(".json.tmp").exists()
+
+
+def test_the_state_file_and_its_directory_are_private(tmp_path: Path) -> None:
+    # it holds the MySQL passwords; an older zkq left the directory 0755 and files 0644
+    state_dir = tmp_path / "dev"
+    state_dir.mkdir(mode=0o755)
+    state_dir.chmod(0o755)
+    path = state_dir / "state.json"
+    (state_dir / "state.json.tmp").write_text("left by a crash")
+    (state_dir / "state.json.tmp").chmod(0o644)
+    write_state(path, {"mysql_url": "mysql://zkq:secret@127.0.0.1:1/zkq"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+    fresh = tmp_path / "fresh"
+    with changing(fresh):
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
 
 
 @pytest.mark.parametrize("text", ["{not json", json.dumps({"version": 99}), "[]"])

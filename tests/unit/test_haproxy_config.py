@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from zkq.dev.errors import DevClusterError, StartupFailed
-from zkq.dev.frontends import REPO, check_haproxy_config, render_haproxy_config
+from zkq.dev.frontends import (
+    REPO,
+    HaproxyOptions,
+    check_haproxy_config,
+    render_haproxy_config,
+)
+from zkq.dev.tls import make_certificates
 
 needs_haproxy = pytest.mark.skipif(
     shutil.which("haproxy", path="/usr/sbin:/usr/bin:/usr/local/sbin") is None,
@@ -59,3 +65,68 @@ def test_a_broken_config_is_refused_with_haproxys_words(tmp_path: Path) -> None:
     broken.write_text("defaults\n    mode http\n    retry-on sometimes\n")
     with pytest.raises(StartupFailed, match="retry-on"):
         check_haproxy_config(broken)
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+#: the variables the Ansible role passes (ansible/roles/haproxy/tasks/main.yml): none of TLS's
+ANSIBLE_VARIABLES = {
+    "servers": [{"name": n, "host": h, "port": p} for n, h, p in SERVERS],
+    "bind_host": "0.0.0.0",
+    "port": 8080,
+    "stats_host": "0.0.0.0",
+    "stats_port": 8404,
+    "socket": "/run/zkq-haproxy/admin.sock",
+    "check_inter_ms": 1000,
+    "fall": 2,
+    "rise": 2,
+    "connect_timeout_ms": 2000,
+    "server_timeout_s": 75,
+    "client_timeout_s": 75,
+    "maxconn": 4000,
+    "log_stdout": True,
+}
+
+
+def test_the_ansible_roles_variables_still_render_a_config_without_tls() -> None:
+    import jinja2
+
+    template = REPO / "haproxy" / "haproxy.cfg.j2"
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template.parent), undefined=jinja2.StrictUndefined
+    )
+    text = env.get_template(template.name).render(**ANSIBLE_VARIABLES)
+    assert "ssl crt" not in text and "http-request redirect" not in text
+    assert "bind 0.0.0.0:8080" in text
+
+
+def test_tls_binds_its_own_port_and_redirects_only_when_asked() -> None:
+    cert = Path("/etc/zkq/haproxy.pem")
+    serving = render_haproxy_config(SERVERS, 18080, 18404, tls_cert=cert, tls_port=18443)
+    assert "bind 127.0.0.1:18443 ssl crt /etc/zkq/haproxy.pem" in serving
+    assert "bind 127.0.0.1:18080\n" in serving  # plain HTTP still serves the API
+    assert "http-request redirect" not in serving
+    redirecting = render_haproxy_config(
+        SERVERS, 18080, 18404, HaproxyOptions(https_redirect=True), tls_cert=cert, tls_port=18443
+    )
+    assert ":18443%[capture.req.uri] code 308 if !{ ssl_fc }" in redirecting
+
+
+@needs_haproxy
+def test_haproxy_accepts_the_tls_config_with_a_certificate_of_the_clusters_ca(
+    tmp_path: Path,
+) -> None:
+    files = make_certificates(tmp_path / "tls", ["127.0.0.1", "localhost"])
+    assert files.server_pem.stat().st_mode & 0o777 == 0o600  # it holds the private key
+    assert not list((tmp_path / "tls").glob("*.key"))  # the CA's key is gone
+    rendered = tmp_path / "haproxy.cfg"
+    rendered.write_text(
+        render_haproxy_config(
+            SERVERS,
+            18080,
+            18404,
+            HaproxyOptions(https_redirect=True),
+            tls_cert=files.server_pem,
+            tls_port=18443,
+        )
+    )
+    check_haproxy_config(rendered)

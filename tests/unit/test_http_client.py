@@ -222,3 +222,23 @@ def test_wait_long_polls_until_the_job_ends(server: tuple[str, Script]) -> None:
     job = HttpClient(url, "k").wait(JOB_ID, timeout=60)
     assert str(job.state) == "succeeded" and job.result == 5
     assert all("wait=" in s["path"] for s in script.seen)
+
+
+def test_the_ca_file_comes_from_the_argument_else_the_environment(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zkq.coordinator.errors import ConfigError
+
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked until a TLS handshake")
+    monkeypatch.delenv("ZKQ_CA_FILE", raising=False)
+    assert HttpClient("https://h", "k").verify is True  # the system's CAs
+    monkeypatch.setenv("ZKQ_CA_FILE", str(ca))
+    assert HttpClient("https://h", "k").verify == str(ca)
+    other = tmp_path / "other.pem"
+    other.write_text("")
+    assert HttpClient("https://h", "k", ca_file=other).verify == str(other)
+    # a file that is not there is named at once, not found out in a TLS handshake
+    with pytest.raises(ConfigError, match="ZKQ_CA_FILE: cannot read the CA file"):
+        monkeypatch.setenv("ZKQ_CA_FILE", str(tmp_path / "missing.pem"))
+        HttpClient("https://h", "k")

@@ -18,6 +18,7 @@ import click
 
 from zkq.dev.cluster import DevCluster
 from zkq.dev.errors import DevClusterError
+from zkq.dev.frontends import HaproxyOptions
 from zkq.dev.zookeeper import SERVING_MODES
 
 _STATE_DIR_KEY = "zkq.dev.state_dir"
@@ -111,6 +112,11 @@ def _progress(message: str) -> None:
     show_default=True,
     help="gunicorn frontends behind an HAProxy (none with --no-mysql: they need it).",
 )
+@click.option(
+    "--https-redirect",
+    is_flag=True,
+    help="HAProxy's plain HTTP port redirects to HTTPS instead of serving the API.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def up(
     workers: int,
@@ -125,6 +131,7 @@ def up(
     no_wait: bool,
     mysql: bool,
     frontends: int,
+    https_redirect: bool,
     as_json: bool,
 ) -> None:
     """Start the cluster and wait until it is ready.
@@ -147,6 +154,7 @@ def up(
             progress=_progress,
             mysql=mysql,
             frontends=frontends if mysql else 0,
+            haproxy=HaproxyOptions(https_redirect=https_redirect),
         )
     _print_status(status, as_json)
 
@@ -209,6 +217,8 @@ def _print_status(status: dict[str, Any], as_json: bool) -> None:
         )
     if status.get("haproxy_url"):
         click.echo(f"http: {status['haproxy_url']}   stats: {status['stats_url']} (;csv for CSV)")
+    if status.get("https_url"):
+        click.echo(f"https: {status['https_url']}   CA: {status['ca_file']} (ZKQ_CA_FILE)")
     registered = status.get("registered")
     if registered is not None:
         click.echo(

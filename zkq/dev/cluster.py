@@ -143,11 +143,13 @@ class DevCluster:
         progress: Progress = _quiet,
         mysql: bool = False,
         frontends: int = 0,
+        haproxy: http_side.HaproxyOptions | None = None,
     ) -> dict[str, Any]:
         """Start the ensemble, then coordinators, then workers; return :meth:`status`.
 
         With ``frontends``, that many gunicorn frontends and an HAProxy in front of them
-        start last (they need ``mysql`` for API keys); see :attr:`haproxy_url`.
+        start last (they need ``mysql`` for API keys); see :attr:`haproxy_url`, and
+        ``https_url`` and ``ca_file`` in :meth:`status`; ``haproxy`` sets HAProxy's options.
 
         With ``mysql``, a MariaDB server starts (and its schema is migrated) before the
         coordinators, which then archive and prune finished jobs; see :attr:`mysql_url`.
@@ -186,8 +188,9 @@ class DevCluster:
                 min_session_ms=min_session,
                 max_session_ms=max_session,
             )
+            args = (workers, coordinators, wait_ready, timeout, progress, mysql, frontends)
             try:
-                self._up(workers, coordinators, wait_ready, timeout, progress, mysql, frontends)
+                self._up(*args, haproxy)
             except BaseException:
                 # Leave nothing behind, also on Ctrl-C.
                 progress("start-up failed: stopping what was started")
@@ -204,6 +207,7 @@ class DevCluster:
         progress: Progress,
         mysql: bool = False,
         frontends: int = 0,
+        haproxy: http_side.HaproxyOptions | None = None,
     ) -> None:
         assert self.ensemble is not None
         if frontends and not mysql:
@@ -238,7 +242,7 @@ class DevCluster:
             self.wait_registered(workers, coordinators, timeout)
         if frontends:
             progress(f"starting {frontends} frontend(s) and HAProxy")
-            http_side.start_http_side(self, frontends, wait_ready, timeout)
+            http_side.start_http_side(self, frontends, wait_ready, timeout, haproxy)
             progress(f"HAProxy serving at {self.haproxy_url} (stats: {self.stats_url})")
         progress(f"cluster up in {time.monotonic() - started:.1f}s")
 

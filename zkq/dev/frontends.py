@@ -11,6 +11,11 @@ HAProxy is a member of role ``haproxy``, run in the foreground (``-db``) from a 
 rendered from ``haproxy/haproxy.cfg.j2`` and checked with ``haproxy -c`` before it starts.
 Its stats page (``/stats``, CSV at ``/stats;csv``) is on a port of its own; the launcher
 reads it to learn which frontends HAProxy considers up.
+
+HAProxy also serves HTTPS, on a port of its own, with a certificate from the cluster's own
+CA (:mod:`zkq.dev.tls`): clients verify it with ``<state dir>/tls/ca.pem``.  The plain HTTP
+port keeps serving the API (tests and benchmarks use it) unless ``https_redirect`` is set,
+when it answers every request with a redirect to HTTPS.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import jinja2
 from zkq.dev.errors import DevClusterError, StartupFailed
 from zkq.dev.members import HEALTH_PROBES, Member, Roster, check_alive
 from zkq.dev.ports import free_port, free_ports
+from zkq.dev.tls import TLS_DIR, make_certificates
 from zkq.dev.waiting import wait_until
 from zkq.frontend.serve import gunicorn_argv
 
@@ -54,6 +60,10 @@ class HaproxyOptions:
     maxconn: int = 2000
     #: a line per request in HAProxy's log file, for post-mortems of fault tests
     log_stdout: bool = True
+    #: HTTPS on a port of its own, with a certificate from the cluster's CA
+    tls: bool = True
+    #: the plain HTTP port redirects (308) to HTTPS instead of serving the API
+    https_redirect: bool = False
 
 
 # -- HAProxy config ---------------------------------------------------------------------------
@@ -64,8 +74,11 @@ def render_haproxy_config(
     options: HaproxyOptions | None = None,
     socket: Path | None = None,
     template: Path = HAPROXY_TEMPLATE,
+    tls_cert: Path | None = None,
+    tls_port: int | None = None,
 ) -> str:
-    """The config text for ``servers`` (name, host, port) behind ``port``."""
+    """The config text for ``servers`` (name, host, port) behind ``port``, and with
+    ``tls_cert`` (certificate and key in one PEM file) behind ``tls_port`` over HTTPS."""
     if not servers:
         raise DevClusterError("HAProxy needs at least one frontend to send requests to")
     env = jinja2.Environment(
@@ -81,6 +94,8 @@ def render_haproxy_config(
         stats_host=HOST,
         stats_port=stats_port,
         socket=str(socket) if socket else None,
+        tls_cert=str(tls_cert) if tls_cert else None,
+        tls_port=tls_port,
         **asdict(options or HaproxyOptions()),
     )
 
@@ -199,16 +214,21 @@ def start_haproxy(
     name: str = HAPROXY,
 ) -> Member:
     """Render, check and start HAProxy in front of ``frontends``."""
-    port, stats_port = free_ports(2, HOST)
-    config = cluster.state_dir / "haproxy.cfg"
+    options = options or HaproxyOptions()
+    port, stats_port, tls_port = free_ports(3, HOST)
+    ports = {"http": port, "stats": stats_port}
+    cert = None
+    if options.tls:
+        cert = make_certificates(cluster.state_dir / TLS_DIR, [HOST, "localhost"]).server_pem
+        ports["https"] = tls_port
+    config = cluster.state_dir / f"{name}.cfg"  # haproxy.cfg, unless a test adds another
     servers = [(m.name, HOST, m.ports["http"]) for m in frontends]
-    config.write_text(render_haproxy_config(servers, port, stats_port, options))
+    config.write_text(
+        render_haproxy_config(servers, port, stats_port, options, tls_cert=cert, tls_port=tls_port)
+    )
     check_haproxy_config(config)
     return cluster.add_member(
-        HAPROXY,
-        [haproxy_binary(), "-db", "-f", str(config)],
-        name=name,
-        ports={"http": port, "stats": stats_port},
+        HAPROXY, [haproxy_binary(), "-db", "-f", str(config)], name=name, ports=ports
     )
 
 
@@ -272,10 +292,19 @@ def urls(cluster: Roster) -> dict[str, Any]:
     """Where clients and operators reach the HTTP side (``None`` before it is up)."""
     proxies = cluster.members_of(HAPROXY)
     if not proxies:
-        return {"haproxy_url": None, "stats_url": None, "frontends": {}}
+        return {
+            "haproxy_url": None,
+            "https_url": None,
+            "ca_file": None,
+            "stats_url": None,
+            "frontends": {},
+        }
     proxy = proxies[0]
+    https = "https" in proxy.ports
     return {
         "haproxy_url": f"http://{HOST}:{proxy.ports['http']}",
+        "https_url": f"https://{HOST}:{proxy.ports['https']}" if https else None,
+        "ca_file": str(cluster.state_dir / TLS_DIR / "ca.pem") if https else None,
         "stats_url": f"http://{HOST}:{proxy.ports['stats']}/stats",
         "frontends": {
             m.name: f"http://{HOST}:{m.ports['http']}" for m in cluster.members_of(FRONTEND)
@@ -286,5 +315,7 @@ def urls(cluster: Roster) -> dict[str, Any]:
 def require_url(cluster: Roster, which: str) -> str:
     url = urls(cluster)[which]
     if url is None:
+        if which in ("https_url", "ca_file") and cluster.members_of(HAPROXY):
+            raise DevClusterError("this cluster's HAProxy serves no HTTPS (started without TLS)")
         raise DevClusterError("this cluster has no HAProxy: start it with frontends")
     return str(url)

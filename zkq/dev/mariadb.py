@@ -10,10 +10,15 @@ Everything is under one directory of the cluster's state::
 The server reads no option file (``--no-defaults``), listens on a free loopback port and
 keeps its memory and log files small.  :meth:`MariaDBServer.install` creates the data
 directory, and the first start provisions the ``zkq`` database and a ``zkq`` user with a
-random password (the grant tables cannot be written while mariadb-install-db bootstraps).
-Root keeps no password but may log in only through the socket: the TCP root accounts that
-mariadb-install-db creates are dropped, so only a local user who can reach the state
-directory can administer the server.
+random password (``CREATE USER`` cannot run while mariadb-install-db bootstraps).
+
+Root has a random password of its own from the very start: mariadb-install-db writes its
+hash straight into the grant table (:func:`root_grants`), and drops the TCP root accounts
+it creates, so root never exists without a password and logs in only as
+``root@localhost``, through the socket.  A password rather than ``unix_socket``
+authentication: the tests and ``zkq dev`` run as any OS user (often root in a container),
+and ``unix_socket`` would let every process of that user in, where the password is only in
+the state file, which is 0600 in a 0700 directory (:mod:`.statedir`).
 
 In a :class:`~zkq.dev.cluster.DevCluster` the server is the member ``mariadb`` (started
 before the coordinators by :func:`start_member`, stopped after the frontends, by pid); its
@@ -25,6 +30,7 @@ same way.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -85,6 +91,8 @@ class MariaDBServer:
     password: str
     socket_path: Path
     buffer_pool_mb: int = 64
+    #: root's, through the socket only ("" in a state file written before root had one)
+    root_password: str = ""
 
     @classmethod
     def create(cls, base_dir: Path) -> MariaDBServer:
@@ -94,7 +102,9 @@ class MariaDBServer:
         sock = base_dir / "mariadb.sock"
         if len(str(sock)) > SOCKET_PATH_MAX:
             sock = Path(tempfile.gettempdir()) / f"zkq-mariadb-{port}.sock"
-        return cls(base_dir, port, secrets.token_urlsafe(18), sock)
+        return cls(
+            base_dir, port, secrets.token_urlsafe(18), sock, root_password=secrets.token_urlsafe(18)
+        )
 
     # -- addresses ------------------------------------------------------------------------
     @property
@@ -143,18 +153,31 @@ class MariaDBServer:
         """Create the data directory (system tables only) with mariadb-install-db."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.base_dir / "install.log"
+        grants = self.base_dir / "root-grants.sql"
+        # only the password's hash, and only while mariadb-install-db runs
+        fd = os.open(grants, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(root_grants(self.root_password))
         argv = [
             find_binary("mariadb-install-db"),
             "--no-defaults",
             f"--datadir={self.data_dir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
+            f"--extra-file={grants}",
             *self._server_options(),
         ]
-        with open(log_path, "wb") as log:
-            done = subprocess.run(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=120
-            )
+        try:
+            with open(log_path, "wb") as log:
+                done = subprocess.run(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=120,
+                )
+        finally:
+            grants.unlink(missing_ok=True)
         if done.returncode != 0:
             raise StartupFailed(
                 f"mariadb-install-db failed with {done.returncode}; see {log_path}:\n"
@@ -200,7 +223,7 @@ class MariaDBServer:
             raise StartupFailed(f"{exc}; see {process.log_path}") from exc
 
     def provision(self) -> None:
-        """Create the database and user, and leave root to the socket alone (first start)."""
+        """Create the database and user (first start)."""
         conn = self.root_connection()
         try:
             with mysql_errors(), conn.cursor() as cur:
@@ -213,11 +236,6 @@ class MariaDBServer:
                         "CREATE OR REPLACE USER %s@%s IDENTIFIED BY %s", (USER, host, self.password)
                     )
                     cur.execute(f"GRANT ALL PRIVILEGES ON `{DATABASE}`.* TO %s@%s", (USER, host))
-                cur.execute(
-                    "SELECT host FROM mysql.user WHERE user = 'root' AND host <> 'localhost'"
-                )
-                for (host,) in cur.fetchall():
-                    cur.execute("DROP USER 'root'@%s", (host,))
         finally:
             conn.close()
 
@@ -238,7 +256,13 @@ class MariaDBServer:
     def root_connection(self) -> Connection:
         """Root, through the socket (the only way root may log in)."""
         root = MySQLSettings(
-            HOST, self.port, "root", "", "mysql", str(self.socket_path), connect_timeout=2.0
+            HOST,
+            self.port,
+            "root",
+            self.root_password,
+            "mysql",
+            str(self.socket_path),
+            connect_timeout=2.0,
         )
         return connect(root)
 
@@ -256,6 +280,7 @@ class MariaDBServer:
             "password": self.password,
             "socket_path": str(self.socket_path),
             "buffer_pool_mb": self.buffer_pool_mb,
+            "root_password": self.root_password,
             "url": self.url,
         }
 
@@ -267,7 +292,31 @@ class MariaDBServer:
             password=str(data["password"]),
             socket_path=Path(data["socket_path"]),
             buffer_pool_mb=int(data.get("buffer_pool_mb", 64)),
+            root_password=str(data.get("root_password", "")),
         )
+
+
+def native_password_hash(password: str) -> str:
+    """What ``PASSWORD()`` stores for ``mysql_native_password``: ``*`` and
+    SHA1(SHA1(password)) in upper-case hex."""
+    inner = hashlib.sha1(password.encode()).digest()
+    return "*" + hashlib.sha1(inner).hexdigest().upper()
+
+
+def root_grants(password: str) -> str:
+    """SQL for mariadb-install-db's ``--extra-file``.  It runs with the grant tables open
+    but not loaded (``ALTER USER`` is refused then), so it writes ``mysql.global_priv``,
+    where MariaDB 10.4+ keeps accounts, directly."""
+    if not password:
+        raise ValueError("root needs a password")
+    return (
+        "UPDATE mysql.global_priv SET priv = JSON_SET(priv,"
+        " '$.plugin', 'mysql_native_password',"
+        f" '$.authentication_string', '{native_password_hash(password)}')"
+        " WHERE user = 'root' AND host = 'localhost';\n"
+        # root@127.0.0.1, root@::1 and root@<hostname>: no root over TCP at all
+        "DELETE FROM mysql.global_priv WHERE user = 'root' AND host <> 'localhost';\n"
+    )
 
 
 # -- as a member of a cluster -------------------------------------------------------------

@@ -12,6 +12,10 @@ The state file is how one invocation knows what another started: ``zkq dev down`
 shell reads the pids (with their start times) that ``zkq dev up`` wrote.  It is rewritten
 whole after every change, through a temporary file and a rename, so a reader (or a crash)
 never sees half of it.
+
+It holds secrets (the MySQL passwords, root's included), so the file is created 0600 and the
+directory made 0700: nothing in it, logs and HAProxy's key included, is any other local
+user's to read.
 """
 
 from __future__ import annotations
@@ -49,11 +53,22 @@ def read_state(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def make_private(state_dir: Path) -> None:
+    """Create ``state_dir`` if need be, and make it 0700 (also one an older zkq made 0755)."""
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    state_dir.chmod(0o700)
+
+
 def write_state(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename: a reader (or a crash) never sees half a file.
+    make_private(path.parent)
+    # Write then rename: a reader (or a crash) never sees half a file.  The temporary file
+    # is created 0600 (os.open's mode), so the secrets are never readable to others, even
+    # for a moment; a file left by a crash is truncated and rewritten.
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"version": STATE_VERSION, **data}, indent=2) + "\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # a leftover tmp of an older zkq kept its mode
+        out.write(json.dumps({"version": STATE_VERSION, **data}, indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -61,7 +76,7 @@ def write_state(path: Path, data: dict[str, Any]) -> None:
 def changing(state_dir: Path) -> Iterator[None]:
     """Hold ``<state dir>/lock`` while a command changes the cluster: two ``up`` at once
     would both find no cluster running and both start one."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    make_private(state_dir)
     with open(state_dir / "lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,0 +1,52 @@
+"""The cap on distinct job types per tenant, against a real MariaDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.mysql_support import fresh_database, pool_of, query
+from zkq.coordinator.errors import Conflict, TooManyJobTypes
+from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.dev.mariadb import MariaDBServer
+from zkq.frontend.jobtypes import TenantJobTypes
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def database(mariadb: MariaDBServer) -> MySQLSettings:
+    return fresh_database(mariadb)
+
+
+@pytest.fixture
+def pool(database: MySQLSettings) -> Iterator[ConnectionPool]:
+    with pool_of(database) as p:
+        yield p
+
+
+def test_a_tenant_gets_its_limit_of_types_and_not_one_more(
+    mariadb: MariaDBServer, database: MySQLSettings, pool: ConnectionPool
+) -> None:
+    frontend, other_frontend = TenantJobTypes(pool, limit=3), TenantJobTypes(pool, limit=3)
+    frontend.admit("acme", {"a", "b"})
+    other_frontend.admit("acme", {"b", "c"})  # one new: the third
+    frontend.admit("acme", {"a", "c"})  # known types stay free to use
+    with pytest.raises(TooManyJobTypes, match="at most 3 distinct job types") as refused:
+        frontend.admit("acme", {"a", "d"})
+    assert isinstance(refused.value, Conflict)  # a 409
+    assert "ZKQ_MAX_TYPES_PER_TENANT" in str(refused.value)
+    other_frontend.admit("globex", {"d"})  # another tenant's count is its own
+    rows = query(mariadb, database.database, "SELECT tenant, job_type FROM tenant_job_types")
+    assert sorted(rows) == [("acme", "a"), ("acme", "b"), ("acme", "c"), ("globex", "d")]
+
+
+def test_known_types_cost_no_query(mariadb: MariaDBServer, pool: ConnectionPool) -> None:
+    types = TenantJobTypes(pool, limit=10)
+    types.admit("acme", {"a"})
+    ((_, before),) = query(mariadb, "mysql", "SHOW GLOBAL STATUS LIKE 'Com_select'")
+    for _ in range(20):
+        types.admit("acme", {"a"})
+    ((_, after),) = query(mariadb, "mysql", "SHOW GLOBAL STATUS LIKE 'Com_select'")
+    assert int(after) == int(before)
