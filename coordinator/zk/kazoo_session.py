@@ -9,6 +9,12 @@ on kazoo's gevent handler instead of kazoo's threads.
 
 The leader election is kazoo's ``Election`` recipe (a lock: ephemeral sequential nodes,
 each contender watching its predecessor).
+
+ACLs: with role identities configured, every node this session creates gets the ACL of
+:class:`~zkq.coordinator.acl.AclPolicy` for its path (``create``, each level of
+``ensure_path``, multi ``Create``); kazoo's ``default_acl`` is the strictest one, for the
+nodes kazoo's recipes create on their own (the election's).  The credential goes in kazoo's
+``auth_data``, which kazoo sends again on every reconnection.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from kazoo.client import KazooClient, KazooState
@@ -25,6 +31,7 @@ from kazoo.exceptions import (
     CancelledError,
     ConnectionLoss,
     KazooException,
+    NoAuthError,
     NodeExistsError,
     NoNodeError,
     NotEmptyError,
@@ -36,7 +43,9 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import WatchedEvent, ZnodeStat
 from kazoo.recipe.election import Election as KazooElection
 from kazoo.retry import KazooRetry
+from kazoo.security import ACL, Id
 
+from zkq.coordinator.acl import Grant
 from zkq.coordinator.config import ZkSettings
 from zkq.coordinator.errors import Timeout, Unavailable
 from zkq.coordinator.zk.errors import (
@@ -45,6 +54,7 @@ from zkq.coordinator.zk.errors import (
     NodeExists,
     NoNode,
     NotEmpty,
+    NotPermitted,
     RequestTimedOut,
     TransactionFailed,
 )
@@ -87,6 +97,8 @@ def translate(exc: BaseException, path: str | None = None) -> BaseException:
         if isinstance(exc, theirs):
             return ours(path)
     name = type(exc).__name__
+    if isinstance(exc, NoAuthError):
+        return NotPermitted(path)
     if isinstance(exc, KazooTimeoutError | OperationTimeoutError):
         return RequestTimedOut(f"ZooKeeper did not answer in time ({name}); retry later")
     if isinstance(exc, _TRANSIENT):
@@ -131,6 +143,10 @@ class _Watcher:
 
     def __hash__(self) -> int:
         return hash(self.watch)
+
+
+def _kazoo_acl(grants: Sequence[Grant]) -> list[ACL]:
+    return [ACL(int(g.perms), Id(g.scheme, g.identity)) for g in grants]
 
 
 def _watcher(watch: Watch | None) -> _Watcher | None:
@@ -183,6 +199,9 @@ class KazooSession(ZkSession):
             hosts=settings.hosts,
             timeout=settings.session_timeout,
             handler=handler,
+            # kazoo adds the credential again after every reconnection
+            auth_data=[("digest", settings.auth)] if settings.auth else None,
+            default_acl=_kazoo_acl(self.acl.strictest) if self.acl else None,
             # reconnect forever: waiting out an outage is the policy, dying is not
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
             logger=_quiet if quiet else logging.getLogger(f"kazoo.{name}"),
@@ -241,10 +260,12 @@ class KazooSession(ZkSession):
         sequence: bool = False,
         makepath: bool = False,
     ) -> str:
+        if makepath:
+            self.ensure_path(path.rsplit("/", 1)[0])
         with _kazoo_errors(path):
             return str(
                 self.client.create(
-                    path, value, ephemeral=ephemeral, sequence=sequence, makepath=makepath
+                    path, value, acl=self._acl(path), ephemeral=ephemeral, sequence=sequence
                 )
             )
 
@@ -257,15 +278,28 @@ class KazooSession(ZkSession):
             self.client.delete(path, version=version, recursive=recursive)
 
     def ensure_path(self, path: str) -> None:
+        # not kazoo's ensure_path, which gives every level the same ACL.  Ask before
+        # creating: ZooKeeper checks CREATE on the parent before it looks for the node, so
+        # a create of an existing node by a role that may not create there is refused
+        # (NoAuth) rather than answered NodeExists
         with _kazoo_errors(path):
-            self.client.ensure_path(path)
+            if path in ("", "/") or self.client.exists(path):
+                return
+            self.ensure_path(path.rsplit("/", 1)[0])
+            with suppress(NodeExistsError):  # made by another process meanwhile
+                self.client.create(path, b"", acl=self._acl(path))
+
+    def _acl(self, path: str) -> list[ACL] | None:
+        """The ACL of a node created at ``path``; None: kazoo's default (open to all
+        without a policy)."""
+        return _kazoo_acl(self.acl.acl_for(path)) if self.acl else None
 
     # -- many nodes ------------------------------------------------------------------------
     def multi(self, ops: Sequence[Op]) -> list[OpResult]:
         tx = self.client.transaction()
         for op in ops:
             if isinstance(op, Create):
-                tx.create(op.path, op.value, ephemeral=op.ephemeral)
+                tx.create(op.path, op.value, acl=self._acl(op.path), ephemeral=op.ephemeral)
             elif isinstance(op, Delete):
                 tx.delete(op.path, version=op.version)
             elif isinstance(op, SetData):
