@@ -371,6 +371,21 @@ class KazooSession(ZkSession):
                 out[path] = None
         return out
 
+    def apply_acl_many(self, paths: Sequence[str]) -> dict[str, bool]:
+        if self.acl is None:
+            raise ValueError("no ACL policy: give every role's identity (ZKQ_ZK_ACL)")
+        with _kazoo_errors():
+            requests = [(p, self.client.set_acls_async(p, self._acl(p) or [])) for p in paths]
+        out: dict[str, bool] = {}
+        for path, request in requests:
+            try:
+                self._wait(request, None, path)
+            except NoNode:
+                out[path] = False
+                continue
+            out[path] = True
+        return out
+
     # -- recipes ---------------------------------------------------------------------------
     def election(self, path: str, identifier: str) -> Election:
         return _Election(self.client, path, identifier)

@@ -310,6 +310,11 @@ class ZkSession(ABC):
     ) -> dict[str, list[str] | None]:
         """Pipelined listings, as :meth:`get_many`; ``watch`` is set on each path."""
 
+    @abstractmethod
+    def apply_acl_many(self, paths: Sequence[str]) -> dict[str, bool]:
+        """Pipelined: give each existing node the ACL its path has in :attr:`acl`; per path,
+        whether it existed.  For nodes made before ACLs (``zkq acl apply``)."""
+
     # -- recipes ---------------------------------------------------------------------------
     @abstractmethod
     def election(self, path: str, identifier: str) -> Election:
