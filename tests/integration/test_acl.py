@@ -7,17 +7,21 @@ from __future__ import annotations
 import functools
 import json
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
 
+from tests.support import APP, client_of, running_cluster
 from zkq.cli import main
 from zkq.coordinator import zk
 from zkq.coordinator.acl import AclIdentities, Perm, Role
@@ -323,3 +327,38 @@ def test_acl_apply_closes_a_cluster_made_before_acls(ensemble: ZooKeeperEnsemble
         again = zkq("apply", role=Role.OPERATOR)
         assert again.exit_code == 1 and "coordinator" in again.stderr
         assert zkq("apply").exit_code == 0  # again: harmless
+
+
+def test_a_dev_cluster_runs_every_service_on_its_own_credential(tmp_path: Path) -> None:
+    with running_cluster(tmp_path / "dev", workers=1, coordinators=1, worker_app=APP) as cluster:
+        auth_dir = cluster.state_dir / "zk-auth"
+        assert stat.S_IMODE(auth_dir.stat().st_mode) == 0o700
+        files = sorted(auth_dir.iterdir())
+        assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+        with client_of(cluster) as client:  # as the frontend
+            done = client.wait(client.submit("echo", {"n": 1}).id, 30)
+        assert done.state == JobState.SUCCEEDED  # leader and worker on their own credentials
+        record = Layout(cluster.root).job(done.id)
+        anonymous = KazooClient(hosts=cluster.connect_string)
+        anonymous.start(timeout=10)
+        try:
+            with pytest.raises(NoAuthError):
+                anonymous.get(record)
+        finally:
+            anonymous.stop()
+            anonymous.close()
+        # no password in the state file or on any member's command line
+        passwords = [f.read_text().strip().split(":", 1)[1] for f in files if not f.suffix]
+        assert len(passwords) == len(Role)
+        exposed = [cluster.state_file.read_text()]
+        exposed += [Path(f"/proc/{m.process.pid}/cmdline").read_text() for m in cluster.members]
+        assert not [p for p in passwords if any(p in text for text in exposed)]
+        # the read-only operator's config file reads; acting needs the coordinator's
+        operator = str(cluster.state_dir / "zk-auth" / "operator.toml")
+        shown = CliRunner(env={"ZKQ_ZK_AUTH": ""}).invoke(
+            main, ["job", done.id, "--json", "--config", operator]
+        )
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["state"] == "succeeded"
+        paused = CliRunner().invoke(main, ["pause", "echo", "--config", operator])
+        assert paused.exit_code == 1 and "NoAuth" in paused.stderr
