@@ -362,3 +362,23 @@ def test_a_dev_cluster_runs_every_service_on_its_own_credential(tmp_path: Path) 
         assert json.loads(shown.stdout)["state"] == "succeeded"
         paused = CliRunner().invoke(main, ["pause", "echo", "--config", operator])
         assert paused.exit_code == 1 and "NoAuth" in paused.stderr
+
+
+def test_a_thousand_submissions_fit_their_multis_with_their_acls(
+    ensemble: ZooKeeperEnsemble,
+) -> None:
+    # each create carries its ACL (four digest entries, ~240 bytes) besides its data: with
+    # a deeper root and a long type, a batch sized by data alone went over ZooKeeper's
+    # 1 MB buffer, which closes the connection, at every retry
+    root = f"/acl-{time.time_ns()}/" + "r" * 40
+    options = {"zk_acl": IDENTITIES.format(), "zk_auth": CREDENTIALS[Role.FRONTEND]}
+    config = ClusterConfig.load({}, hosts=ensemble.connect_string, root=root, **options)
+    session = zk.connect(config.zk, name="frontend")
+    try:
+        assert session.start(wait=10)
+        session.ensure_paths(config.zk.layout.shared_parents())
+        specs = [JobSpec("t" * 64, payload=i) for i in range(1000)]
+        jobs = JobStore(session, config.limits).submit_many(specs, time.monotonic() + 20)
+        assert len({job.id for job in jobs}) == 1000
+    finally:
+        session.stop()
