@@ -100,9 +100,9 @@ class ClusterConfig:
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClusterConfig:
         """Defaults, then ``environ`` (``os.environ`` by default), then ``overrides``
-        (``hosts``, ``root``, ``session_timeout``, ``payload_bytes``, ``result_bytes``,
-        ``mysql_url``, ``retention``; ``None`` values are ignored, so unset flags fall
-        through)."""
+        (``hosts``, ``root``, ``session_timeout``, ``zk_auth``, ``zk_auth_file``, ``zk_acl``,
+        ``payload_bytes``, ``result_bytes``, ``mysql_url``, ``retention``; ``None`` values
+        are ignored, so unset flags fall through)."""
         env = os.environ if environ is None else environ
         config_file = overrides.pop("config_file", None) or env.get("ZKQ_CONFIG") or None
         values: dict[str, Any] = read_config_file(config_file)
