@@ -56,7 +56,6 @@ from benchmarks.stack import bench_cluster, load_average
 from benchmarks.zk_size import backlog, long_run, wait_drained
 from zkq.coordinator.buckets import EMPTY_SHARD_GRACE
 from zkq.coordinator.client import Client
-from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import ZkqError
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.coordinator.retention import BUCKET_GRACE, prune_interval
@@ -206,7 +205,7 @@ def run(plan: HttpPlan, progress: Progress, state_dir: Path | None = None) -> Ht
         )
         results.meta["connect"] = cluster.connect_string
         pool = ConnectionPool(MySQLSettings.from_url(cluster.mysql_url), max_size=2)
-        config = ClusterConfig.load(environ={}, hosts=cluster.connect_string, root=ROOT)
+        config = cluster.config("frontend")  # submits and reads as a frontend does
         client = Client(config, connect_timeout=30.0)
         client.start()
         try:

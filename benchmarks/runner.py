@@ -25,7 +25,6 @@ from benchmarks.stack import bench_cluster, load_average
 from benchmarks.zk_raw import measure_raw
 from benchmarks.zkq_jobs import Shape, ZkqBench
 from zkq.coordinator.client import Client
-from zkq.coordinator.config import ClusterConfig
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -156,7 +155,7 @@ def run(plan: Plan, progress: Progress, state_dir: Path | None = None) -> BenchR
             [n.process.pid for n in ensemble.nodes if n.process is not None],
         )
 
-        config = ClusterConfig.load(environ={}, hosts=cluster.connect_string, root=ROOT)
+        config = cluster.config("frontend")  # submits and reads as a frontend does
         client = Client(config, connect_timeout=30.0)
         client.start()
         try:

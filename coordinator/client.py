@@ -61,7 +61,7 @@ class Client:
                 f"could not reach ZooKeeper at {self.config.zk.hosts} within "
                 f"{self.connect_timeout:g}s: is the ensemble running?"
             )
-        self.session.ensure_paths(self.config.zk.layout.fixed_parents())
+        self.session.ensure_paths(self.config.zk.layout.shared_parents())
 
     def close(self) -> None:
         self.session.stop()

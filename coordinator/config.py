@@ -9,6 +9,8 @@ when it exists::
     hosts = "zk1:2181,zk2:2181,zk3:2181"
     root = "/zkq"
     session_timeout = 10
+    auth_file = "/etc/zkq/zk-worker.auth"   # this process's user:password, mode 0600
+    acl = "coordinator=zkq-coordinator:HASH,frontend=...,worker=...,operator=..."
 
     [limits]
     payload_bytes = 65536
@@ -31,6 +33,13 @@ variable               meaning                                           default
 ZKQ_ZK_HOSTS           ZooKeeper connect string                          127.0.0.1:2181
 ZKQ_ROOT               root znode of this cluster                        /zkq
 ZKQ_SESSION_TIMEOUT    session timeout asked of ZooKeeper, seconds       10
+ZKQ_ZK_AUTH_FILE       a file (mode 0600) holding this process's         none: anonymous
+                       ZooKeeper credential, user:password
+ZKQ_ZK_AUTH            the credential itself (the environment is the     none
+                       process's own; never put it on a command line)
+ZKQ_ZK_ACL             every role's digest identity, role=user:hash,...  none: nodes are
+                       (``zkq.coordinator.acl``); nodes zkq creates      created open
+                       carry the ACLs of that policy                     to all
 ZKQ_PAYLOAD_LIMIT      largest payload, bytes                            65536
 ZKQ_RESULT_LIMIT       largest result, bytes                             65536
 ZKQ_MYSQL_URL          MySQL database (mysql://user:pw@host:port/db):    none: no MySQL
@@ -52,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zkq.coordinator.acl import AclIdentities, parse_credential
 from zkq.coordinator.errors import ConfigError
 from zkq.coordinator.job import Limits
 from zkq.coordinator.mysql import MySQLSettings
@@ -63,6 +73,12 @@ class ZkSettings:
     hosts: str = "127.0.0.1:2181"
     root: str = "/zkq"
     session_timeout: float = 10.0
+    #: this process's digest credential, ``user:password``; None: anonymous.  Kept out of
+    #: the repr, so a logged settings object never shows it
+    auth: str | None = field(default=None, repr=False)
+    #: every role's identity: nodes get :class:`~zkq.coordinator.acl.AclPolicy`'s ACLs;
+    #: None: nodes are created open to everyone (``world:anyone``), as before ACLs
+    acl: AclIdentities | None = None
 
     @property
     def layout(self) -> Layout:
@@ -84,25 +100,29 @@ class ClusterConfig:
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClusterConfig:
         """Defaults, then ``environ`` (``os.environ`` by default), then ``overrides``
-        (``hosts``, ``root``, ``session_timeout``, ``payload_bytes``, ``result_bytes``,
-        ``mysql_url``, ``retention``; ``None`` values are ignored, so unset flags fall
-        through)."""
+        (``hosts``, ``root``, ``session_timeout``, ``zk_auth``, ``zk_auth_file``, ``zk_acl``,
+        ``payload_bytes``, ``result_bytes``, ``mysql_url``, ``retention``; ``None`` values
+        are ignored, so unset flags fall through)."""
         env = os.environ if environ is None else environ
         config_file = overrides.pop("config_file", None) or env.get("ZKQ_CONFIG") or None
         values: dict[str, Any] = read_config_file(config_file)
+        from_env: dict[str, Any] = {}
         for key, var, conv in _ENV:
             if var in env and env[var] != "":
                 try:
-                    values[key] = conv(env[var])
+                    from_env[key] = conv(env[var])
                 except ValueError as exc:
                     raise ConfigError(f"{var}={env[var]!r} is not valid: {exc}") from exc
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        _lay(values, from_env)
+        _lay(values, {k: v for k, v in overrides.items() if v is not None})
         unknown = set(values) - {k for k, _, _ in _ENV}
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
         try:
             zk = ZkSettings(
-                **{k: values[k] for k in ("hosts", "root", "session_timeout") if k in values}
+                **{k: values[k] for k in ("hosts", "root", "session_timeout") if k in values},
+                auth=_credential(values),
+                acl=AclIdentities.parse(values["zk_acl"]) if values.get("zk_acl") else None,
             )
             zk.layout  # noqa: B018 - validates the root
             limits = Limits(
@@ -133,6 +153,9 @@ _ENV: list[tuple[str, str, Any]] = [
     ("hosts", "ZKQ_ZK_HOSTS", str),
     ("root", "ZKQ_ROOT", str),
     ("session_timeout", "ZKQ_SESSION_TIMEOUT", float),
+    ("zk_auth", "ZKQ_ZK_AUTH", str),
+    ("zk_auth_file", "ZKQ_ZK_AUTH_FILE", str),
+    ("zk_acl", "ZKQ_ZK_ACL", str),
     ("payload_bytes", "ZKQ_PAYLOAD_LIMIT", int),
     ("result_bytes", "ZKQ_RESULT_LIMIT", int),
     ("mysql_url", "ZKQ_MYSQL_URL", str),
@@ -147,6 +170,9 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("zookeeper", "hosts"): "hosts",
     ("zookeeper", "root"): "root",
     ("zookeeper", "session_timeout"): "session_timeout",
+    ("zookeeper", "auth"): "zk_auth",
+    ("zookeeper", "auth_file"): "zk_auth_file",
+    ("zookeeper", "acl"): "zk_acl",
     ("limits", "payload_bytes"): "payload_bytes",
     ("limits", "result_bytes"): "result_bytes",
     ("mysql", "url"): "mysql_url",
@@ -169,6 +195,8 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {file}: {exc}") from exc
     values: dict[str, Any] = {}
+    if "auth" in data.get("zookeeper", {}):
+        require_private(file, "a config file that holds a ZooKeeper credential")
     for section, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{file}: {section!r} must be a [section]")
@@ -179,3 +207,43 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
                 raise ConfigError(f"{file}: unknown setting {section}.{key} (known: {known})")
             values[setting] = value
     return values
+
+
+def require_private(path: Path, what: str) -> None:
+    """Refuse ``path`` if anyone but its owner may read or write it (as ssh refuses a
+    private key): a secret in a file readable by all is no secret."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    if mode & 0o077:
+        raise ConfigError(
+            f"{what} {path} is open to other users (mode {mode & 0o777:03o}): run chmod 600 {path}"
+        )
+
+
+def _lay(values: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    """Lay ``layer`` over ``values``; a credential given either way (inline or as a file)
+    replaces the lower layer's, whichever way that one was given."""
+    if "zk_auth" in layer or "zk_auth_file" in layer:
+        values.pop("zk_auth", None)
+        values.pop("zk_auth_file", None)
+    values.update(layer)
+
+
+def _credential(values: Mapping[str, Any]) -> str | None:
+    """This process's ZooKeeper credential: given inline, or read from a private file."""
+    inline, file = values.get("zk_auth"), values.get("zk_auth_file")
+    if inline and file:
+        raise ConfigError("give a ZooKeeper credential inline or as a file, not both")
+    if file:
+        path = Path(file)
+        require_private(path, "ZooKeeper credential file")
+        try:
+            inline = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read ZooKeeper credential file {path}: {exc}") from exc
+        parse_credential(inline, f"the credential in {path}")
+    elif inline:
+        parse_credential(inline, "the ZooKeeper credential (ZKQ_ZK_AUTH)")
+    return str(inline) if inline else None

@@ -23,6 +23,7 @@ from zkq.coordinator.job import Job, JobSpec, check_result
 from zkq.coordinator.lifecycle import Batch, Step, written_version
 from zkq.coordinator.store import MAX_MULTI_BYTES, JobStore, byte_groups
 from zkq.coordinator.zk import TransactionFailed, zk_errors
+from zkq.coordinator.zk.ops import CREATE_ACL_BYTES
 
 
 class FencedWriter:
@@ -137,7 +138,8 @@ class FencedWriter:
             ).to_job(now, self.store.limits)
             for c in children
         ]
-        spawned = sum(len(child.to_bytes()) for child in child_jobs)
+        # each child is two creates (record, pending entry), each carrying its ACL too
+        spawned = sum(len(child.to_bytes()) + 2 * CREATE_ACL_BYTES for child in child_jobs)
         if spawned > MAX_MULTI_BYTES - self.store.limits.result_bytes - 64 * 1024:
             raise PayloadTooLarge(
                 f"the {len(child_jobs)} children spawned take {spawned} bytes, more than one "

@@ -154,3 +154,9 @@ class Layout:
             self.paused,
             self.election,
         ]
+
+    def shared_parents(self) -> list[str]:
+        """The fixed parents every process makes sure of; the election's is made by the
+        coordinators alone, the only role its ACL lets create there
+        (:mod:`zkq.coordinator.acl`)."""
+        return [p for p in self.fixed_parents() if p != self.election]

@@ -43,6 +43,7 @@ from zkq.coordinator.zk import (
     ZkSession,
     zk_errors,
 )
+from zkq.coordinator.zk.ops import CREATE_ACL_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -418,4 +419,5 @@ def byte_groups(items: list[U], size_of: Callable[[U], int]) -> Iterator[list[U]
 
 
 def _batches(jobs: list[Job]) -> Iterator[list[Job]]:
-    return byte_groups(jobs, lambda job: len(job.to_bytes()))
+    # a submission is two creates (record, pending entry), and each carries its ACL
+    return byte_groups(jobs, lambda job: len(job.to_bytes()) + 2 * CREATE_ACL_BYTES)

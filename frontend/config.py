@@ -8,6 +8,9 @@ setting (env ZKQ_...)      meaning                                              
 ZK_HOSTS                   ZooKeeper connect string                              127.0.0.1:2181
 ROOT                       root znode of the cluster                             /zkq
 SESSION_TIMEOUT            ZooKeeper session timeout asked for, seconds          10
+ZK_AUTH_FILE               file (0600) with the frontend's ZooKeeper credential  (unset:
+ZK_AUTH                    or the credential itself (``user:password``)          anonymous)
+ZK_ACL                     every role's identity (:mod:`zkq.coordinator.acl`)    (unset)
 PAYLOAD_LIMIT              largest payload, bytes (the coordinator's limit)      65536
 MYSQL_URL                  ``mysql://user:pass@host:port/db`` (the colleague's   (unset)
                            :mod:`zkq.coordinator.mysql` reads it)
@@ -51,6 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "PAYLOAD_LIMIT": 64 * 1024,
     "RESULT_LIMIT": 64 * 1024,
     "MYSQL_URL": None,
+    "ZK_AUTH_FILE": None,
+    "ZK_AUTH": None,
+    "ZK_ACL": None,
     "ZK_TIMEOUT": 5.0,
     "ZK_DISCONNECTED_WAIT": 1.0,
     "MAX_WAIT": 60.0,
@@ -121,4 +127,14 @@ def cluster_config(config: Mapping[str, Any]) -> ClusterConfig:
         session_timeout=float(config["SESSION_TIMEOUT"]),
         payload_bytes=int(config["PAYLOAD_LIMIT"]),
         result_bytes=int(config["RESULT_LIMIT"]),
+        # strings even if they looked like JSON to from_prefixed_env; None or "": unset
+        **{
+            setting: str(config[key])
+            for setting, key in (
+                ("zk_auth_file", "ZK_AUTH_FILE"),
+                ("zk_auth", "ZK_AUTH"),
+                ("zk_acl", "ZK_ACL"),
+            )
+            if config.get(key) not in (None, "")
+        },
     )

@@ -30,6 +30,12 @@ def settings_environment(config: ClusterConfig) -> dict[str, str]:
     }
     if config.mysql is not None:
         env["ZKQ_MYSQL_URL"] = config.mysql.url
+    # the credential as resolved (perhaps read from a file): the environment of the exec'd
+    # gunicorn is the process's own, never its argv; the file setting is blanked so the
+    # workers do not find two credentials in one layer
+    env["ZKQ_ZK_AUTH"] = config.zk.auth or ""
+    env["ZKQ_ZK_AUTH_FILE"] = ""
+    env["ZKQ_ZK_ACL"] = config.zk.acl.format() if config.zk.acl else ""
     return env
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from zkq.coordinator.client import Client
-from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.job import Job
 from zkq.coordinator.paths import Layout
 from zkq.coordinator.zk import NoNode
@@ -42,7 +41,8 @@ def running_cluster(state_dir: Path, **kwargs: Any) -> Iterator[DevCluster]:
 
 @contextmanager
 def client_of(cluster: DevCluster) -> Iterator[Client]:
-    client = Client(ClusterConfig.load(hosts=cluster.connect_string, root=cluster.root))
+    # a client submits, reads and cancels with the frontend's ZooKeeper credential
+    client = Client(cluster.config("frontend"))
     client.start()
     try:
         yield client

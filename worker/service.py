@@ -145,7 +145,7 @@ class Worker:
         while not self._draining.is_set() and not self.session.wait_connected(1.0):
             log.info("waiting for ZooKeeper at %s", self.config.zk.hosts)
         if self.session.connected.is_set():
-            self.session.ensure_paths(self.layout.fixed_parents())
+            self.session.ensure_paths(self.layout.shared_parents())
         abandoned = False
         while True:
             if self._draining.is_set() and self.pipeline.outstanding == 0:
@@ -264,7 +264,7 @@ class Worker:
         except TransactionFailed as failed:
             if not isinstance(failed.error, NodeExists | NoNode):
                 raise
-            self.session.ensure_paths(self.layout.fixed_parents())
+            self.session.ensure_paths(self.layout.shared_parents())
             return  # try again on the next step
         self._registered(worker_id, generation)
 

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from zkq import logs
+from zkq.acl_cli import COMMANDS as ACL_COMMANDS
 from zkq.db_cli import COMMANDS as DB_COMMANDS
 from zkq.options import (
     MYSQL,
@@ -280,7 +281,7 @@ def _attach_optional() -> None:
 
 
 _attach_optional()
-for _group in DB_COMMANDS:
+for _group in [*DB_COMMANDS, *ACL_COMMANDS]:
     main.add_command(_group)
 
 

@@ -14,7 +14,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from zkq.coordinator.acl import Role
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.dev import credentials
 from zkq.dev.cluster import DevCluster
 from zkq.dev.frontends import require_url
 from zkq.frontend.keys import KeyStore
@@ -79,10 +81,18 @@ Try:
        -d '{{"type": "echo", "payload": {{"hello": "zkq"}}}}' {base_url}/v1/jobs
   curl -s --cacert {ca_file} -H 'Authorization: Bearer {secret}' '{base_url}/v1/jobs/{example.id}'
   .venv/bin/zkq dev status
-  ZKQ_ZK_HOSTS={cluster.connect_string} .venv/bin/zkq status --haproxy-stats {_host_port(stats_url)}
+  .venv/bin/zkq status {_as_operator(cluster)} --haproxy-stats {_host_port(stats_url)}
   make down     (stops everything `make run` started)"""
     )
     return 0
+
+
+def _as_operator(cluster: DevCluster) -> str:
+    """How a command reaches the cluster: as the read-only operator, whose config file
+    names the ensemble and the credential (an anonymous one is refused)."""
+    if not cluster.acl_identities:
+        return f"--zk {cluster.connect_string} --root {cluster.root}"
+    return f"--config {credentials.config_file(cluster.state_dir, Role.OPERATOR)}"
 
 
 def _host_port(url: str) -> str:

@@ -4,6 +4,7 @@ and :func:`connect`, which every process uses to make its one session.
 ::
 
     errors.py         NoNode, NodeExists, BadVersion, NotEmpty (outcomes), TransactionFailed,
+                      NotPermitted (the ACL refuses our credential),
                       ConnectionLost (transient)
     ops.py            Create, Delete, SetData, Check: the ops of one multi, as values
     session.py        ZkSession: the connection-state policy, and the primitive operations
@@ -24,6 +25,7 @@ from zkq.coordinator.zk.errors import (
     NodeExists,
     NoNode,
     NotEmpty,
+    NotPermitted,
     RequestTimedOut,
     TransactionFailed,
     ZkOutcome,
@@ -69,6 +71,7 @@ __all__ = [
     "NoNode",
     "NodeExists",
     "NotEmpty",
+    "NotPermitted",
     "Op",
     "OpResult",
     "RequestTimedOut",

@@ -8,6 +8,7 @@
     ├── BadVersion
     └── NotEmpty
     TransactionFailed         a multi rolled back: the index of the op that failed, and why
+    NotPermitted              (a ZkqError) the ACL refuses this process's credential (NoAuth)
     Unavailable               (coordinator.errors) ZooKeeper refused or cannot be reached
     └── ConnectionLost        transient: the request may or may not have been applied
         └── RequestTimedOut   also a Timeout: no answer in time
@@ -28,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from zkq.coordinator.errors import Timeout, Unavailable
+from zkq.coordinator.errors import Timeout, Unavailable, ZkqError
 
 
 class ZkOutcome(Exception):
@@ -70,6 +71,27 @@ class TransactionFailed(Exception):
         self.results = results
 
 
+class NotPermitted(ZkqError):
+    """ZooKeeper refused the request (NoAuth): the node's ACL does not allow this process's
+    credential to do it.  Not transient: retrying cannot help; the credential is the wrong
+    role's, or missing (:mod:`zkq.coordinator.acl` says which role may do what)."""
+
+    code = "zk_not_permitted"
+
+    def __init__(self, path: str | None = None, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or f"ZooKeeper refused this credential at {path or 'a node'} (NoAuth): use the "
+            "credential of a role allowed to do this (ZKQ_ZK_AUTH_FILE; an operator who "
+            "acts needs the coordinator's)"
+        )
+        self.path = path
+
+    @classmethod
+    def from_message(cls, message: str) -> NotPermitted:
+        return cls(None, message)
+
+
 class ConnectionLost(Unavailable):
     """The connection dropped (or the session ended) before the reply came: the request
     may or may not have been applied.  Try again once connected."""
@@ -96,6 +118,7 @@ __all__ = [
     "NoNode",
     "NodeExists",
     "NotEmpty",
+    "NotPermitted",
     "RequestTimedOut",
     "TransactionFailed",
     "ZkOutcome",

@@ -9,6 +9,12 @@ on kazoo's gevent handler instead of kazoo's threads.
 
 The leader election is kazoo's ``Election`` recipe (a lock: ephemeral sequential nodes,
 each contender watching its predecessor).
+
+ACLs: with role identities configured, every node this session creates gets the ACL of
+:class:`~zkq.coordinator.acl.AclPolicy` for its path (``create``, each level of
+``ensure_path``, multi ``Create``); kazoo's ``default_acl`` is the strictest one, for the
+nodes kazoo's recipes create on their own (the election's).  The credential goes in kazoo's
+``auth_data``, which kazoo sends again on every reconnection.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar, cast
 
 from kazoo.client import KazooClient, KazooState
@@ -26,6 +32,7 @@ from kazoo.exceptions import (
     CancelledError,
     ConnectionLoss,
     KazooException,
+    NoAuthError,
     NodeExistsError,
     NoNodeError,
     NotEmptyError,
@@ -37,7 +44,9 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import WatchedEvent, ZnodeStat
 from kazoo.recipe.election import Election as KazooElection
 from kazoo.retry import KazooRetry
+from kazoo.security import ACL, Id
 
+from zkq.coordinator.acl import Grant
 from zkq.coordinator.config import ZkSettings
 from zkq.coordinator.errors import Timeout, Unavailable
 from zkq.coordinator.zk.errors import (
@@ -46,6 +55,7 @@ from zkq.coordinator.zk.errors import (
     NodeExists,
     NoNode,
     NotEmpty,
+    NotPermitted,
     RequestTimedOut,
     TransactionFailed,
 )
@@ -92,6 +102,8 @@ def translate(exc: BaseException, path: str | None = None) -> BaseException:
         if isinstance(exc, theirs):
             return ours(path)
     name = type(exc).__name__
+    if isinstance(exc, NoAuthError):
+        return NotPermitted(path)
     if isinstance(exc, KazooTimeoutError | OperationTimeoutError):
         return RequestTimedOut(f"ZooKeeper did not answer in time ({name}); retry later")
     if isinstance(exc, _TRANSIENT):
@@ -136,6 +148,10 @@ class _Watcher:
 
     def __hash__(self) -> int:
         return hash(self.watch)
+
+
+def _kazoo_acl(grants: Sequence[Grant]) -> list[ACL]:
+    return [ACL(int(g.perms), Id(g.scheme, g.identity)) for g in grants]
 
 
 def _watcher(watch: Watch | None) -> _Watcher | None:
@@ -208,6 +224,9 @@ class KazooSession(ZkSession):
             hosts=settings.hosts,
             timeout=settings.session_timeout,
             handler=handler,
+            # kazoo adds the credential again after every reconnection
+            auth_data=[("digest", settings.auth)] if settings.auth else None,
+            default_acl=_kazoo_acl(self.acl.strictest) if self.acl else None,
             # reconnect forever: waiting out an outage is the policy, dying is not
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
             logger=_quiet if quiet else logging.getLogger(f"kazoo.{name}"),
@@ -266,11 +285,13 @@ class KazooSession(ZkSession):
         sequence: bool = False,
         makepath: bool = False,
     ) -> str:
+        if makepath:
+            self.ensure_path(path.rsplit("/", 1)[0])
         with _kazoo_errors(path):
             return str(
                 self._sync(
                     self.client.create_async(
-                        path, value, ephemeral=ephemeral, sequence=sequence, makepath=makepath
+                        path, value, acl=self._acl(path), ephemeral=ephemeral, sequence=sequence
                     )
                 )
             )
@@ -287,8 +308,21 @@ class KazooSession(ZkSession):
                 self._sync(self.client.delete_async(path, version=version))
 
     def ensure_path(self, path: str) -> None:
+        # not kazoo's ensure_path, which gives every level the same ACL.  Ask before
+        # creating: ZooKeeper checks CREATE on the parent before it looks for the node, so
+        # a create of an existing node by a role that may not create there is refused
+        # (NoAuth) rather than answered NodeExists
         with _kazoo_errors(path):
-            self._sync(self.client.ensure_path_async(path))
+            if path in ("", "/") or self._sync(self.client.exists_async(path)):
+                return
+            self.ensure_path(path.rsplit("/", 1)[0])
+            with suppress(NodeExistsError):  # made by another process meanwhile
+                self._sync(self.client.create_async(path, b"", acl=self._acl(path)))
+
+    def _acl(self, path: str) -> list[ACL] | None:
+        """The ACL of a node created at ``path``; None: kazoo's default (open to all
+        without a policy)."""
+        return _kazoo_acl(self.acl.acl_for(path)) if self.acl else None
 
     # kazoo 2.11 has no removeWatches: its set of callbacks per path is the only place a
     # watch that never fires can be let go of (the ensemble's own goes at the next change)
@@ -305,7 +339,7 @@ class KazooSession(ZkSession):
         tx = self.client.transaction()
         for op in ops:
             if isinstance(op, Create):
-                tx.create(op.path, op.value, ephemeral=op.ephemeral)
+                tx.create(op.path, op.value, acl=self._acl(op.path), ephemeral=op.ephemeral)
             elif isinstance(op, Delete):
                 tx.delete(op.path, version=op.version)
             elif isinstance(op, SetData):
@@ -424,6 +458,21 @@ class KazooSession(ZkSession):
                 out[path] = list(self._wait(request, deadline, path))
             except NoNode:
                 out[path] = None
+        return out
+
+    def apply_acl_many(self, paths: Sequence[str]) -> dict[str, bool]:
+        if self.acl is None:
+            raise ValueError("no ACL policy: give every role's identity (ZKQ_ZK_ACL)")
+        with _kazoo_errors():
+            requests = [(p, self.client.set_acls_async(p, self._acl(p) or [])) for p in paths]
+        out: dict[str, bool] = {}
+        for path, request in requests:
+            try:
+                self._wait(request, None, path)
+            except NoNode:
+                out[path] = False
+                continue
+            out[path] = True
         return out
 
     # -- recipes ---------------------------------------------------------------------------

@@ -243,6 +243,10 @@ class MemorySession(ZkSession):
                 out[path] = None
         return out
 
+    def apply_acl_many(self, paths: Sequence[str]) -> dict[str, bool]:
+        # the tree in memory keeps no ACLs: only whether each node is there
+        return {path: self.exists(path) is not None for path in paths}
+
     # -- recipes ---------------------------------------------------------------------------
     def election(self, path: str, identifier: str) -> Election:
         return MemoryElection(self, path, identifier)

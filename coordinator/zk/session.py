@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from zkq.coordinator.acl import AclPolicy
 from zkq.coordinator.config import ZkSettings
 from zkq.coordinator.errors import Unavailable
 from zkq.coordinator.zk.errors import ConnectionLost, zk_errors
@@ -147,6 +148,9 @@ class ZkSession(ABC):
     def __init__(self, settings: ZkSettings, name: str = "zkq") -> None:
         self.settings = settings
         self.name = name
+        #: the ACL of each node this session creates (None: open to all); an implementation
+        #: applies it at every create (the in-memory one keeps no ACLs and ignores it)
+        self.acl = AclPolicy(settings.layout, settings.acl) if settings.acl else None
         self.connected = threading.Event()
         self.changed = threading.Condition()
         #: increments each time the session is lost (a new session begins)
@@ -419,6 +423,11 @@ class ZkSession(ABC):
         self, paths: Sequence[str], watch: Watch | None = None, deadline: float | None = None
     ) -> dict[str, list[str] | None]:
         """Pipelined listings, as :meth:`get_many`; ``watch`` is set on each path."""
+
+    @abstractmethod
+    def apply_acl_many(self, paths: Sequence[str]) -> dict[str, bool]:
+        """Pipelined: give each existing node the ACL its path has in :attr:`acl`; per path,
+        whether it existed.  For nodes made before ACLs (``zkq acl apply``)."""
 
     # -- recipes ---------------------------------------------------------------------------
     @abstractmethod

@@ -16,7 +16,6 @@ import pytest
 from tests.support import running_cluster
 from zkq.coordinator.archive import JobArchive
 from zkq.coordinator.client import Client
-from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import DatabaseUnavailable, JobNotFound
 from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
@@ -57,9 +56,7 @@ def test_finished_jobs_are_archived_and_pruned_by_the_leader(cluster: DevCluster
     assert saved["mysql_url"] == cluster.mysql_url
 
     settings = MySQLSettings.from_url(cluster.mysql_url)
-    config = ClusterConfig.load(
-        {}, hosts=cluster.connect_string, root=cluster.root, mysql_url=cluster.mysql_url
-    )
+    config = cluster.config("frontend", mysql_url=cluster.mysql_url)
     pool = ConnectionPool(settings, max_size=2)
     archive = JobArchive(pool)
     with Client(config) as client:

@@ -50,7 +50,11 @@ DOWN_WITHIN = CHECKS.fall * CHECKS.check_inter_ms / 1000 + 2.0  # + slack for a 
 
 # -- zkq status -------------------------------------------------------------------------------
 def run(stack: Stack, *args: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
-    base = {"ZKQ_ZK_HOSTS": stack.cluster.connect_string, "ZKQ_ROOT": stack.cluster.root}
+    base = {
+        "ZKQ_ZK_HOSTS": stack.cluster.connect_string,
+        "ZKQ_ROOT": stack.cluster.root,
+        **stack.cluster.zk_env("coordinator"),
+    }
     result = CliRunner(env={**base, **(env or {})}).invoke(main, list(args))
     assert result.exit_code == code, result.output
     return result

@@ -155,9 +155,7 @@ def test_workers_are_listed_with_their_slots(client: Client) -> None:
 def test_clusters_under_other_roots_do_not_see_each_others_jobs(
     cluster: DevCluster, root: str, tmp_path: Path
 ) -> None:
-    from zkq.coordinator.config import ClusterConfig
-
-    other = Client(ClusterConfig.load(hosts=cluster.connect_string, root=root))
+    other = Client(cluster.config("frontend", root=root))
     other.start()
     try:
         job = other.submit("echo", 1)

@@ -12,6 +12,7 @@ its id and password and closes it, which ends the session at once.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from kazoo.client import KazooClient
 
+from zkq.coordinator.acl import AclIdentities, Role
 from zkq.coordinator.config import ZkSettings
 from zkq.coordinator.zk import (
     Check,
@@ -40,6 +42,10 @@ from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
 
+CREDENTIALS = {role: f"script-{role}:{secrets.token_urlsafe(12)}" for role in Role}
+COORDINATOR = CREDENTIALS[Role.COORDINATOR]
+IDENTITIES = AclIdentities.of_credentials(CREDENTIALS)
+
 
 class Ensemble:
     """Sessions on the real ensemble."""
@@ -48,7 +54,12 @@ class Ensemble:
         self.hosts = ensemble.connect_string
 
     def session(self) -> ZkSession:
-        session = connect(ZkSettings(hosts=self.hosts, session_timeout=10.0))
+        # with ACLs on, as zkq runs: the coordinator's credential, which may do anything,
+        # so the answers are the same as the tree in memory, which keeps no ACLs
+        settings = ZkSettings(
+            hosts=self.hosts, session_timeout=10.0, auth=COORDINATOR, acl=IDENTITIES
+        )
+        session = connect(settings)
         assert session.start(wait=15)
         return session
 

@@ -35,7 +35,12 @@ def client(cluster: DevCluster) -> Iterator[Client]:
 
 
 def run(cluster: DevCluster, *args: str, code: int = 0) -> Result:
-    env = {"ZKQ_ZK_HOSTS": cluster.connect_string, "ZKQ_ROOT": cluster.root}
+    # an operator who acts: the coordinator's ZooKeeper credential
+    env = {
+        "ZKQ_ZK_HOSTS": cluster.connect_string,
+        "ZKQ_ROOT": cluster.root,
+        **cluster.zk_env("coordinator"),
+    }
     result = CliRunner(env=env).invoke(main, list(args))
     assert result.exit_code == code, result.output
     return result

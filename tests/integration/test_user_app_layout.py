@@ -44,6 +44,7 @@ def test_an_app_with_its_own_worker_module_runs_under_zkq_worker(tmp_path: Path)
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with running_cluster(tmp_path / "cluster", workers=0, coordinators=1) as cluster:
+        env.update(cluster.zk_env("worker"))
         # from the app's folder, as a user runs it: no PYTHONPATH, no checkout around
         argv = [str(ZKQ), "worker", "--zk", cluster.connect_string, "--root", cluster.root]
         log = (tmp_path / "worker.log").open("wb")

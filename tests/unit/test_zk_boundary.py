@@ -13,6 +13,7 @@ import pytest
 from kazoo.exceptions import (
     BadVersionError,
     ConnectionLoss,
+    InvalidACLError,
     NoAuthError,
     NodeExistsError,
     NoNodeError,
@@ -33,6 +34,7 @@ from zkq.coordinator.zk import (
     NodeExists,
     NoNode,
     NotEmpty,
+    NotPermitted,
     RequestTimedOut,
     WatchEvent,
     ZkSession,
@@ -90,7 +92,8 @@ def test_only_the_boundary_imports_kazoo() -> None:
         (SessionExpiredError(), ConnectionLost),
         (OperationTimeoutError(), RequestTimedOut),
         (KazooTimeoutError(), RequestTimedOut),
-        (NoAuthError(), Unavailable),
+        (NoAuthError(), NotPermitted),  # not transient: retrying cannot help
+        (InvalidACLError(), Unavailable),
     ],
 )
 def test_kazoo_exceptions_become_zkqs(theirs: Exception, ours: type[Exception]) -> None:

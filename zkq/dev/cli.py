@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from zkq.coordinator.acl import Role
+from zkq.dev import credentials
 from zkq.dev.cluster import DevCluster
 from zkq.dev.errors import DevClusterError
 from zkq.dev.frontends import HaproxyOptions
@@ -211,6 +213,9 @@ def _print_status(status: dict[str, Any], as_json: bool) -> None:
     click.echo(_table(_rows(status)))
     click.echo()
     click.echo(f"zookeeper: {status['connect']}   root: {status['root']}")
+    operator = credentials.config_file(Path(status["state_dir"]), Role.OPERATOR)
+    if operator.exists():
+        click.echo(f"as an operator: zkq --config {operator} status (coordinator.toml to act)")
     if status.get("mysql"):
         click.echo(
             f"mysql: {status['mysql']} (URL with password in {status['state_dir']}/state.json)"

@@ -9,7 +9,7 @@ Everything lives in one state directory (:mod:`.statedir`), whose ``state.json``
 rewritten after every change, so ``down`` from another shell stops exactly the processes
 that run, and never a recycled pid (see :mod:`.processes`).  How coordinators and workers
 start is :mod:`.services`; the HTTP side is :mod:`.frontends`, MariaDB :mod:`.mariadb`, and
-whether all is well :mod:`.health`.
+whether all is well :mod:`.health`; each role's ZooKeeper credential :mod:`.credentials`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from zkq.dev import credentials, health, mariadb, processes, statedir
 from zkq.dev import frontends as http_side
-from zkq.dev import health, mariadb, processes, statedir
 from zkq.dev.errors import AlreadyRunning, BadState, DevClusterError
 from zkq.dev.mariadb import MARIADB, MariaDBServer
 from zkq.dev.members import Member, stop_in_order
@@ -36,7 +36,7 @@ def _quiet(_: str) -> None:
     pass
 
 
-class DevCluster:
+class DevCluster(credentials.RoleCredentials):
     """A local zkq cluster rooted in ``state_dir``.
 
     ``up()`` starts one (or refuses if one from this directory runs), ``down()`` stops it,
@@ -144,6 +144,7 @@ class DevCluster:
         mysql: bool = False,
         frontends: int = 0,
         haproxy: http_side.HaproxyOptions | None = None,
+        acl: bool = True,
     ) -> dict[str, Any]:
         """Start the ensemble, then coordinators, then workers; return :meth:`status`.
 
@@ -157,6 +158,7 @@ class DevCluster:
         ``session_timeout_ms`` is what every service asks of ZooKeeper (``ZKQ_SESSION_
         TIMEOUT``); the ensemble's min/max bounds are widened so that it is granted.  With
         ``wait_ready``, waits until every worker and coordinator is registered in ZooKeeper.
+        With ``acl`` (the default) each role gets a new credential (:mod:`.credentials`).
         If anything fails, whatever started is stopped again before the error propagates.
         """
         with statedir.changing(self.state_dir):
@@ -173,13 +175,14 @@ class DevCluster:
             statedir.start_afresh(self.state_dir)
             self.created_at = time.time()
             timeout_env, min_session, max_session = session_timeout(tick_ms, session_timeout_ms)
+            acl_env = credentials.generate(self.state_dir) if acl else {}
             self.settings = ServiceSettings(
                 root,
                 worker_app,
                 worker_concurrency,
                 list(coordinator_args),
                 list(worker_args),
-                {**(env or {}), **timeout_env},
+                {**(env or {}), **timeout_env, **acl_env},
             )
             self.ensemble = ZooKeeperEnsemble(
                 self.state_dir / statedir.ZOOKEEPER_DIR,
@@ -221,6 +224,7 @@ class DevCluster:
             self.ensemble.start(timeout=timeout)
         finally:
             self.save()  # the pids, even if the quorum never formed, so down can stop them
+        self.write_role_configs()
         leader = self.ensemble.leader_index()
         progress(
             f"ZooKeeper ready in {time.monotonic() - started:.1f}s at "
@@ -296,7 +300,7 @@ class DevCluster:
             name,
             argv,
             self.state_dir / statedir.LOGS_DIR / f"{name}.log",
-            env={**self.settings.env, **(env or {})},
+            env={**self.settings.env, **self.member_env(role), **(env or {})},
         )
         member = Member(name, role, processes.start(spec), dict(ports or {}))
         self.members.append(member)

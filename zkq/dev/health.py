@@ -11,6 +11,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from zkq.coordinator.acl import Role
 from zkq.dev.errors import DevClusterError, StartupFailed
 from zkq.dev.members import Roster, check_alive
 from zkq.dev.registrations import count_registrations
@@ -24,7 +25,9 @@ def wait_registered(roster: Roster, workers: int, coordinators: int, timeout: fl
 
     def registered() -> bool:
         check_alive(roster.members)
-        counts = count_registrations(roster.connect_string, roster.root)
+        counts = count_registrations(
+            roster.connect_string, roster.root, zk_options=roster.zk_options(Role.OPERATOR)
+        )
         return counts["workers"] >= workers and counts["coordinators"] >= coordinators
 
     try:
@@ -57,7 +60,12 @@ def report(roster: Roster, ensemble: ZooKeeperEnsemble | None) -> dict[str, Any]
     # without a serving node, asking would only wait for the connection to time out
     if ensemble is not None and modes.count("leader") + modes.count("standalone"):
         with contextlib.suppress(DevClusterError):
-            registered = count_registrations(roster.connect_string, roster.root, timeout=2.0)
+            registered = count_registrations(
+                roster.connect_string,
+                roster.root,
+                timeout=2.0,
+                zk_options=roster.zk_options(Role.OPERATOR),
+            )
     return {
         "state_dir": str(roster.state_dir),
         "running": True,

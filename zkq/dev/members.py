@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from zkq.coordinator.acl import Role
 from zkq.dev import processes
 from zkq.dev.errors import StartupFailed
 from zkq.dev.processes import ManagedProcess
@@ -121,5 +122,9 @@ class Roster(Protocol):
         ...
 
     def member(self, name: str) -> Member: ...
+
+    def zk_options(self, role: Role | str) -> dict[str, str]:
+        """:meth:`ClusterConfig.load` overrides that connect as ``role``."""
+        ...
 
     def members_of(self, role: str) -> list[Member]: ...

@@ -8,22 +8,29 @@ registration exists, a coordinator once it contends in the election.  The paths 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from zkq.coordinator import zk
-from zkq.coordinator.config import ZkSettings
+from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import Unavailable
 from zkq.coordinator.paths import Layout
 from zkq.dev.errors import DevClusterError
 
 
-def count_registrations(connect: str, root: str, timeout: float = 5.0) -> dict[str, int]:
-    """``{"workers": n, "coordinators": n}`` as registered under ``root`` right now."""
+def count_registrations(
+    connect: str, root: str, timeout: float = 5.0, zk_options: Mapping[str, str] | None = None
+) -> dict[str, int]:
+    """``{"workers": n, "coordinators": n}`` as registered under ``root`` right now;
+    ``zk_options``: the credential to read with (the read-only operator's)."""
     layout = Layout(root)
     deadline = time.monotonic() + timeout
     # quiet: the node being down is exactly what a caller may be asking about, so the
     # client's narration of its failed connection attempts must not be printed
+    settings = ClusterConfig.load(
+        environ={}, hosts=connect, root=root, session_timeout=timeout, **(zk_options or {})
+    ).zk
     session = zk.connect(
-        ZkSettings(hosts=connect, root=root, session_timeout=timeout),
+        settings,
         name="registrations",
         quiet=True,
     )

@@ -6,6 +6,7 @@ state file, and the lock around the commands that change the cluster::
     zookeeper/zk<N>/  one directory per ZooKeeper node
     mariadb/          MariaDB's data directory (with ``up(mysql=True)``)
     logs/<name>.log   output of every member
+    zk-auth/          ZooKeeper credentials, one 0600 file per role, and config files
     haproxy.cfg, frontends/<port>/   the HTTP side's config and metrics files
 
 The state file is how one invocation knows what another started: ``zkq dev down`` in a new
@@ -35,6 +36,7 @@ from zkq.dev.errors import BadState, DevClusterError
 STATE_VERSION = 1
 STATE_FILE = "state.json"
 ZOOKEEPER_DIR, MARIADB_DIR, LOGS_DIR = "zookeeper", "mariadb", "logs"
+AUTH_DIR = "zk-auth"  # the ZooKeeper credentials (zkq.dev.credentials), made afresh per up
 
 
 def read_state(path: Path) -> dict[str, Any] | None:
@@ -90,5 +92,5 @@ def changing(state_dir: Path) -> Iterator[None]:
 def start_afresh(state_dir: Path) -> None:
     """Remove the previous run's ZooKeeper data, database and logs.  They stay until the
     next ``up``, for a post-mortem after ``down``."""
-    for sub in (ZOOKEEPER_DIR, MARIADB_DIR, LOGS_DIR):
+    for sub in (ZOOKEEPER_DIR, MARIADB_DIR, LOGS_DIR, AUTH_DIR):
         shutil.rmtree(state_dir / sub, ignore_errors=True)
