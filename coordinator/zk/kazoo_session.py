@@ -22,70 +22,50 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import Any, TypeVar, cast
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
-    BadVersionError,
     CancelledError,
-    ConnectionLoss,
-    KazooException,
-    NoAuthError,
     NodeExistsError,
-    NoNodeError,
-    NotEmptyError,
-    OperationTimeoutError,
     RolledBackError,
-    SessionExpiredError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.states import WatchedEvent, ZnodeStat
+from kazoo.protocol.states import ZnodeStat
 from kazoo.recipe.election import Election as KazooElection
 from kazoo.retry import KazooRetry
-from kazoo.security import ACL, Id
+from kazoo.security import ACL
 
-from zkq.coordinator.acl import Grant
 from zkq.coordinator.config import ZkSettings
-from zkq.coordinator.errors import Timeout, Unavailable
+from zkq.coordinator.errors import Timeout
 from zkq.coordinator.zk.errors import (
-    BadVersion,
     ConnectionLost,
-    NodeExists,
     NoNode,
-    NotEmpty,
-    NotPermitted,
-    RequestTimedOut,
     TransactionFailed,
+)
+from zkq.coordinator.zk.kazoo_translate import (
+    KAZOO_ERRORS,
+    Watcher,
+    kazoo_acl,
+    kazoo_errors,
+    kazoo_watcher,
+    translate,
+    zk_stat,
 )
 from zkq.coordinator.zk.ops import Check, Create, Delete, Op, SetData
 from zkq.coordinator.zk.session import (
     ConnectionState,
     Election,
-    EventType,
     OpResult,
     Stat,
     Watch,
-    WatchEvent,
     ZkSession,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-#: what kazoo raises that the boundary translates
-_KAZOO_ERRORS = (KazooException, KazooTimeoutError)
-#: kazoo's outcome errors and ours
-_OUTCOMES: tuple[tuple[type[Exception], type[Exception]], ...] = (
-    (NoNodeError, NoNode),
-    (NodeExistsError, NodeExists),
-    (BadVersionError, BadVersion),
-    (NotEmptyError, NotEmpty),
-)
-#: what means "the request may or may not have been applied; try again once connected"
-# (ConnectionClosedError is a SessionExpiredError)
-_TRANSIENT = (ConnectionLoss, OperationTimeoutError, SessionExpiredError, KazooTimeoutError)
 
 #: how often a request waiting for its answer looks whether the process began to stop
 _STOP_POLL = 1.0
@@ -94,68 +74,6 @@ _STOP_POLL = 1.0
 _quiet = logging.getLogger("coordinator.zk.quiet")
 _quiet.addHandler(logging.NullHandler())
 _quiet.propagate = False
-
-
-def translate(exc: BaseException, path: str | None = None) -> BaseException:
-    """kazoo's exception as zkq's: an outcome, a transient error, or :class:`Unavailable`."""
-    for theirs, ours in _OUTCOMES:
-        if isinstance(exc, theirs):
-            return ours(path)
-    name = type(exc).__name__
-    if isinstance(exc, NoAuthError):
-        return NotPermitted(path)
-    if isinstance(exc, KazooTimeoutError | OperationTimeoutError):
-        return RequestTimedOut(f"ZooKeeper did not answer in time ({name}); retry later")
-    if isinstance(exc, _TRANSIENT):
-        return ConnectionLost(f"ZooKeeper is unreachable ({name}); retry later")
-    return Unavailable(f"ZooKeeper refused the request: {name}: {exc}")
-
-
-@contextmanager
-def _kazoo_errors(path: str | None = None) -> Iterator[None]:
-    try:
-        yield
-    except _KAZOO_ERRORS as exc:
-        raise translate(exc, path) from exc
-
-
-def _stat(stat: ZnodeStat) -> Stat:
-    return Stat(
-        version=stat.version,
-        ephemeral_owner=stat.ephemeralOwner,
-        num_children=stat.numChildren,
-        data_length=stat.dataLength,
-        created=stat.ctime / 1000,
-        modified=stat.mtime / 1000,
-    )
-
-
-class _Watcher:
-    """A zkq watch as kazoo calls it.  Equal for equal callbacks, because kazoo keeps a set
-    of watchers per path: the dispatcher re-reads a path many times between two events,
-    and each read must not add another watcher that fires again."""
-
-    __slots__ = ("watch",)
-
-    def __init__(self, watch: Watch) -> None:
-        self.watch = watch
-
-    def __call__(self, event: WatchedEvent) -> None:
-        self.watch(WatchEvent(EventType(event.type), event.path or None))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Watcher) and other.watch == self.watch
-
-    def __hash__(self) -> int:
-        return hash(self.watch)
-
-
-def _kazoo_acl(grants: Sequence[Grant]) -> list[ACL]:
-    return [ACL(int(g.perms), Id(g.scheme, g.identity)) for g in grants]
-
-
-def _watcher(watch: Watch | None) -> _Watcher | None:
-    return None if watch is None else _Watcher(watch)
 
 
 class _Election(Election):
@@ -174,7 +92,7 @@ class _Election(Election):
                 return
         except CancelledError:
             return
-        except _KAZOO_ERRORS as exc:
+        except KAZOO_ERRORS as exc:
             raise translate(exc) from exc
         try:
             lead()
@@ -187,7 +105,7 @@ class _Election(Election):
                 # stopping, and ZooKeeper did not take the delete in time: the node goes
                 # with the session, which is closing
                 log.warning("left the election without deleting our node (stop deadline)")
-            except _KAZOO_ERRORS as exc:
+            except KAZOO_ERRORS as exc:
                 raise translate(exc) from exc
 
     def cancel(self) -> None:
@@ -226,7 +144,7 @@ class KazooSession(ZkSession):
             handler=handler,
             # kazoo adds the credential again after every reconnection
             auth_data=[("digest", settings.auth)] if settings.auth else None,
-            default_acl=_kazoo_acl(self.acl.strictest) if self.acl else None,
+            default_acl=kazoo_acl(self.acl.strictest) if self.acl else None,
             # reconnect forever: waiting out an outage is the policy, dying is not
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
             logger=_quiet if quiet else logging.getLogger(f"kazoo.{name}"),
@@ -264,18 +182,19 @@ class KazooSession(ZkSession):
 
     # -- one node ---------------------------------------------------------------------------
     def get(self, path: str, watch: Watch | None = None) -> tuple[bytes, Stat]:
-        with _kazoo_errors(path):
-            raw, stat = self._sync(self.client.get_async(path, watch=_watcher(watch)))
-        return raw, _stat(stat)
+        with kazoo_errors(path):
+            raw, stat = self._sync(self.client.get_async(path, watch=kazoo_watcher(watch)))
+        return raw, zk_stat(stat)
 
     def get_children(self, path: str, watch: Watch | None = None) -> list[str]:
-        with _kazoo_errors(path):
-            return list(self._sync(self.client.get_children_async(path, watch=_watcher(watch))))
+        with kazoo_errors(path):
+            request = self.client.get_children_async(path, watch=kazoo_watcher(watch))
+            return list(self._sync(request))
 
     def exists(self, path: str, watch: Watch | None = None) -> Stat | None:
-        with _kazoo_errors(path):
-            stat = self._sync(self.client.exists_async(path, watch=_watcher(watch)))
-        return None if stat is None else _stat(stat)
+        with kazoo_errors(path):
+            stat = self._sync(self.client.exists_async(path, watch=kazoo_watcher(watch)))
+        return None if stat is None else zk_stat(stat)
 
     def create(
         self,
@@ -287,7 +206,7 @@ class KazooSession(ZkSession):
     ) -> str:
         if makepath:
             self.ensure_path(path.rsplit("/", 1)[0])
-        with _kazoo_errors(path):
+        with kazoo_errors(path):
             return str(
                 self._sync(
                     self.client.create_async(
@@ -297,11 +216,11 @@ class KazooSession(ZkSession):
             )
 
     def set(self, path: str, value: bytes, version: int = -1) -> Stat:
-        with _kazoo_errors(path):
-            return _stat(self._sync(self.client.set_async(path, value, version=version)))
+        with kazoo_errors(path):
+            return zk_stat(self._sync(self.client.set_async(path, value, version=version)))
 
     def delete(self, path: str, version: int = -1, recursive: bool = False) -> None:
-        with _kazoo_errors(path):
+        with kazoo_errors(path):
             if recursive:  # kazoo's recursive delete is synchronous only (tests, tools)
                 self.client.delete(path, version=version, recursive=True)
             else:
@@ -312,7 +231,7 @@ class KazooSession(ZkSession):
         # creating: ZooKeeper checks CREATE on the parent before it looks for the node, so
         # a create of an existing node by a role that may not create there is refused
         # (NoAuth) rather than answered NodeExists
-        with _kazoo_errors(path):
+        with kazoo_errors(path):
             if path in ("", "/") or self._sync(self.client.exists_async(path)):
                 return
             self.ensure_path(path.rsplit("/", 1)[0])
@@ -322,14 +241,14 @@ class KazooSession(ZkSession):
     def _acl(self, path: str) -> list[ACL] | None:
         """The ACL of a node created at ``path``; None: kazoo's default (open to all
         without a policy)."""
-        return _kazoo_acl(self.acl.acl_for(path)) if self.acl else None
+        return kazoo_acl(self.acl.acl_for(path)) if self.acl else None
 
     # kazoo 2.11 has no removeWatches: its set of callbacks per path is the only place a
     # watch that never fires can be let go of (the ensemble's own goes at the next change)
     def forget_watch(self, path: str, watch: Watch) -> None:
         watchers = self.client._data_watchers.get(path)
         if watchers is not None:
-            watchers.discard(_Watcher(watch))
+            watchers.discard(Watcher(watch))
 
     def data_watches(self, path: str) -> int:
         return len(self.client._data_watchers.get(path, ()))
@@ -348,7 +267,7 @@ class KazooSession(ZkSession):
                 tx.check(op.path, op.version)
             else:  # pragma: no cover - Op is a closed union
                 raise TypeError(f"not an op: {op!r}")
-        with _kazoo_errors():
+        with kazoo_errors():
             results = self._sync(tx.commit_async())
         answers: list[Any] = []
         failed: int | None = None
@@ -359,7 +278,7 @@ class KazooSession(ZkSession):
                 answers.append(translate(result, ops[index].path))
                 failed = index if failed is None else failed
             elif isinstance(result, ZnodeStat):
-                answers.append(_stat(result))
+                answers.append(zk_stat(result))
             else:
                 answers.append(result if isinstance(result, str) else None)
         if failed is not None:
@@ -425,7 +344,7 @@ class KazooSession(ZkSession):
             return request.get(timeout=timeout)
         except self._timeouts as exc:
             raise Timeout("ZooKeeper did not answer before the deadline; retry later") from exc
-        except _KAZOO_ERRORS as exc:
+        except KAZOO_ERRORS as exc:
             raise translate(exc, path) from exc
 
     def get_many(
@@ -434,7 +353,7 @@ class KazooSession(ZkSession):
         # send every request before waiting on any: one round trip for all of them, and
         # asynchronous requests queue (rather than block) while disconnected, so the
         # deadline bounds the whole call
-        with _kazoo_errors():
+        with kazoo_errors():
             requests = [(path, self.client.get_async(path)) for path in paths]
         out: dict[str, tuple[bytes, Stat] | None] = {}
         for path, request in requests:
@@ -443,14 +362,14 @@ class KazooSession(ZkSession):
             except NoNode:
                 out[path] = None
                 continue
-            out[path] = (raw, _stat(stat))
+            out[path] = (raw, zk_stat(stat))
         return out
 
     def get_children_many(
         self, paths: Sequence[str], watch: Watch | None = None, deadline: float | None = None
     ) -> dict[str, list[str] | None]:
-        watcher = _watcher(watch)
-        with _kazoo_errors():
+        watcher = kazoo_watcher(watch)
+        with kazoo_errors():
             requests = [(p, self.client.get_children_async(p, watch=watcher)) for p in paths]
         out: dict[str, list[str] | None] = {}
         for path, request in requests:
@@ -463,7 +382,7 @@ class KazooSession(ZkSession):
     def apply_acl_many(self, paths: Sequence[str]) -> dict[str, bool]:
         if self.acl is None:
             raise ValueError("no ACL policy: give every role's identity (ZKQ_ZK_ACL)")
-        with _kazoo_errors():
+        with kazoo_errors():
             requests = [(p, self.client.set_acls_async(p, self._acl(p) or [])) for p in paths]
         out: dict[str, bool] = {}
         for path, request in requests:

@@ -148,17 +148,13 @@ class DevCluster(credentials.RoleCredentials):
     ) -> dict[str, Any]:
         """Start the ensemble, then coordinators, then workers; return :meth:`status`.
 
-        With ``frontends``, that many gunicorn frontends and an HAProxy in front of them
-        start last (they need ``mysql`` for API keys); see :attr:`haproxy_url`, and
-        ``https_url`` and ``ca_file`` in :meth:`status`; ``haproxy`` sets HAProxy's options.
-
-        With ``mysql``, a MariaDB server starts (and its schema is migrated) before the
-        coordinators, which then archive and prune finished jobs; see :attr:`mysql_url`.
-
-        ``session_timeout_ms`` is what every service asks of ZooKeeper (``ZKQ_SESSION_
-        TIMEOUT``); the ensemble's min/max bounds are widened so that it is granted.  With
-        ``wait_ready``, waits until every worker and coordinator is registered in ZooKeeper.
-        With ``acl`` (the default) each role gets a new credential (:mod:`.credentials`).
+        ``frontends``: that many gunicorn frontends and an HAProxy (options ``haproxy``)
+        start last, needing ``mysql`` for API keys (:attr:`haproxy_url`; ``https_url`` and
+        ``ca_file`` in :meth:`status`).  ``mysql``: a MariaDB server starts, migrated,
+        before the coordinators, which then archive and prune (:attr:`mysql_url`).
+        ``session_timeout_ms`` is what every service asks of ZooKeeper; the ensemble's
+        bounds are widened to grant it.  ``wait_ready``: until every worker and coordinator
+        is registered.  ``acl`` (default): a credential per role (:mod:`.credentials`).
         If anything fails, whatever started is stopped again before the error propagates.
         """
         with statedir.changing(self.state_dir):
