@@ -100,7 +100,10 @@ class Chaos:
         self.zk_relays = zk_relays
         self.progress = progress
         self.log = FaultLog()
+        #: whether no job is left to run (set by the runner, which knows the load)
+        self.idle: Callable[[], bool] = lambda: False
         self._kill_turn = 0
+        self._follower_turn = 0
 
     # -- the schedule ---------------------------------------------------------------------
 
@@ -116,11 +119,12 @@ class Chaos:
             self.settle(kind)
 
     def settle(self, after: str, jobs: int = 10, timeout: float = 120.0) -> None:
-        """Wait until ``jobs`` more executions are recorded: the queue moves again."""
+        """Wait until ``jobs`` more executions are recorded (the queue moves again), or
+        until there is nothing left to run (:attr:`idle`)."""
         before = count_executions(self.record_dir)
         try:
             wait_until(
-                lambda: count_executions(self.record_dir) >= before + jobs,
+                lambda: count_executions(self.record_dir) >= before + jobs or self.idle(),
                 timeout,
                 interval=0.2,
                 what=f"jobs to run again after {after}",
@@ -172,8 +176,10 @@ class Chaos:
 
         wait_until(has_leader, 60, interval=0.2, what="a ZooKeeper leader")
         index = found[0]
-        if not leader:
-            index = next(i for i in range(ensemble.size) if i != index)
+        if not leader:  # each follower in turn
+            followers = [i for i in range(ensemble.size) if i != index]
+            index = followers[self._follower_turn % len(followers)]
+            self._follower_turn += 1
         node = ensemble.nodes[index]
         fault = self.log.begin(kind, node.name)
         started = time.monotonic()

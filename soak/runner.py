@@ -11,7 +11,7 @@ from pathlib import Path
 from soak import partitions
 from soak.accounting import account, drain
 from soak.app import RECORD_DIR_ENV
-from soak.executions import read_executions
+from soak.executions import count_executions, read_executions
 from soak.faults import KINDS, Chaos, start_worker
 from soak.load import Load
 from soak.report import Report, longest_stall
@@ -110,6 +110,9 @@ def _soak(plan: Plan, progress: Progress, chaos: Chaos, secret: str) -> Report:
         run_id=uuid.uuid4().hex[:8],
         handler_ms=plan.handler_ms,
     )
+    # once every submission is answered and every accepted job has run, a fault has no
+    # jobs to wait for
+    chaos.idle = lambda: load.done and count_executions(records) >= len(load.result.accepted)
     started = time.monotonic()
     progress(f"submitting {plan.jobs} jobs at {plan.rate:g}/s while faults run")
     load.start()
