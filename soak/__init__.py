@@ -15,6 +15,7 @@ module          what it is
 ``partitions``  black-holing proxies in front of a worker and of one ZooKeeper node
 ``faults``      the schedule of kills, restarts and partitions, and its log
 ``accounting``  what the records and the cluster say at the end
+``replicas``    whether the ZooKeeper nodes agree on every accepted job
 ``report``      the figures, as text or JSON
 ``runner``      brings it all together; ``cli`` is the command
 ==============  ==============================================================

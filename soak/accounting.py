@@ -18,6 +18,7 @@ from typing import Any
 
 from soak.executions import Execution
 from soak.faults import Fault, FaultLog
+from soak.replicas import Disagreement
 from zkq.coordinator.client import Client
 from zkq.coordinator.errors import ZkqError
 from zkq.coordinator.job import AttemptOutcome, Job, JobState
@@ -78,6 +79,8 @@ class Accounts:
     duplicates: list[Duplicate] = field(default_factory=list)
     #: executed but never accepted: created by a submission whose answer never came
     unaccepted_runs: int = 0
+    #: jobs whose record differs between ZooKeeper nodes (:mod:`soak.replicas`)
+    disagreements: list[Disagreement] = field(default_factory=list)
 
     @property
     def causes(self) -> Counter[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -86,7 +87,9 @@ def soak(
         plan = dataclasses.replace(plan, zk_partition=False)
 
     def progress(message: str) -> None:
-        click.echo(f"zkq soak: {message}", err=True)
+        # timestamped: a soak's story is read against the cluster's logs afterwards
+        stamp = time.strftime("%H:%M:%S", time.gmtime())
+        click.echo(f"zkq soak: {stamp} {message}", err=True)
 
     try:
         report = runner.run(plan, progress, state_dir)

@@ -91,6 +91,9 @@ class Report:
                 {"job": d.job, "execution": d.execution, "cause": d.cause} for d in acc.duplicates
             ],
             "unaccepted_runs": acc.unaccepted_runs,
+            "replica_disagreements": [
+                {"job": d.job, "states": d.states} for d in acc.disagreements
+            ],
             "unanswered_submissions": len(self.load.unanswered),
             "refused_submissions": [
                 {"n": n, "status": s, "body": b} for n, s, b in self.load.refused
@@ -106,6 +109,7 @@ class Report:
                 {
                     "kind": f.kind,
                     "target": f.target,
+                    "started": f.started,
                     "seconds": None if f.ended is None else round(f.ended - f.started, 1),
                     "note": f.note,
                 }
@@ -133,6 +137,7 @@ class Report:
             f"  longest stall         {stall.seconds:.2f}s{during}",
             f"  unanswered / refused  {len(self.load.unanswered)} / {len(self.load.refused)}",
             f"  runs never accepted   {acc.unaccepted_runs}",
+            f"  replicas disagree on  {len(acc.disagreements)} job(s)",
             "  submission retries    "
             + (", ".join(f"{k}: {v}" for k, v in self.load.failures.most_common()) or "none"),
             "  faults:",
@@ -142,6 +147,8 @@ class Report:
             lines.append(f"    {f.kind:24s} {f.target:16s} {took}  {f.note}")
         for job, why in acc.lost[:20]:
             lines.append(f"  LOST {job}: {why}")
+        for d in acc.disagreements[:20]:
+            lines.append(f"  ZOOKEEPER NODES DISAGREE on {d.job}: {d}")
         for job, why in acc.double_commits[:20]:
             lines.append(f"  DOUBLE COMMIT {job}: {why}")
         for n, status, body in self.load.refused[:5]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from soak import partitions
+from soak import partitions, replicas
 from soak.accounting import account, drain
 from soak.app import RECORD_DIR_ENV
 from soak.executions import count_executions, read_executions
@@ -90,6 +91,8 @@ def run(plan: Plan, progress: Progress, state_dir: Path | None = None) -> Report
                     progress,
                 )
                 report = _soak(plan, progress, chaos, secret)
+                # kept beside the logs, for reading the run against them afterwards
+                (base / "report.json").write_text(json.dumps(report.to_json(), indent=2))
                 keep["keep"] = keep["keep"] or not report.ok
                 return report
             finally:
@@ -130,6 +133,9 @@ def _soak(plan: Plan, progress: Progress, chaos: Chaos, secret: str) -> Report:
     jobs = drain(client, load.result.accepted, plan.drain_timeout, progress)
     executions = read_executions(records)
     accounts = account(load.result.accepted, jobs, executions, chaos.log)
+    assert cluster.ensemble is not None
+    progress("comparing the ZooKeeper nodes' records of every accepted job")
+    accounts.disagreements = replicas.compare(cluster.ensemble, cluster.root, load.result.accepted)
     # a fault's effects last up to a session timeout (and an election) beyond it
     stall = longest_stall(load.result, jobs, chaos.log, reach=2 * plan.session_ms / 1000)
     took = time.monotonic() - started
