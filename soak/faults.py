@@ -342,7 +342,7 @@ def start_worker(cluster: DevCluster, extra_args: list[str] | None = None) -> st
         name = f"soak-worker-{n}"
     cluster.add_worker(
         extra_args=extra_args or [],
-        env={MEMBER_ENV: name, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={MEMBER_ENV: name},  # the checkout is on PYTHONPATH from the cluster's env
         name=name,
     )
     return name
