@@ -5,7 +5,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: bootstrap bootstrap-deploy run down test test-deploy lint lint-ansible wheelhouse bench clean
+.PHONY: bootstrap bootstrap-deploy run down test test-deploy lint lint-ansible wheelhouse bench soak clean
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -38,10 +38,16 @@ lint-ansible: bootstrap-deploy
 
 lint: bootstrap
 	$(BIN)/ruff check .
-	$(BIN)/mypy -p zkq -p benchmarks
+	$(BIN)/mypy -p zkq -p benchmarks -p soak
 
 bench: bootstrap
 	$(BIN)/python -m benchmarks
+
+# The chaos soak (docs/soak.md): 10,000 jobs while a schedule kills and partitions the
+# cluster's parts; exits non-zero on a lost or doubly committed job.  SOAK_ARGS=--quick
+# for the short version.
+soak: bootstrap
+	$(BIN)/python -m soak $(SOAK_ARGS)
 
 # Keeps .venv (slow to rebuild): `rm -rf .venv` for a truly fresh start.
 clean: down

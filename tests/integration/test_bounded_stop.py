@@ -2,7 +2,7 @@
 
 Each kind of process (coordinator, worker, frontend, a CLI command) is started the way
 ``zkq dev`` starts it (``python -m zkq ...``, :func:`zkq.dev.processes.start`), connected to
-a one-node ensemble of its own through a :class:`PartitionProxy`; then ZooKeeper goes away,
+a one-node ensemble of its own through a :class:`CuttingProxy`; then ZooKeeper goes away,
 either stopped (connections refused) or partitioned (the proxy accepts and forwards
 nothing, so requests wait for answers that never come), the process gets SIGTERM and must
 exit within :data:`BOUND`.  Once ZooKeeper is back, every job submitted before the fault
@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from tests.mysql_support import fresh_database
-from tests.tcpproxy import PartitionProxy
+from zkq.dev.tcpproxy import CuttingProxy
 from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.job import JobState
@@ -58,7 +58,7 @@ def lone_zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperEnsem
 class Rig:
     """One test's root, proxy and processes; stops every process it started."""
 
-    def __init__(self, zk: ZooKeeperEnsemble, proxy: PartitionProxy, logs: Path) -> None:
+    def __init__(self, zk: ZooKeeperEnsemble, proxy: CuttingProxy, logs: Path) -> None:
         self.zk = zk
         self.proxy = proxy
         self.logs = logs
@@ -83,7 +83,7 @@ class Rig:
         return process
 
     def service(self, command: str, *args: str, direct: bool = False) -> list[str]:
-        connect = self.zk.connect_string if direct else self.proxy.address
+        connect = self.zk.connect_string if direct else f"127.0.0.1:{self.proxy.port}"
         return zkq_argv(command, connect, self.root, *args)
 
     def children(self, path: str) -> list[str]:
@@ -109,7 +109,7 @@ def zookeeper_away(fault: str, rig: Rig) -> Iterator[None]:
             # the test's own client reconnects to the restarted node before it reads again
             wait_until(rig.client.session.connected.is_set, 30, what="the test client")
     else:
-        rig.proxy.black_hole()
+        rig.proxy.partition()
         try:
             yield
         finally:
@@ -140,7 +140,7 @@ def everything_ends(rig: Rig, job_ids: list[str]) -> None:
 @pytest.fixture
 def rig(lone_zk: ZooKeeperEnsemble, tmp_path: Path) -> Iterator[Rig]:
     with ExitStack() as stack:
-        proxy = stack.enter_context(PartitionProxy("127.0.0.1", lone_zk.client_port(0)))
+        proxy = stack.enter_context(CuttingProxy("127.0.0.1", lone_zk.client_port(0)))
         r = Rig(lone_zk, proxy, tmp_path)
         stack.callback(r.close)
         yield r

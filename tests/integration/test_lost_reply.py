@@ -8,11 +8,11 @@ import time
 import pytest
 from kazoo.client import KazooClient
 
-from tests.tcpproxy import CuttingProxy
 from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.job import JobState
 from zkq.coordinator.paths import Layout
+from zkq.dev.tcpproxy import CuttingProxy
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration

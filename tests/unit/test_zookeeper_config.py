@@ -79,3 +79,17 @@ def test_parse_srvr() -> None:
 def test_parse_mntr() -> None:
     mntr = parse_mntr("zk_version\t3.8.0\nzk_znode_count\t5\nzk_synced_followers\t2\n")
     assert mntr == {"zk_version": "3.8.0", "zk_znode_count": "5", "zk_synced_followers": "2"}
+
+
+def test_routes_put_a_peer_behind_relays_and_survive_the_state_file(tmp_path: Path) -> None:
+    """How the soak partitions a node: each viewer's config names the relay, the node's
+    own line stays its real ports (it binds them), and the routes round-trip."""
+    zk = ZooKeeperEnsemble(tmp_path, size=3)
+    one, _, three = zk.nodes
+    zk.routes = {"2>1": [40001, 40002], "1>2": [40003, 40004]}
+    assert _config(zk, 1)["server.1"] == "127.0.0.1:40001:40002"
+    assert _config(zk, 0)["server.2"] == "127.0.0.1:40003:40004"
+    assert _config(zk, 0)["server.1"] == f"127.0.0.1:{one.quorum_port}:{one.election_port}"
+    assert _config(zk, 2)["server.1"] == f"127.0.0.1:{one.quorum_port}:{one.election_port}"
+    assert _config(zk, 2)["server.3"] == f"127.0.0.1:{three.quorum_port}:{three.election_port}"
+    assert ZooKeeperEnsemble.from_dict(zk.to_dict()).routes == zk.routes

@@ -168,6 +168,7 @@ class ZooKeeperEnsemble:
         max_session_ms: int | None = None,
         heap_mb: int = 256,
         nodes: list[ZooKeeperNode] | None = None,
+        routes: dict[str, list[int]] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("an ensemble needs at least one node")
@@ -177,6 +178,10 @@ class ZooKeeperEnsemble:
         self.min_session_ms = min_session_ms
         self.max_session_ms = max_session_ms
         self.heap_mb = heap_mb
+        #: "<viewer myid>><peer myid>" -> the [quorum, election] ports through which the
+        #: viewer reaches that peer (relays that can black-hole it: the soak's partition of
+        #: one node); read when a node (re)starts, so set it, then restart the nodes
+        self.routes: dict[str, list[int]] = dict(routes or {})
         if nodes is None:
             nodes = [
                 ZooKeeperNode(i + 1, self.base_dir / f"zk{i + 1}", 0, 0, 0) for i in range(size)
@@ -315,11 +320,16 @@ class ZooKeeperEnsemble:
             # standalone; we always want the quorum protocol the production ensemble runs.
             lines.append("standaloneEnabled=false")
             lines += [
-                f"server.{n.myid}={HOST}:{n.quorum_port}:{n.election_port}" for n in self.nodes
+                "server.{}={}:{}:{}".format(n.myid, HOST, *self._peer_ports(node, n))
+                for n in self.nodes
             ]
         cfg = node.dir / "zoo.cfg"
         cfg.write_text("# Written by zkq.dev.zookeeper\n" + "\n".join(lines) + "\n")
         return cfg
+
+    def _peer_ports(self, viewer: ZooKeeperNode, peer: ZooKeeperNode) -> list[int]:
+        route = self.routes.get(f"{viewer.myid}>{peer.myid}")
+        return route if route is not None else [peer.quorum_port, peer.election_port]
 
     # -- health ---------------------------------------------------------------------------
 
@@ -421,6 +431,7 @@ class ZooKeeperEnsemble:
             "max_session_ms": self.max_session_ms,
             "heap_mb": self.heap_mb,
             "nodes": [n.to_dict() for n in self.nodes],
+            "routes": self.routes,
         }
 
     @classmethod
@@ -433,4 +444,5 @@ class ZooKeeperEnsemble:
             max_session_ms=data.get("max_session_ms"),
             heap_mb=int(data["heap_mb"]),
             nodes=[ZooKeeperNode.from_dict(n) for n in data["nodes"]],
+            routes=data.get("routes"),
         )
