@@ -51,7 +51,11 @@ class Ensemble:
     """Sessions on the real ensemble."""
 
     def __init__(self, ensemble: ZooKeeperEnsemble) -> None:
-        self.hosts = ensemble.connect_string
+        # every session on one member: ZooKeeper orders one server's answers, but a session
+        # on another member may read before that member has applied a write another
+        # session just made (no cross-session read-your-writes without a sync), which the
+        # tree in memory never does
+        self.hosts = ensemble.connect_string.split(",")[0]
 
     def session(self) -> ZkSession:
         # with ACLs on, as zkq runs: the coordinator's credential, which may do anything,
