@@ -9,6 +9,8 @@ several in one process).
 - ``zkq_workers``, ``zkq_free_slots``
 - ``zkq_assignments_total``, ``zkq_assignment_transactions_total``,
   ``zkq_requeues_total{reason="lost"|"timeout"}``
+- ``zkq_archive_quarantined_total``: finished jobs the archive refused, kept in
+  ``job_quarantine`` instead (counted by the leader that pruned them)
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ class CoordinatorCollector(Collector):
         requeues.add_metric(["lost"], stats.requeued - stats.timeouts)
         requeues.add_metric(["timeout"], stats.timeouts)
         yield requeues
+        yield CounterMetricFamily(
+            "zkq_archive_quarantined",
+            "Finished jobs the archive refused and the pruner quarantined",
+            value=stats.quarantined,
+        )
 
 
 def serve(registry: CollectorRegistry, port: int, addr: str = "127.0.0.1") -> None:
