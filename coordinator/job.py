@@ -29,7 +29,7 @@ from typing import Any
 
 from zkq.coordinator.errors import InvalidInput, InvalidTransition
 from zkq.coordinator.ids import id_time, new_job_id, validate_job_id
-from zkq.coordinator.validation import check_job_type, check_sized_json
+from zkq.coordinator.validation import as_text, check_job_type, check_sized_json
 
 SCHEMA_VERSION = 1
 MAX_ATTEMPTS_LIMIT = 100
@@ -299,12 +299,16 @@ def validate_spec(job_type: str, priority: int, max_attempts: int, timeout: floa
 def short(text: str | None, limit: int = MESSAGE_LIMIT) -> str | None:
     """An error message cut to ``limit`` characters: a record must stay far below 1 MB
     however long the messages its attempts raised."""
-    if text is None or len(text) <= limit:
+    if text is None:
+        return text
+    text = as_text(text)
+    if len(text) <= limit:
         return text
     return text[: limit - 12] + "…(truncated)"
 
 
 def truncate_traceback(text: str) -> str:
+    text = as_text(text)
     if len(text) <= TRACEBACK_LIMIT:
         return text
     return "…(truncated)\n" + text[-TRACEBACK_LIMIT:]

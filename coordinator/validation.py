@@ -77,6 +77,20 @@ def _check_string(text: str, what: str, path: Path) -> None:
         ) from None
 
 
+def as_text(text: str) -> str:
+    """``text`` with any lone surrogate written as its escape (``\\udcff``): what zkq itself
+    puts in a record (an exception's message, a traceback: a handler that decoded bytes with
+    ``surrogateescape`` raises such text) must be JSON everything can keep, as a payload
+    must."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def check_json(value: Any, what: str = "payload") -> None:
     """Raise :class:`InvalidInput` unless ``value`` is JSON every part of zkq can keep:
     dicts, lists (tuples), strings, finite numbers, booleans and None, nested at most
@@ -141,6 +155,7 @@ __all__ = [
     "JOB_TYPE_MAX",
     "JOB_TYPE_PATTERN",
     "MAX_DEPTH",
+    "as_text",
     "check_job_type",
     "check_json",
     "check_sized_json",

@@ -166,3 +166,13 @@ def test_a_record_stored_before_these_checks_still_renders() -> None:
     )
     out = json.loads(render(JobOut.of(job)))
     assert out["payload"] == {"\udc00": ["\ud800", None]} and out["result"] is None
+
+
+def test_messages_zkq_writes_into_records_are_json_everything_keeps() -> None:
+    from zkq.coordinator.job import short, truncate_traceback
+
+    raw = b"caf\xff".decode("utf-8", "surrogateescape")  # a handler's decoded bytes
+    for text in (short(f"bad input {raw}"), truncate_traceback(f"Traceback: {raw}")):
+        assert text is not None and "\\udcff" in text
+        check_json(text, "message")
+    assert short("plain ✓") == "plain ✓"
