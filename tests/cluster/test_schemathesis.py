@@ -7,7 +7,8 @@ Two phases, both sized by ``ZKQ_SCHEMATHESIS_EXAMPLES`` (default 30, a minute or
 
 - each operation on its own, up to that many examples each;
 - stateful: scenarios that follow the document's links (a submitted job's id into
-  ``GET`` and ``DELETE /v1/jobs/{job_id}``), a third as many scenarios of up to 10 steps.
+  ``GET`` and ``DELETE /v1/jobs/{job_id}``), a third as many scenarios of up to 10 steps,
+  randomised (the operations phase is derandomised).
 
 The schema is loaded from the document the code generates (the test collects it before
 the stack runs); the first test checks that the stack serves that very document.  The
@@ -27,6 +28,7 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis.specs.openapi.checks import use_after_free
 
 import zkq.frontend.routes  # noqa: F401 - registers the routes the document describes
@@ -92,7 +94,12 @@ def test_no_server_errors(case: schemathesis.Case, stack: Stack) -> None:
 
 
 def test_stateful_scenarios_follow_the_links(stack: Stack) -> None:
+    started: list[int] = []
+
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            started.append(1)
+
         def before_call(self, case: schemathesis.Case) -> None:
             _short_wait(case)
 
@@ -119,14 +126,24 @@ def test_stateful_scenarios_follow_the_links(stack: Stack) -> None:
                 recorder=self.recorder,
             )
 
-    Workflow.run(
-        settings=settings(
-            max_examples=max(3, EXAMPLES // 3),
-            stateful_step_count=10,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            print_blob=True,
-        )
-    )
-    assert SENT[("stateful", "2xx")] > 0
+    wanted = max(3, EXAMPLES // 3)
+    # The links draw from what the server answered, which hypothesis cannot replay: on a
+    # long run it may call that an inconsistent strategy.  As schemathesis' own runner
+    # does, go on with fresh scenarios then; a real failure (FailureGroup) still fails.
+    for _ in range(20):
+        try:
+            Workflow.run(
+                settings=settings(
+                    max_examples=wanted - len(started),
+                    stateful_step_count=10,
+                    deadline=None,
+                    suppress_health_check=list(HealthCheck),
+                    database=None,
+                    print_blob=True,
+                )
+            )
+            break
+        except FlakyStrategyDefinition:
+            if len(started) >= wanted:
+                break
+    assert len(started) >= wanted and SENT[("stateful", "2xx")] > 0
