@@ -51,7 +51,7 @@ timeout = 30
 keepalive = 15
 # No request-line limit of gunicorn's own: its 414 is an HTML page, while the app answers
 # a long query string with the API's JSON 400.  HAProxy's buffer (16 KB a request head)
-# still bounds it, and answers beyond that in the same JSON shape (haproxy.cfg.j2).
+# still bounds it (HAProxy's own 400 beyond that is still its HTML page).
 limit_request_line = 0
 # We log every request ourselves (frontend.requestlog, to MySQL): no access log.
 accesslog = None

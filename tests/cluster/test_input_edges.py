@@ -135,3 +135,13 @@ def test_a_record_written_before_validation_stays_readable_live_and_archived(
     assert kept["text"] == "\ud800" and math.isnan(kept["ratio"])
     # the list merges ZooKeeper and the archive; a quarantined job is found by its id
     assert owned.id in [j["id"] for j in _list(stack, tenant)]
+
+
+@pytest.mark.parametrize("size", [6_000, 12_000])
+def test_a_long_url_gets_the_json_error_shape(
+    stack: Stack, tenant: dict[str, str], size: int
+) -> None:
+    # past gunicorn's old request-line limit of 4 KB (an HTML 414), within HAProxy's buffer
+    r = requests.get(f"{stack.url}/v1/jobs?limit={'9' * size}", headers=tenant, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "malformed_request"
