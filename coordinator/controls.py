@@ -18,9 +18,10 @@ from __future__ import annotations
 import time
 
 from zkq.coordinator.errors import InvalidInput, WorkerNotFound, ZkqError
-from zkq.coordinator.job import AttemptOutcome, Job, JobState, validate_spec
+from zkq.coordinator.job import AttemptOutcome, Job, JobState
 from zkq.coordinator.registration import WorkerInfo
 from zkq.coordinator.store import JobStore
+from zkq.coordinator.validation import check_job_type
 from zkq.coordinator.zk import BadVersion, NodeExists, NoNode, zk_errors
 
 
@@ -48,7 +49,7 @@ class Controls:
 
     def pause(self, job_type: str) -> bool:
         """True if the type was running and is now paused."""
-        validate_spec(job_type, 0, 1, 1)
+        check_job_type(job_type)
 
         def attempt() -> bool:
             try:
@@ -62,7 +63,7 @@ class Controls:
 
     def resume(self, job_type: str) -> bool:
         """True if the type was paused and now runs again."""
-        validate_spec(job_type, 0, 1, 1)
+        check_job_type(job_type)
 
         def attempt() -> bool:
             try:

@@ -27,8 +27,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from zkq.coordinator.errors import InvalidInput, InvalidTransition, PayloadTooLarge
+from zkq.coordinator.errors import InvalidInput, InvalidTransition
 from zkq.coordinator.ids import id_time, new_job_id, validate_job_id
+from zkq.coordinator.validation import as_text, check_job_type, check_sized_json
 
 SCHEMA_VERSION = 1
 MAX_ATTEMPTS_LIMIT = 100
@@ -260,43 +261,29 @@ class JobSpec:
         )
 
 
-def encoded_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":")).encode())
-
-
 def check_payload(payload: Any, limits: Limits) -> None:
-    try:
-        size = encoded_size(payload)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"payload is not JSON-serialisable: {exc}") from exc
-    if size > limits.payload_bytes:
-        raise PayloadTooLarge(
-            f"payload is {size} bytes, over the limit of {limits.payload_bytes}: "
-            "store large data elsewhere and pass a reference"
-        )
+    check_sized_json(
+        payload,
+        limits.payload_bytes,
+        "payload",
+        "store large data elsewhere and pass a reference",
+    )
 
 
 def check_result(result: Any, limits: Limits) -> None:
-    try:
-        size = encoded_size(result)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(
-            f"result is not JSON-serialisable ({exc}): return lists, dicts, strings, "
-            "numbers, booleans or None"
-        ) from exc
-    if size > limits.result_bytes:
-        raise PayloadTooLarge(
-            f"result is {size} bytes, over the limit of {limits.result_bytes}: "
-            "store large results elsewhere and return a reference"
-        )
+    """A handler's result: JSON as :mod:`~zkq.coordinator.validation` defines it, within the
+    limit.  Raises :class:`InvalidInput` (the attempt fails with this message)."""
+    check_sized_json(
+        result,
+        limits.result_bytes,
+        "result",
+        "store large results elsewhere and return a reference",
+    )
 
 
 def validate_spec(job_type: str, priority: int, max_attempts: int, timeout: float) -> None:
     """Reject a job the cluster could not honour, with what to change."""
-    if not isinstance(job_type, str) or not job_type or len(job_type) > 64:
-        raise InvalidInput("type must be a non-empty string of at most 64 characters")
-    if not all(c.isalnum() or c in "-_." for c in job_type) or job_type.startswith("."):
-        raise InvalidInput(f"type {job_type!r} may hold only letters, digits, '-', '_' and '.'")
+    check_job_type(job_type)
     if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 999:
         raise InvalidInput("priority must be an integer from 0 (lowest) to 999 (highest)")
     if (
@@ -316,12 +303,16 @@ def validate_spec(job_type: str, priority: int, max_attempts: int, timeout: floa
 def short(text: str | None, limit: int = MESSAGE_LIMIT) -> str | None:
     """An error message cut to ``limit`` characters: a record must stay far below 1 MB
     however long the messages its attempts raised."""
-    if text is None or len(text) <= limit:
+    if text is None:
+        return text
+    text = as_text(text)
+    if len(text) <= limit:
         return text
     return text[: limit - 12] + "…(truncated)"
 
 
 def truncate_traceback(text: str) -> str:
+    text = as_text(text)
     if len(text) <= TRACEBACK_LIMIT:
         return text
     return "…(truncated)\n" + text[-TRACEBACK_LIMIT:]

@@ -10,10 +10,12 @@ without listing them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from zkq.coordinator.census import Reader
+from zkq.coordinator.errors import InvalidInput
 from zkq.coordinator.job import Job
 from zkq.coordinator.paths import bucket_of
 from zkq.coordinator.zk import ZkSession, zk_errors
@@ -49,6 +51,17 @@ def _ids_after(reader: Reader, session: ZkSession, after: str | None) -> Iterato
                 yield ids
 
 
+def _parsed(raw: bytes) -> Job | None:
+    """The record, or None (pruned between the listing and the read, or unreadable).  A
+    record this zkq cannot read (a newer schema during a rolling upgrade, or damaged by
+    hand) cannot be shown or even attributed to a tenant, but must not fail every page
+    that reaches it: a tenant could never page past it."""
+    try:
+        return Job.from_bytes(raw)
+    except (InvalidInput, ValueError, TypeError, KeyError):
+        return None
+
+
 def scan_jobs(
     session: ZkSession,
     after: str | None,
@@ -56,9 +69,14 @@ def scan_jobs(
     match: Callable[[Job], bool],
     deadline: float,
     budget: int = 2000,
+    enough_at: float | None = None,
 ) -> JobScan:
     """Up to ``limit`` records after ``after`` for which ``match`` holds, reading at most
-    ``budget`` records, all before ``deadline`` (``time.monotonic()``)."""
+    ``budget`` records, all before ``deadline`` (``time.monotonic()``).
+
+    ``enough_at`` (``time.monotonic()``): once past it, read no further chunk and answer
+    with what was read, as when the budget runs out.  A slow ensemble then gives a short
+    page with a cursor instead of a request that fails at ``deadline``."""
     if limit < 1 or budget < 1:
         raise ValueError("limit and budget must be positive")
     layout = session.settings.layout
@@ -69,16 +87,17 @@ def scan_jobs(
         reader = Reader(session, deadline)
         for ids in _ids_after(reader, session, after):
             for start in range(0, len(ids), CHUNK):
+                if examined and enough_at is not None and time.monotonic() > enough_at:
+                    return JobScan(found, last, exhausted=False)
                 chunk = ids[start : start + CHUNK]
                 records = reader.data([layout.job(i) for i in chunk])
                 for job_id in chunk:
                     examined += 1
                     last = job_id
                     entry = records.get(layout.job(job_id))
-                    if entry is not None:  # pruned between the listing and the read
-                        job = Job.from_bytes(entry[0])
-                        if match(job):
-                            found.append(job)
+                    job = None if entry is None else _parsed(entry[0])
+                    if job is not None and match(job):
+                        found.append(job)
                     if len(found) >= limit or examined >= budget:
                         return JobScan(found, last, exhausted=False)
     return JobScan(found, last, exhausted=True)

@@ -141,9 +141,21 @@ class JobLookup:
                 and (job_type is None or job.type == job_type)
             )
 
-        # ZooKeeper first: a job pruned while we read is in the archive by then
+        # ZooKeeper first: a job pruned while we read is in the archive by then.  Half the
+        # time allowed is for reading: past it the page ends where the scan got to, so a
+        # loaded ensemble shortens pages (the cursor goes on from there) rather than
+        # failing them at the deadline.
         with self.bound() as deadline:
-            live = scan_jobs(self.store.session, after, limit, match, deadline, budget=budget)
+            enough_at = time.monotonic() + (deadline - time.monotonic()) / 2
+            live = scan_jobs(
+                self.store.session,
+                after,
+                limit,
+                match,
+                deadline,
+                budget=budget,
+                enough_at=enough_at,
+            )
         archived: list[Job] = []
         if self.archive is not None:
             archived = self.archive.list(

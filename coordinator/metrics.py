@@ -9,6 +9,8 @@ several in one process).
 - ``zkq_workers``, ``zkq_free_slots``
 - ``zkq_assignments_total``, ``zkq_assignment_transactions_total``,
   ``zkq_requeues_total{reason="lost"|"timeout"}``
+- ``zkq_archive_quarantined_total``: finished jobs the archive refused, kept in
+  ``job_quarantine`` instead (counted by the leader that pruned them)
 """
 
 from __future__ import annotations
@@ -83,6 +85,11 @@ class CoordinatorCollector(Collector):
             "zkq_swept_jobs",
             "Jobs the leader's sweep found stranded (nothing would have moved them) and moved",
             value=stats.swept,
+        )
+        yield CounterMetricFamily(
+            "zkq_archive_quarantined",
+            "Finished jobs the archive refused and the pruner quarantined",
+            value=stats.quarantined,
         )
 
 

@@ -51,6 +51,10 @@ SCHEMES = ("mysql", "mysql+pymysql", "mariadb")
 #: server error codes that mean "the schema is not there yet"
 NO_SUCH_TABLE = 1146
 BAD_FIELD = 1054
+#: a value the server refuses, which pymysql files under OperationalError as it does a lost
+#: connection: MariaDB's CHECK constraint (JSON_VALID of a JSON column), MySQL's own, and
+#: MySQL's invalid JSON text.  Retrying cannot help; the row must change.
+REFUSED_VALUE = frozenset({4025, 3819, 3140})
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,8 @@ def translate(exc: BaseException) -> ZkqError:
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     text = exc.args[1] if len(exc.args) > 1 else str(exc)
     detail = f"({code}) {text}" if code else f"{type(exc).__name__}: {text or 'connection closed'}"
+    if code in REFUSED_VALUE:
+        return InvalidInput(f"MySQL refused a value: {detail}")
     if isinstance(exc, pymysql.err.OperationalError | pymysql.err.InterfaceError):
         # lost or refused connections, access denied, lock wait timeouts and deadlocks:
         # all "this database cannot serve us right now"

@@ -6,7 +6,11 @@ buckets (``jobs/<era>/<tick>``) oldest first and, per chunk of ``batch`` jobs:
 1. reads the records, keeping terminal jobs whose ``finished_at`` is older than the window
    (pending, assigned and running jobs are never touched, however old);
 2. writes them to the archive *first*: if MySQL is down nothing is deleted, and a crash
-   after this step only archives the same jobs again next round (the write is an upsert);
+   after this step only archives the same jobs again next round (the write is an upsert).
+   A record the archive refuses is quarantined with MySQL's reason instead
+   (:meth:`JobArchive.put_many`), counted in :attr:`DispatchStats.quarantined`, and leaves
+   ZooKeeper like the rest: one bad record must not stop pruning (which would then retry
+   the same chunk for ever while ZooKeeper grows);
 3. deletes them in multis, each delete carrying the version that was read and archived.
    A job changed since (by an operator, say) fails its op; it is set aside for the next
    round and the rest of the multi goes again.
@@ -34,6 +38,7 @@ from zkq.coordinator.ids import id_time
 from zkq.coordinator.job import Job
 from zkq.coordinator.lifecycle import Batch
 from zkq.coordinator.paths import ERA_CHARS, TICK_CHARS
+from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import NoNode, NotEmpty, TransactionFailed, zk_errors
 
@@ -66,6 +71,7 @@ class Pruner:
         bucket_grace: float = BUCKET_GRACE,
         clock: Callable[[], float] = time.time,
         should_stop: Callable[[], bool] = lambda: False,
+        stats: DispatchStats | None = None,
     ) -> None:
         if retention_seconds < 0:
             raise ValueError("retention must not be negative")
@@ -79,6 +85,8 @@ class Pruner:
         self.bucket_grace = bucket_grace
         self.clock = clock
         self.should_stop = should_stop
+        #: where quarantined records are counted (the coordinator's, for /metrics)
+        self.stats = stats or DispatchStats()
 
     # -- one round --------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -132,8 +140,10 @@ class Pruner:
                 if job.terminal and _finished(job) <= cutoff
             ]
             if expired:
-                # archive first: only what is safely in MySQL leaves ZooKeeper
-                self.archive.put_many([job for job, _ in expired])
+                # archive first: only what is safely in MySQL (archived or quarantined)
+                # leaves ZooKeeper
+                refused = self.archive.put_many([job for job, _ in expired])
+                self.stats.quarantined += len(refused)
                 pruned += self._delete_jobs(expired)
         return pruned, len(ids) - pruned
 

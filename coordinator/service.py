@@ -129,6 +129,7 @@ class Coordinator:
             self.archive,
             self.config.retention_seconds,
             should_stop=lambda: stop.is_set() or self._stop.is_set(),
+            stats=self.stats,
         )
         thread = threading.Thread(
             target=pruner.run,

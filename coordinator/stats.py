@@ -27,6 +27,8 @@ class DispatchStats:
     #: assignment multis committed (a batch is one)
     transactions: int = 0
     leading: bool = False
+    #: finished jobs the archive refused and the pruner quarantined (coordinator.archive)
+    quarantined: int = 0
     workers: int = 0
     free_slots: int = 0
     #: pending entries left alone because their record cannot be read here (a newer schema)

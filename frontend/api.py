@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 from werkzeug.routing import BaseConverter
 
 from zkq.coordinator.errors import MalformedRequest, UnsupportedMediaType
 from zkq.coordinator.ids import validate_job_id
+from zkq.coordinator.validation import MAX_DEPTH
 from zkq.frontend import auth
 
 View = Callable[..., Any]
@@ -156,12 +159,34 @@ def _wrap(endpoint: Endpoint, view: View) -> View:
             kwargs["body"] = g.body = parse_body(endpoint.body)
         result = view(**kwargs)
         model, status, *rest = result
-        response = Response(model.model_dump_json(), status=status, mimetype="application/json")
+        response = Response(render(model), status=status, mimetype="application/json")
         if rest:
             response.headers.update(rest[0])
         return response
 
     return handle
+
+
+def render(model: BaseModel) -> str:
+    """The model as JSON.  A record stored before zkq checked payloads as it does now
+    (:mod:`zkq.coordinator.validation`) may hold what pydantic's encoder refuses, a lone
+    surrogate (or turns into null, NaN): such a job must still be readable, and so must
+    every list page that includes it.  The stdlib encoder writes surrogates as ``\\ud800``
+    escapes, losing nothing; non-finite numbers become null, as pydantic writes them."""
+    try:
+        return model.model_dump_json()
+    except PydanticSerializationError:
+        return json.dumps(_finite(model.model_dump(mode="python")), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def describe(error: ValidationError) -> str:
@@ -178,6 +203,14 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    # json.loads makes inf of 1e400, which no response or archive could hold again
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range: send at most about 1.8e308")
+    return value
+
+
 def parse_body(model: type[M]) -> M:
     if not request.is_json:
         raise UnsupportedMediaType(
@@ -185,9 +218,14 @@ def parse_body(model: type[M]) -> M:
         )
     raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
     try:
-        data = json.loads(raw, parse_constant=_no_constants)
+        data = json.loads(raw, parse_constant=_no_constants, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedRequest(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # the parser recurses per level; what is nested this deep is no payload we keep
+        raise MalformedRequest(
+            f"the body nests too deeply: a payload may nest at most {MAX_DEPTH} levels"
+        ) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

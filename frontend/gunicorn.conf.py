@@ -49,6 +49,10 @@ graceful_timeout = int(os.environ.get("ZKQ_GRACEFUL_TIMEOUT", "10"))
 timeout = 30
 # HAProxy keeps connections to us open; close idle ones a bit after it would
 keepalive = 15
+# No request-line limit of gunicorn's own: its 414 is an HTML page, while the app answers
+# a long query string with the API's JSON 400.  HAProxy's buffer (16 KB a request head)
+# still bounds it (HAProxy's own 400 beyond that is still its HTML page).
+limit_request_line = 0
 # We log every request ourselves (frontend.requestlog, to MySQL): no access log.
 accesslog = None
 errorlog = "-"

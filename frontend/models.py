@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from zkq.coordinator.job import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_SECONDS, Job, JobState
 from zkq.coordinator.paths import PRIORITY_MAX, PRIORITY_MIN
+from zkq.coordinator.validation import JOB_TYPE_MAX, JOB_TYPE_PATTERN
 
 #: a ULID, as :func:`zkq.coordinator.ids.validate_job_id` checks it
 JOB_ID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
@@ -26,8 +27,20 @@ Cursor = Annotated[
 ]
 JobType = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"),
+    StringConstraints(min_length=1, max_length=JOB_TYPE_MAX, pattern=JOB_TYPE_PATTERN),
 ]
+
+
+def _whole(value: Any) -> Any:
+    """58.0 as 58: JSON has one number type, and JSON Schema (so the OpenAPI document)
+    calls a number with no fraction an ``integer``.  58.5, "58" and true stay errors."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: an integer field of a strict body that also takes a whole float (58.0)
+WholeInt = Annotated[int, BeforeValidator(_whole)]
 
 
 class _Strict(BaseModel):
@@ -44,8 +57,10 @@ class JobSubmission(_Strict):
 
     type: JobType = Field(description="The handler that runs it, e.g. `resize`.")
     payload: Any = Field(None, description="Any JSON; at most the payload limit (64 KiB).")
-    priority: int = Field(0, ge=PRIORITY_MIN, le=PRIORITY_MAX, description="Higher runs first.")
-    max_attempts: int = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT, description="Tries before dead.")
+    priority: WholeInt = Field(
+        0, ge=PRIORITY_MIN, le=PRIORITY_MAX, description="Higher runs first."
+    )
+    max_attempts: WholeInt = Field(1, ge=1, le=MAX_ATTEMPTS_LIMIT, description="Tries before dead.")
     timeout: float = Field(
         300.0, gt=0, le=MAX_TIMEOUT_SECONDS, description="Seconds one attempt may run."
     )

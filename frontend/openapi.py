@@ -25,6 +25,28 @@ RETRY_AFTER = {
 }
 
 
+def _job_links(pointer: str) -> dict[str, Any]:
+    """What a client (and schemathesis' stateful phase) may do next with a job it made."""
+    return {
+        name: {
+            "operationId": operation,
+            "parameters": {"job_id": f"$response.body#{pointer}"},
+            "description": description,
+        }
+        for name, operation, description in (
+            ("GetJob", "get_job", "Read the job just submitted"),
+            ("CancelJob", "cancel_job", "Cancel the job just submitted"),
+        )
+    }
+
+
+#: OpenAPI links of each operation's success response, by operationId
+LINKS: dict[str, dict[str, Any]] = {
+    "submit_job": _job_links("/id"),
+    "submit_batch": _job_links("/jobs/0/id"),
+}
+
+
 def _models(endpoints: list[Endpoint]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     wanted: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {
         (ErrorBody, "serialization"): None
@@ -38,6 +60,23 @@ def _models(endpoints: list[Endpoint]) -> list[tuple[type[BaseModel], JsonSchema
         for model in e.also.values():
             wanted[(model, "serialization")] = None
     return list(wanted)
+
+
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema without pydantic's ``null`` alternative (``X | None``):
+    a query string has no null, only a parameter given or left out."""
+    options = prop.get("anyOf")
+    if not options:
+        return prop
+    rest = [o for o in options if o != {"type": "null"}]
+    out = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+    if len(rest) == 1:
+        out.update(rest[0])
+    else:
+        out["anyOf"] = rest
+    if prop.get("default") is not None:
+        out["default"] = prop["default"]
+    return out
 
 
 def _content(ref: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +101,7 @@ def _operation(
         schema = defs[refs[(e.query, "validation")]["$ref"].rsplit("/", 1)[1]]
         required = set(schema.get("required", []))
         for name, prop in schema.get("properties", {}).items():
+            prop = _not_null(prop)
             param = {"name": name, "in": "query", "required": name in required, "schema": prop}
             if "description" in prop:
                 param["description"] = prop["description"]
@@ -86,6 +126,8 @@ def _operation(
         "description": e.summary,
         "content": _content(refs[(model, "serialization")]),
     }
+    if e.name in LINKS:
+        ok["links"] = LINKS[e.name]
     if e.response_headers:
         ok["headers"] = {
             name: {"description": text, "schema": {"type": "string"}}

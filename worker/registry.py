@@ -54,6 +54,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from zkq.coordinator.errors import ConfigError
 from zkq.coordinator.job import Job, JobSpec, validate_spec
+from zkq.coordinator.validation import check_json
 
 MAX_CHILDREN = 100
 
@@ -119,9 +120,10 @@ class JobContext:
         else:
             defaults, name = self.type_defaults.get(job_type, JobDefaults()), job_type
         spec = defaults.spec(name, payload, priority, max_attempts, timeout)
-        # a bad setting fails the handler at the line that asked for it, not the commit
-        # that would record this job's success with all its children
+        # a bad setting or payload fails the handler at the line that asked for it, not the
+        # commit that would record this job's success with all its children
         validate_spec(spec.type, spec.priority, spec.max_attempts, spec.timeout)
+        check_json(spec.payload, "child payload")
         self.children.append(spec)
 
 

@@ -222,7 +222,7 @@ def submit(
     """Submit a job of JOB_TYPE."""
     try:
         data = json.loads(payload)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from exc
     job = cli.with_client(
         lambda c: c.submit(

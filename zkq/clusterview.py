@@ -1,4 +1,5 @@
-"""What ``zkq status`` shows: the ensemble, the leader, workers, queues and frontends.
+"""What ``zkq status`` shows: the ensemble, the leader, workers, queues and frontends, and
+(with MySQL) the finished jobs the archive refused and quarantined.
 
 Each part is read on its own, so a part that cannot be read (a ZooKeeper node down, no
 HAProxy stats address) is reported as such instead of failing the whole view.
@@ -13,6 +14,7 @@ from typing import Any
 
 from zkq.coordinator import census
 from zkq.coordinator.client import Client
+from zkq.coordinator.errors import ZkqError
 from zkq.dev.fourletter import four_letter, parse_srvr
 from zkq.output import age, table
 
@@ -132,6 +134,12 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
         except OSError as exc:
             view["frontends"] = []
             view["frontends_error"] = str(exc)
+    if client.archive is not None:
+        try:
+            view["quarantined"] = client.archive.quarantined()
+        except ZkqError as exc:
+            view["quarantined"] = None
+            view["archive_error"] = f"cannot read the archive: {exc}"
     problems = [
         f"ZooKeeper {m['address']} is {m['mode']}"
         for m in view["ensemble"]
@@ -148,9 +156,23 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
     ]
     if "frontends_error" in view:
         problems.append(view["frontends_error"])
+    problems += quarantine_problems(view)
     view["problems"] = problems
     view["ok"] = not problems
     return view
+
+
+def quarantine_problems(view: dict[str, Any]) -> list[str]:
+    if view.get("archive_error"):
+        return [view["archive_error"]]
+    count = view.get("quarantined")
+    if not count:
+        return []
+    return [
+        f"{count} finished job(s) quarantined: the archive refused their records; each is "
+        "still shown by `zkq job ID`; see MySQL's job_quarantine (reason column) and delete "
+        "a row once dealt with"
+    ]
 
 
 def render(view: dict[str, Any]) -> str:

@@ -51,6 +51,7 @@ from zkq.coordinator.errors import (
     from_code,
 )
 from zkq.coordinator.job import Job
+from zkq.coordinator.validation import check_job_type, check_json
 
 if TYPE_CHECKING:
     from zkq.coordinator.job import JobSpec
@@ -103,20 +104,31 @@ def _error(response: requests.Response) -> ZkqError:
     return error
 
 
+def _checked(body: dict[str, Any]) -> dict[str, Any]:
+    """The body, once its type and payload pass the checks the server makes
+    (:mod:`zkq.coordinator.validation`): a payload JSON cannot carry (NaN, a lone surrogate)
+    fails here with the server's message rather than in ``requests``' encoder."""
+    check_job_type(body.get("type"))
+    check_json(body.get("payload"))
+    return body
+
+
 def _submission(job: JobSpec | dict[str, Any]) -> dict[str, Any]:
     """A batch item as the API takes it, from a body or from a ``JobSpec`` (``handle.spec``)."""
     if isinstance(job, dict):
-        return job
+        return _checked(job)
     if job.job_id is not None:
         # the frontend makes the ids (an Idempotency-Key is how a retry finds its job)
         raise InvalidInput(f"job id {job.job_id} given: over HTTP the server chooses ids")
-    return {
-        "type": job.type,
-        "payload": job.payload,
-        "priority": job.priority,
-        "max_attempts": job.max_attempts,
-        "timeout": job.timeout,
-    }
+    return _checked(
+        {
+            "type": job.type,
+            "payload": job.payload,
+            "priority": job.priority,
+            "max_attempts": job.max_attempts,
+            "timeout": job.timeout,
+        }
+    )
 
 
 def _trusted(verify: str | bool) -> str:
@@ -233,13 +245,15 @@ class HttpClient:
         timeout: float = 300.0,
         idempotency_key: str | None = None,
     ) -> Job:
-        body = {
-            "type": job_type,
-            "payload": payload,
-            "priority": priority,
-            "max_attempts": max_attempts,
-            "timeout": timeout,
-        }
+        body = _checked(
+            {
+                "type": job_type,
+                "payload": payload,
+                "priority": priority,
+                "max_attempts": max_attempts,
+                "timeout": timeout,
+            }
+        )
         key = idempotency_key or str(uuid.uuid4())  # once per logical submit
         response = self._request("POST", "/v1/jobs", json=body, headers={"Idempotency-Key": key})
         return Job.from_dict(response.json())

@@ -18,6 +18,7 @@ from zkq.coordinator.errors import InvalidInput
 from zkq.coordinator.job import JobState
 from zkq.coordinator.listing import scan_jobs
 from zkq.options import (
+    MYSQL,
     ZOOKEEPER,
     CliContext,
     connection_options,
@@ -32,7 +33,7 @@ STATES = [str(s) for s in JobState]
 
 # -- status -----------------------------------------------------------------------------
 @click.command()
-@connection_options(ZOOKEEPER)
+@connection_options(ZOOKEEPER, MYSQL)
 @setting_option(
     "--haproxy-stats",
     setting="haproxy_stats",
@@ -46,9 +47,11 @@ STATES = [str(s) for s in JobState]
 @json_option
 @pass_cli
 def status(cli: CliContext) -> None:
-    """The ensemble, the leader, workers, queues and frontends, in one view.
+    """The ensemble, the leader, workers, queues and frontends, in one view; with MySQL,
+    also the finished jobs the archive refused (quarantined).
 
-    Exits 1 when something is unwell (a ZooKeeper node down, no leader, a frontend down).
+    Exits 1 when something is unwell (a ZooKeeper node down, no leader, a frontend down,
+    a job quarantined).
     """
     view = cli.with_client(lambda c: clusterview.collect(c, c.config.haproxy_stats))
     emit(view, cli.as_json, lambda: clusterview.render(view))

@@ -40,7 +40,7 @@ def test_records_round_trip_exactly(mariadb: MariaDBServer) -> None:
     with pool_of(settings) as pool:
         archive = JobArchive(pool)
         jobs = [_job(JobState.SUCCEEDED), _job(JobState.DEAD, tenant=None, max_attempts=3)]
-        assert archive.put_many(jobs) == 2
+        assert archive.put_many(jobs) == []
         for job in jobs:
             assert archive.get(job.id) == job
         assert archive.get(new_job_id()) is None
@@ -80,6 +80,6 @@ def test_a_large_batch_is_split_under_the_packet_limit(mariadb: MariaDBServer) -
     with pool_of(fresh_database(mariadb)) as pool:
         archive = JobArchive(pool)
         jobs = [_job(JobState.SUCCEEDED).replace(payload="x" * 60_000) for _ in range(300)]
-        assert archive.put_many(jobs) == 300
+        assert archive.put_many(jobs) == []
         assert len(archive.list(limit=1000)) == 300
         assert archive.get(jobs[-1].id) == jobs[-1]

@@ -21,7 +21,6 @@ import pytest
 import requests
 
 from tests.mysql_support import fresh_database
-from zkq.dev.tcpproxy import CuttingProxy
 from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.job import JobState
@@ -30,6 +29,7 @@ from zkq.dev.mariadb import MariaDBServer
 from zkq.dev.ports import free_port
 from zkq.dev.processes import ManagedProcess, ProcessSpec, start
 from zkq.dev.services import zkq_argv
+from zkq.dev.tcpproxy import CuttingProxy
 from zkq.dev.waiting import wait_until
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator, Sequence
 import pytest
 from click.testing import CliRunner
 
-from tests.mysql_support import fresh_database, pool_of
+from tests.mysql_support import fresh_database, pool_of, query
 from zkq.cli import main
 from zkq.coordinator import zk
-from zkq.coordinator.archive import JobArchive
+from zkq.coordinator.archive import JobArchive, Refused
 from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig, ZkSettings
 from zkq.coordinator.errors import DatabaseUnavailable, JobNotFound
@@ -22,7 +22,9 @@ from zkq.coordinator.job import Job, JobSpec, JobState
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.coordinator.paths import bucket_of
 from zkq.coordinator.retention import Pruner
+from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
+from zkq.coordinator.validation import MAX_DEPTH
 from zkq.dev.mariadb import MariaDBServer
 from zkq.dev.ports import free_port
 from zkq.dev.zookeeper import ZooKeeperEnsemble
@@ -150,11 +152,11 @@ def test_a_job_changed_after_it_was_read_is_left_for_the_next_round(
     class ChangesOneJob(JobArchive):
         """Archives, then lets an operator touch a job before the pruner deletes."""
 
-        def put_many(self, jobs: Sequence[Job]) -> int:
-            count = super().put_many(jobs)
+        def put_many(self, jobs: Sequence[Job]) -> list[Refused]:
+            refused = super().put_many(jobs)
             raw, _ = store.session.get(path)
             store.session.set(path, raw)  # same record, new version
-            return count
+            return refused
 
     assert Pruner(store, ChangesOneJob(archive.pool), 60, clock=_later).run_once() == 2
     assert _in_zookeeper(store, jobs) == [False, True, False]
@@ -171,3 +173,70 @@ def test_nothing_is_pruned_while_mysql_is_down(store: JobStore) -> None:
         pruner.run_once()
     assert time.monotonic() - started < 3.0
     assert _in_zookeeper(store, jobs) == [True] * 3
+
+
+def _nested(levels: int) -> object:
+    value: object = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_a_record_the_archive_refuses_is_quarantined_and_the_rest_go_on(
+    store: JobStore,
+    archive: JobArchive,
+    database: MySQLSettings,
+    mariadb: MariaDBServer,
+    ensemble: ZooKeeperEnsemble,
+) -> None:
+    # jobs at the edge of what validation lets through archive as they are ...
+    good = [_cancelled(store, n) for n in range(5)]
+    good.append(store.cancel(store.submit(JobSpec("t", _nested(MAX_DEPTH))).id))
+    # ... and records written before zkq validated payloads (or by hand) do not
+    bad: list[Job] = []
+    for change in (
+        {"payload": float("nan")},
+        {"payload": {"a": "\ud800"}},
+        {"payload": _nested(MAX_DEPTH + 5)},
+        {"type": "résumé"},
+        {"result": float("inf")},
+    ):
+        job = _cancelled(store, 100 + len(bad)).replace(**change)
+        store.session.set(store.layout.job(job.id), job.to_bytes())
+        bad.append(job)
+
+    stats = DispatchStats()
+    # chunks of 4: bad records alone in a chunk, with good ones, and two in one chunk
+    pruner = Pruner(store, archive, 60, batch=4, clock=_later, stats=stats)
+    assert pruner.run_once() == 11
+    assert _in_zookeeper(store, good + bad) == [False] * 11
+    assert stats.quarantined == 5 and archive.quarantined() == 5
+    for job in good:
+        assert archive.get(job.id) == job
+    for job in bad:
+        found = archive.get(job.id)  # NaN != NaN: compare what was stored
+        assert found is not None and found.to_bytes() == job.to_bytes()
+    reasons = dict(query(mariadb, database.database, "SELECT job_id, reason FROM job_quarantine"))
+    assert set(reasons) == {j.id for j in bad}
+    assert all("MySQL refused a value" in r for r in reasons.values()), reasons
+    assert pruner.run_once() == 0
+
+    # nothing accepted is lost: a quarantined job is read like any other
+    config = ClusterConfig.load(
+        {}, hosts=ensemble.connect_string, root=store.layout.root, mysql_url=database.url
+    )
+    with Client(config) as client:
+        client.start()
+        assert client.get(bad[1].id).payload == {"a": "\ud800"}
+
+    # and zkq status says so, in its problems and its JSON
+    shown = CliRunner().invoke(
+        main,
+        [
+            *("status", "--json", "--zk", ensemble.connect_string),
+            *("--root", store.layout.root, "--mysql", database.url),
+        ],
+    )
+    view = json.loads(shown.stdout)
+    assert view["quarantined"] == 5
+    assert any("5 finished job(s) quarantined" in p for p in view["problems"]), view

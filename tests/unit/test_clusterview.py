@@ -13,3 +13,12 @@ def test_a_check_under_way_still_reports_the_last_result() -> None:
 def test_a_server_without_checks_has_no_check_status() -> None:
     assert clusterview.check_status(None) == ""
     assert clusterview.check_status("") == ""
+
+
+def test_quarantined_jobs_are_a_problem_to_look_at() -> None:
+    assert clusterview.quarantine_problems({}) == []  # no MySQL configured
+    assert clusterview.quarantine_problems({"quarantined": 0}) == []
+    [problem] = clusterview.quarantine_problems({"quarantined": 2})
+    assert "2 finished job(s) quarantined" in problem and "job_quarantine" in problem
+    error = {"quarantined": None, "archive_error": "cannot read the archive: down"}
+    assert clusterview.quarantine_problems(error) == ["cannot read the archive: down"]

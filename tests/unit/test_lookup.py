@@ -5,7 +5,9 @@ that keep their jobs in dicts."""
 from __future__ import annotations
 
 import contextlib
+import json
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,3 +177,43 @@ def test_get_many_finds_live_and_archived_jobs_and_leaves_out_the_rest() -> None
     found = lookup.get_many([live.id, pruned.id, unknown])
     assert found == {live.id: live, pruned.id: pruned}
     assert archive.asked == [pruned.id, unknown]  # never for a job ZooKeeper holds
+
+
+def test_a_scan_past_its_time_ends_the_page_where_it_got_to() -> None:
+    from tests.memory_support import MemoryCluster
+    from zkq.coordinator.listing import CHUNK, scan_jobs
+    from zkq.coordinator.store import JobSpec, JobStore
+
+    cluster = MemoryCluster()
+    try:
+        store = JobStore(cluster.session("s"))
+        made = [j.id for j in store.submit_many([JobSpec("t", n) for n in range(CHUNK + 50)])]
+        deadline = time.monotonic() + 10
+        # nothing matches: without enough_at the scan reads every record
+        full = scan_jobs(store.session, None, 10, lambda j: False, deadline)
+        assert full.exhausted and full.last == made[-1]
+        # past enough_at after the first chunk: a short page, and a cursor from there on
+        short = scan_jobs(store.session, None, 10, lambda j: False, deadline, enough_at=0.0)
+        assert not short.exhausted and short.last == made[CHUNK - 1]
+        rest = scan_jobs(store.session, short.last, 10, lambda j: False, deadline)
+        assert rest.exhausted and rest.last == made[-1]
+    finally:
+        cluster.close()
+
+
+def test_a_record_this_zkq_cannot_read_does_not_stop_a_listing() -> None:
+    from tests.memory_support import MemoryCluster
+    from zkq.coordinator.listing import scan_jobs
+    from zkq.coordinator.store import JobSpec, JobStore
+
+    cluster = MemoryCluster()
+    try:
+        store = JobStore(cluster.session("s"))
+        made = [j.id for j in store.submit_many([JobSpec("t", n) for n in range(4)])]
+        newer = {**store.get(made[1]).to_dict(), "schema": 99}
+        store.session.set(store.layout.job(made[1]), json.dumps(newer).encode())
+        store.session.set(store.layout.job(made[2]), b"\xff not json")
+        scan = scan_jobs(store.session, None, 10, lambda j: True, time.monotonic() + 10)
+        assert [j.id for j in scan.jobs] == [made[0], made[3]] and scan.exhausted
+    finally:
+        cluster.close()

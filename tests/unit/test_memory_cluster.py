@@ -40,6 +40,11 @@ def parent(payload: int, ctx: JobContext) -> str:
     return "spawned"
 
 
+@registry.handler("not-json")
+def not_json(_payload: Any, _ctx: JobContext) -> Any:
+    return {"ratio": float("nan")}  # json.dumps writes NaN; no JSON reader takes it
+
+
 @registry.handler("held")
 def held(_payload: Any, _ctx: JobContext) -> str:
     assert gate.wait(10)
@@ -108,6 +113,14 @@ def test_jobs_run_to_the_end_through_coordinator_and_workers(running: Running) -
     grown = client.wait(spawner.id, 10)
     assert grown.state == JobState.SUCCEEDED and len(grown.children) == 3
     assert sorted(client.wait(c, 10).result for c in grown.children) == [0, 1, 2]
+
+
+def test_a_result_that_is_not_json_fails_the_attempt_instead_of_being_stored(
+    running: Running,
+) -> None:
+    done = running.client.wait(running.client.submit("not-json").id, 10)
+    assert done.state == JobState.FAILED and done.result is None
+    assert done.error is not None and "result['ratio'] is nan" in done.error["message"]
 
 
 def test_a_job_of_a_worker_whose_session_expires_runs_again_elsewhere(

@@ -77,6 +77,9 @@ def test_cluster_config_carries_mysql_and_retention() -> None:
         (pymysql.err.InterfaceError(0, ""), DatabaseUnavailable),
         (pymysql.err.IntegrityError(1062, "Duplicate entry"), Conflict),
         (pymysql.err.DataError(1406, "Data too long"), InvalidInput),
+        # pymysql files a refused CHECK (a JSON column's JSON_VALID) as OperationalError
+        (pymysql.err.OperationalError(4025, "CONSTRAINT `t.record` failed"), InvalidInput),
+        (pymysql.err.OperationalError(3140, "Invalid JSON text"), InvalidInput),
         (pymysql.err.ProgrammingError(1146, "Table 'zkq.api_keys' doesn't exist"), DatabaseError),
         (pymysql.err.ProgrammingError(1064, "You have an error in your SQL"), DatabaseError),
     ],
