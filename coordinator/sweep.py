@@ -45,9 +45,11 @@ PASS_INTERVAL = 60.0
 FIRST_PASS_DELAY = 10.0
 #: records read per step (one pipelined round), and seconds between steps of a pass: a
 #: step holds up the dispatcher's thread (measured on a loaded 2-core machine: ~2 ms per
-#: record, reading it and what shows it to its actor), so each is kept small
+#: record, reading it and what shows it to its actor), so each is kept small, and steps are
+#: spaced so that the sweep takes at most about a tenth of the thread: it is a safety net
+#: for what slipped through, not a path any job should need
 BATCH = 64
-PACE = 0.25
+PACE = 1.0
 #: tick buckets listed per pipelined round
 TICKS_PER_ROUND = 16
 
@@ -87,9 +89,11 @@ class Sweep:
             chunk, self._ticks = self._ticks[:TICKS_PER_ROUND], self._ticks[TICKS_PER_ROUND:]
             for _, names in sorted(self.session.get_children_many(chunk).items()):
                 self._ids.extend(sorted(names or []))
-        take, self._ids = self._ids[: self.batch], self._ids[self.batch :]
+        take = self._ids[: self.batch]
         if take:
             self._examine(take, now)
+        # only once examined: a step cut short (the connection lost) takes them again
+        self._ids = self._ids[self.batch :]
         if self._ids or self._ticks:
             self.next_at = now + PACE
         else:

@@ -83,13 +83,11 @@ def _submit(bodies: Sequence[JobSubmission], endpoint: str) -> tuple[list[Job], 
     res = resources()
     ids = [new_job_id() for _ in bodies]
     specs = _specs(bodies, ids)
-    if auth.enabled():  # (ZKQ_AUTH=off, a benchmark's, keeps MySQL off the path)
-        # before anything is written or an idempotency key spent: a refusal leaves no trace
-        res.mysql.job_types.admit(current_key().tenant, {s.type for s in specs})
     key = request.headers.get(idempotency.HEADER)
     if key is not None:
         key = idempotency.check_key(key)
-    else:  # HAProxy's id of this request: its re-sends must not make new jobs
+    elif auth.enabled():  # (ZKQ_AUTH=off, a benchmark's, keeps MySQL off the path)
+        # HAProxy's id of this request: its re-sends must not make new jobs
         key = idempotency.implicit_key(request.headers.get(idempotency.REQUEST_ID))
     replay = False
     if key is not None:
@@ -98,6 +96,11 @@ def _submit(bodies: Sequence[JobSubmission], endpoint: str) -> tuple[list[Job], 
         if claim.replay:
             replay = True
             specs = _specs(bodies, claim.job_ids, recorded=True)
+    if auth.enabled():
+        # before anything is written to ZooKeeper, and after the key is claimed: a
+        # malformed or reused key spends no type slot, and a refused type leaves only the
+        # key, whose retry (once the cap is raised) replays the same ids
+        res.mysql.job_types.admit(current_key().tenant, {s.type for s in specs})
     # a replay looks the jobs up first, in the archive too, so a job that ran and was
     # pruned long ago is not submitted a second time
     found = res.jobs.get_many([s.job_id or "" for s in specs]) if replay else {}

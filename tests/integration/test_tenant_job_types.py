@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -50,3 +51,40 @@ def test_known_types_cost_no_query(mariadb: MariaDBServer, pool: ConnectionPool)
         types.admit("acme", {"a"})
     ((_, after),) = query(mariadb, "mysql", "SHOW GLOBAL STATUS LIKE 'Com_select'")
     assert int(after) == int(before)
+
+
+def test_frontends_admitting_a_new_tenants_first_types_at_once_take_turns(
+    mariadb: MariaDBServer, database: MySQLSettings, pool: ConnectionPool
+) -> None:
+    # a tenant with no rows yet: row locks would find nothing to lock, and two admissions
+    # at once would deadlock (a 503) instead of one taking the last place
+    rounds, frontends = 10, 4
+    for round_ in range(rounds):
+        tenant = f"new-{round_}"
+        barrier = threading.Barrier(frontends)
+        outcomes: list[str] = []
+
+        def admit(
+            i: int,
+            tenant: str = tenant,
+            barrier: threading.Barrier = barrier,
+            outcomes: list[str] = outcomes,
+        ) -> None:
+            types = TenantJobTypes(pool, limit=1)
+            barrier.wait()
+            try:
+                types.admit(tenant, {f"type-{i}"})
+                outcomes.append("admitted")
+            except TooManyJobTypes:
+                outcomes.append("refused")
+            except Exception as exc:  # what else came out is the finding
+                outcomes.append(repr(exc))
+
+        threads = [threading.Thread(target=admit, args=(i,)) for i in range(frontends)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(outcomes) == ["admitted"] + ["refused"] * (frontends - 1), outcomes
+    rows = query(mariadb, database.database, "SELECT COUNT(*) FROM tenant_job_types")
+    assert rows == [(rounds,)]

@@ -37,9 +37,9 @@ def config_file(state_dir: Path, role: Role) -> Path:
 def _write_private(path: Path, text: str) -> None:
     # created 0600 from the start: never a moment when another user could read it
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file keeps its mode through O_TRUNC: fix it before writing
     with os.fdopen(fd, "w") as f:
         f.write(text)
-    os.chmod(path, 0o600)  # an older file keeps its mode through O_TRUNC
 
 
 def generate(state_dir: Path) -> dict[str, str]:
