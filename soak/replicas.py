@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from zkq.coordinator.client import Client
 from zkq.coordinator.errors import ZkqError
@@ -43,7 +44,12 @@ def _zxids(ensemble: ZooKeeperEnsemble) -> set[str]:
     return found
 
 
-def compare(ensemble: ZooKeeperEnsemble, root: str, job_ids: Iterable[str]) -> list[Disagreement]:
+def compare(
+    ensemble: ZooKeeperEnsemble,
+    root: str,
+    job_ids: Iterable[str],
+    settings: Mapping[str, Any] | None = None,
+) -> list[Disagreement]:
     """The jobs whose record's state differs between nodes, once every node has applied
     the same last transaction (the cluster is idle by then, so they converge at once
     unless one lost a transaction)."""
@@ -54,7 +60,7 @@ def compare(ensemble: ZooKeeperEnsemble, root: str, job_ids: Iterable[str]) -> l
     views: dict[str, dict[str, str]] = {}
     for node in ensemble.nodes:
         try:
-            client = Client.connect(f"{HOST}:{node.client_port}", root)
+            client = Client.connect(f"{HOST}:{node.client_port}", root, **(settings or {}))
         except ZkqError:
             continue  # a node that does not answer has no view to compare
         try:

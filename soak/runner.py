@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from soak import partitions, replicas
 from soak.accounting import account, drain
@@ -17,8 +18,10 @@ from soak.faults import KINDS, Chaos, start_worker
 from soak.load import Load
 from soak.report import Report, longest_stall
 from soak.stack import soak_cluster
+from zkq.coordinator.acl import Role
 from zkq.coordinator.client import Client
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
+from zkq.dev.cluster import DevCluster
 from zkq.frontend.keys import KeyStore
 
 Progress = Callable[[str], None]
@@ -78,7 +81,8 @@ def run(plan: Plan, progress: Progress, state_dir: Path | None = None) -> Report
                 )
             finally:
                 pool.close()
-            client = Client.connect(cluster.connect_string, cluster.root)
+            # the soak watches as the coordinator: it reads the election and every record
+            client = Client.connect(cluster.connect_string, cluster.root, **observer(cluster))
             try:
                 chaos = Chaos(
                     cluster,
@@ -135,8 +139,16 @@ def _soak(plan: Plan, progress: Progress, chaos: Chaos, secret: str) -> Report:
     accounts = account(load.result.accepted, jobs, executions, chaos.log)
     assert cluster.ensemble is not None
     progress("comparing the ZooKeeper nodes' records of every accepted job")
-    accounts.disagreements = replicas.compare(cluster.ensemble, cluster.root, load.result.accepted)
+    accounts.disagreements = replicas.compare(
+        cluster.ensemble, cluster.root, load.result.accepted, observer(cluster)
+    )
     # a fault's effects last up to a session timeout (and an election) beyond it
     stall = longest_stall(load.result, jobs, chaos.log, reach=2 * plan.session_ms / 1000)
     took = time.monotonic() - started
     return Report(plan.jobs, took, load.result, accounts, stall, chaos.log.faults)
+
+
+def observer(cluster: DevCluster) -> dict[str, Any]:
+    """The ZooKeeper settings the soak reads with: the coordinator's credential, which
+    may read everything (the cluster runs with ACLs, as `zkq dev up` starts it)."""
+    return cluster.zk_options(Role.COORDINATOR)

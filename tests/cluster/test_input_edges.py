@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from tests.cluster.conftest import Stack
+from zkq.coordinator.acl import Role
 from zkq.coordinator.client import Client
-from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import JobNotFound
 from zkq.coordinator.job import JobSpec
 from zkq.dev.waiting import wait_until
@@ -37,9 +37,8 @@ def tenant(stack: Stack) -> dict[str, str]:
 @pytest.fixture
 def client(stack: Stack) -> Iterator[Client]:
     cluster = stack.cluster
-    config = ClusterConfig.load(
-        {}, hosts=cluster.connect_string, root=cluster.root, mysql_url=cluster.mysql_url
-    )
+    # the coordinator's credential: the test writes a record as an older zkq would have
+    config = cluster.config(Role.COORDINATOR, mysql_url=cluster.mysql_url)
     with Client(config) as c:
         c.start()
         yield c

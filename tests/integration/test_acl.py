@@ -242,7 +242,9 @@ def test_the_read_only_operator_reads_everything_and_changes_nothing(cluster: Cl
     assert refused(lambda: operator.multi([SetData(layout.worker(W1), b"{}")]))
     # the coordinator's credential (an operator who acts) may
     cluster.session(Role.COORDINATOR).create(layout.paused_type("t"))
-    assert operator.exists(layout.paused_type("t")) is not None
+    # (the operator's session may be on another member, which applies the write a moment
+    # later: ZooKeeper promises no read-your-writes across sessions)
+    wait_until(lambda: operator.exists(layout.paused_type("t")), 10, what="the pause")
 
 
 def test_the_election_node_is_the_coordinators_alone(
