@@ -97,7 +97,14 @@ def test_a_record_written_before_validation_stays_readable_live_and_archived(
         f"{stack.url}/v1/jobs", json={"type": "nothing-serves-this"}, headers=tenant, timeout=30
     )
     assert r.status_code == 201, r.text
-    owned = client.get(r.json()["id"])
+    # the client's session may be on another ensemble member than the frontend's: it sees
+    # the write once its member has it
+    owned = wait_until(
+        lambda: client.get(r.json()["id"]),
+        30,
+        what="the job on the client's member",
+        ignore=(JobNotFound,),
+    )
     # a record an older zkq let in: a lone surrogate and NaN (a non-ASCII type too, but
     # its pending entry would be elsewhere: tests/integration/test_retention.py has it)
     job = client.store.submit(
@@ -112,13 +119,27 @@ def test_a_record_written_before_validation_stays_readable_live_and_archived(
         body: dict[str, Any] = r.json()
         return body
 
-    assert read()["payload"] == {"text": "\ud800", "ratio": None}
-    assert [j["id"] for j in _list(stack, tenant)] == [owned.id, job.id]
+    # likewise the frontends' members catch up with the client's writes
+    wait_until(
+        lambda: read()["payload"] == {"text": "\ud800", "ratio": None},
+        30,
+        what="the frontend to read the legacy record",
+        ignore=(AssertionError,),
+    )
+    wait_until(
+        lambda: [j["id"] for j in _list(stack, tenant)] == [owned.id, job.id],
+        30,
+        what="both jobs in the tenant's list",
+    )
 
     # once it ends and is pruned, the archive refuses it: quarantined, and still read
     for job_id in (owned.id, job.id):
-        r = requests.delete(f"{stack.url}/v1/jobs/{job_id}", headers=tenant, timeout=30)
-        assert r.status_code == 200, r.text
+        url = f"{stack.url}/v1/jobs/{job_id}"
+        wait_until(
+            lambda: requests.delete(url, headers=tenant, timeout=30).status_code == 200,  # noqa: B023
+            30,
+            what=f"{job_id} cancelled",
+        )
 
     def pruned() -> bool:
         try:
