@@ -174,6 +174,28 @@ def test_pause_resume_and_stopping_a_paused_process(start: Starter) -> None:
     assert proc.exit_code == -signal.SIGTERM
 
 
+def test_pause_returns_once_every_busy_thread_has_stopped(start: Starter) -> None:
+    # four threads spinning on the CPU, like a server answering requests: a signal stops
+    # a running thread only at its next kernel crossing, so pause() must wait for that
+    code = (
+        "import threading\n"
+        "def spin():\n    while True: pass\n"
+        "for _ in range(3): threading.Thread(target=spin, daemon=True).start()\n"
+        "spin()\n"
+    )
+    proc = start(*_python(code))
+    wait_until(lambda: len(os.listdir(f"/proc/{proc.pid}/task")) == 4, 10, what="4 threads")
+    for _ in range(5):
+        assert proc.pause()
+        states = [
+            (Path(f"/proc/{proc.pid}/task/{tid}/stat").read_text().rpartition(")")[2].split()[0])
+            for tid in os.listdir(f"/proc/{proc.pid}/task")
+        ]
+        assert len(states) == 4 and set(states) == {"T"}, states
+        assert proc.resume()
+        wait_until(lambda: read_stat(proc.pid).state == "R", 5, what="running again")  # type: ignore[union-attr]
+
+
 def test_stat_parsing_survives_odd_command_names(tmp_path: Path, start: Starter) -> None:
     odd = tmp_path / "a) b ("
     shutil.copy(shutil.which("sleep") or "/bin/sleep", odd)

@@ -51,8 +51,13 @@ class ProcStat(NamedTuple):
 
 def read_stat(pid: int) -> ProcStat | None:
     """Parse ``/proc/<pid>/stat``; ``None`` when there is no such process."""
+    return read_stat_path(Path(f"/proc/{pid}/stat"))
+
+
+def read_stat_path(path: Path) -> ProcStat | None:
+    """Parse a process's or a thread's ``stat`` file; ``None`` when it is gone."""
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
+        raw = path.read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
     # The command name (field 2) is in parentheses and may contain spaces and ")": split
@@ -212,9 +217,21 @@ class ManagedProcess:
         """SIGKILL, like ``kill -9 <pid>``: the process only unless ``group``."""
         return self.signal(signals.SIGKILL, group=group)
 
-    def pause(self) -> bool:
-        """SIGSTOP the whole group: the node looks hung (its ZooKeeper session expires)."""
-        return self.signal(signals.SIGSTOP, group=True)
+    def pause(self, timeout: float = 10.0) -> bool:
+        """SIGSTOP the whole group: the node looks hung (its ZooKeeper session expires).
+
+        Returns once every thread of the group has stopped: the kernel stops a running
+        thread only at its next entry to or exit from the kernel, so right after ``killpg``
+        a busy server can still answer a request on another core.
+        """
+        if not self.signal(signals.SIGSTOP, group=True):
+            return False
+        wait_until(
+            lambda: all(_all_threads_stopped(pid) for pid in self.group_members()),
+            timeout,
+            what=f"every thread of {self.name} (group {self.pid}) to stop",
+        )
+        return True
 
     def resume(self) -> bool:
         return self.signal(signals.SIGCONT, group=True)
@@ -248,6 +265,19 @@ class ManagedProcess:
         # alive() first: it reaps our own child, which group_members() would otherwise
         # skip as a zombie anyway.
         return not self.alive() and not self.group_members()
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether each thread of ``pid`` is stopped (T, t) or gone (Z, X, or no such task)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    for tid in tasks:
+        stat = read_stat_path(Path(f"/proc/{pid}/task/{tid}/stat"))
+        if stat is not None and stat.state not in ("T", "t", "Z", "X", "x"):
+            return False
+    return True
 
 
 def _signal_verified(pid: int, start_ticks: int, sig: int) -> bool:
