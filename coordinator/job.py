@@ -213,7 +213,17 @@ class Job:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Job:
-        return cls.from_dict(json.loads(raw))
+        """Raises :class:`InvalidInput` for a newer schema and ``ValueError`` for bytes that
+        are no record (damage): readers that set unreadable records aside catch these, so
+        JSON of the wrong shape must not escape as an ``AttributeError`` from deep inside
+        (one such record used to fail every dispatch round that read it)."""
+        data = json.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError(f"a job record is a JSON object, not {type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except AttributeError as exc:  # a field of the wrong shape, as "history": [1]
+            raise ValueError(f"damaged job record: {exc}") from None
 
 
 @dataclass(frozen=True)

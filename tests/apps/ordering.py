@@ -35,3 +35,12 @@ def flaky(payload: Any, ctx: zkq.JobContext) -> str:
 @zkq.handler("bigresult")
 def bigresult(payload: Any, ctx: zkq.JobContext) -> str:
     return "x" * int(payload)
+
+
+@zkq.handler("slow-first")
+def slow_first(payload: Any, ctx: zkq.JobContext) -> str:
+    """Sleeps ``payload`` seconds on its first attempt only: a job that stays running for
+    as long as a test needs to do something to its worker, and ends at once when retried."""
+    if ctx.attempt == 1:
+        time.sleep(float(payload))
+    return f"ok on attempt {ctx.attempt}"

@@ -240,3 +240,77 @@ def test_a_record_the_archive_refuses_is_quarantined_and_the_rest_go_on(
     view = json.loads(shown.stdout)
     assert view["quarantined"] == 5
     assert any("5 finished job(s) quarantined" in p for p in view["problems"]), view
+
+
+def _cancelled_together(store: JobStore, count: int) -> list[Job]:
+    """``count`` jobs made in one batch (ids of one instant, so mostly one tick), then
+    cancelled: finished, and prunable once the window has passed."""
+    return [
+        store.cancel(job.id) for job in store.submit_many([JobSpec("t", n) for n in range(count)])
+    ]
+
+
+def _archived(mariadb: MariaDBServer, database: MySQLSettings) -> dict[str, int]:
+    """Rows of the archive per job id, as root sees them."""
+    rows = query(mariadb, database.database, "SELECT job_id, COUNT(*) FROM job_archive GROUP BY 1")
+    return {job_id: count for job_id, count in rows}
+
+
+def test_a_tick_holding_more_jobs_than_a_batch_is_pruned_whole(
+    store: JobStore, archive: JobArchive, database: MySQLSettings, mariadb: MariaDBServer
+) -> None:
+    """The pruner reads a tick in chunks of ``batch`` jobs: every chunk of a tick that holds
+    several must be archived and deleted, not only the first, and the tick goes after."""
+    jobs = _cancelled_together(store, 7)
+    batch = 3
+    per_tick: dict[tuple[str, str], int] = {}
+    for job in jobs:
+        per_tick[bucket_of(job.id)] = per_tick.get(bucket_of(job.id), 0) + 1
+    assert max(per_tick.values()) > batch, per_tick  # seven jobs in at most two ticks
+    pruner = Pruner(store, archive, 60, batch=batch, clock=_later)
+    assert pruner.run_once() == 7
+    assert _in_zookeeper(store, jobs) == [False] * 7
+    assert _archived(mariadb, database) == {job.id: 1 for job in jobs}
+    for job in jobs:
+        assert archive.get(job.id) == job
+    assert store.session.get_children(store.layout.jobs) == []  # ticks and era gone too
+    assert pruner.run_once() == 0
+
+
+def test_two_pruners_racing_archive_each_job_once_and_delete_it_once(
+    store: JobStore,
+    archive: JobArchive,
+    database: MySQLSettings,
+    mariadb: MariaDBServer,
+    ensemble: ZooKeeperEnsemble,
+) -> None:
+    """Two leaders' pruners overlap (an old leader's round still running as the new one
+    prunes).  The slow one has read a chunk when the other archives and deletes every job;
+    the slow one then archives its chunk again (an upsert: still one row a job) and finds
+    each record gone, which it must take as done elsewhere, not as an error that stops
+    its round.  Every job is archived once, as ZooKeeper had it, and deleted once."""
+    jobs = _cancelled_together(store, 5)
+    other_session = zk.connect(ZkSettings(ensemble.connect_string, store.layout.root), name="b")
+    assert other_session.start(wait=20)
+    try:
+        fast = Pruner(JobStore(other_session), archive, 60, batch=2, clock=_later)
+        fast_pruned: list[int] = []
+
+        class OvertakenArchive(JobArchive):
+            """The slow pruner's archive: before its first write, the fast one runs."""
+
+            def put_many(self, records: Sequence[Job]) -> list[Refused]:
+                if not fast_pruned:
+                    fast_pruned.append(fast.run_once())
+                return super().put_many(records)
+
+        slow = Pruner(store, OvertakenArchive(archive.pool), 60, batch=2, clock=_later)
+        assert slow.run_once() == 0  # every record it read was gone when it deleted
+        assert fast_pruned == [5]
+    finally:
+        other_session.stop()
+    assert _in_zookeeper(store, jobs) == [False] * 5
+    assert _archived(mariadb, database) == {job.id: 1 for job in jobs}
+    for job in jobs:
+        assert archive.get(job.id) == job
+    assert archive.quarantined() == 0

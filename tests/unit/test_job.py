@@ -76,6 +76,18 @@ def test_an_outcome_a_newer_zkq_wrote_keeps_the_record_readable() -> None:
     assert b'"outcome":"preempted"' in job.to_bytes()  # and written back as it was
 
 
+@pytest.mark.parametrize(
+    "damaged",
+    [b"[1, 2]", b'"a string"', b"null", b'{"id":"01M81DJSFMKM5WE6J0X6ERV5QZ","history":[1]}'],
+    ids=["a-list", "a-string", "null", "bad-history"],
+)
+def test_json_that_is_no_record_is_a_value_error(damaged: bytes) -> None:
+    """What readers that set damaged records aside catch (as for bytes that are not
+    JSON at all), never an AttributeError from inside."""
+    with pytest.raises(ValueError):
+        Job.from_bytes(damaged)
+
+
 def test_a_newer_schema_is_refused_clearly() -> None:
     job = Job(id="01M81DJSFMKM5WE6J0X6ERV5QZ", type="t")
     with pytest.raises(InvalidInput, match="upgrade"):
