@@ -13,9 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zkq.dev.ports import free_port
-from zkq.frontend.app import create_app
-from zkq.frontend.resources import of
+from tests.support import offline_app
 
 GOLDEN = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 REGENERATE = "make openapi"
@@ -28,14 +26,10 @@ def render(document: Any) -> str:
 
 def served() -> Any:
     """The document as a client gets it: through the app's route, not the generator."""
-    # ZooKeeper at a port where nothing listens, no MySQL: the document needs neither
-    app = create_app({"ZK_HOSTS": f"127.0.0.1:{free_port()}", "ZK_DISCONNECTED_WAIT": 0.2})
-    try:
+    with offline_app() as app:  # the document needs neither ZooKeeper nor MySQL
         response = app.test_client().get("/v1/openapi.json")
         assert response.status_code == 200, response.status_code
         return response.get_json()
-    finally:
-        of(app).stop()
 
 
 def main() -> int:

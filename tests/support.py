@@ -1,4 +1,5 @@
-"""What the integration and cluster tests share: start a cluster, find its processes."""
+"""What the tests share: start a cluster, find its processes, run the CLI against it, read
+its metrics; a frontend app with nothing behind it; an ensemble of one's own."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
+
 from zkq.coordinator.client import Client
 from zkq.coordinator.job import Job
 from zkq.coordinator.paths import Layout
 from zkq.coordinator.zk import NoNode
 from zkq.dev import DevCluster, local_cluster
+from zkq.dev.ports import free_port
 from zkq.dev.waiting import wait_until
+from zkq.frontend.app import create_app
+from zkq.frontend.resources import of
 
 #: what services ask of ZooKeeper in tests: short, so expiry tests are quick, and not so
 #: short that a loaded two-core machine expires sessions by accident
@@ -103,3 +109,17 @@ def dump(obj: Any) -> str:
 
 def now() -> float:
     return time.time()
+
+
+@contextmanager
+def offline_app(**config: Any) -> Iterator[Flask]:
+    """A frontend app with nothing behind it: ZooKeeper at a port where nothing listens (it
+    gives up waiting for it after 0.2 s), no MySQL at all; ``config`` adds to that.  Its
+    resources are stopped at the end."""
+    app = create_app(
+        {"ZK_HOSTS": f"127.0.0.1:{free_port()}", "ZK_DISCONNECTED_WAIT": 0.2, **config}
+    )
+    try:
+        yield app
+    finally:
+        of(app).stop()
