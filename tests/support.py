@@ -20,6 +20,7 @@ from zkq.coordinator.zk import NoNode
 from zkq.dev import DevCluster, local_cluster
 from zkq.dev.ports import free_port
 from zkq.dev.waiting import wait_until
+from zkq.dev.zookeeper import ZooKeeperEnsemble
 from zkq.frontend.app import create_app
 from zkq.frontend.resources import of
 
@@ -123,3 +124,18 @@ def offline_app(**config: Any) -> Iterator[Flask]:
         yield app
     finally:
         of(app).stop()
+
+
+@contextmanager
+def own_ensemble(base_dir: Path, size: int = 3) -> Iterator[ZooKeeperEnsemble]:
+    """An ensemble a test may stop, kill or partition (the session's ``ensemble`` is shared),
+    with the same fast timings: tick 200 ms, sessions between 0.4 s and 10 s.  Every node
+    is stopped at the end, whatever the test did to them."""
+    zk = ZooKeeperEnsemble(
+        base_dir, size=size, tick_ms=200, min_session_ms=400, max_session_ms=10_000
+    )
+    try:
+        zk.start(timeout=60)
+        yield zk
+    finally:
+        zk.stop()
