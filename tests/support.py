@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner, Result
 from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
 
+from zkq.cli import main
 from zkq.coordinator.client import Client
 from zkq.coordinator.job import Job
 from zkq.coordinator.paths import Layout
@@ -28,6 +32,15 @@ from zkq.frontend.resources import of
 #: short that a loaded two-core machine expires sessions by accident
 SESSION_MS = 3000
 APP = "tests.apps.all"
+#: the metric families every frontend's ``/metrics`` has from its first request on
+FRONTEND_FAMILIES = {
+    "zkq_http_requests",
+    "zkq_http_request_duration_seconds",
+    "zkq_submissions",
+    "zkq_http_long_polls_in_progress",
+    "zkq_request_log_pending",
+    "zkq_request_log_dropped",
+}
 
 
 @contextmanager
@@ -139,3 +152,28 @@ def own_ensemble(base_dir: Path, size: int = 3) -> Iterator[ZooKeeperEnsemble]:
         yield zk
     finally:
         zk.stop()
+
+
+def zkq_cli(
+    cluster: DevCluster, *args: str, code: int = 0, env: dict[str, str] | None = None
+) -> Result:
+    """``zkq *args`` in this process, as an operator who acts runs it: the coordinator's
+    ZooKeeper credential, ``env`` on top.  Fails unless it exits with ``code``."""
+    base = {
+        "ZKQ_ZK_HOSTS": cluster.connect_string,
+        "ZKQ_ROOT": cluster.root,
+        **cluster.zk_env("coordinator"),
+    }
+    result = CliRunner(env={**base, **(env or {})}).invoke(main, list(args))
+    assert result.exit_code == code, result.output
+    return result
+
+
+def metric_families(text: str) -> dict[str, Any]:
+    """A Prometheus text page, by family name."""
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def unique_type() -> str:
+    """A job type of its own; served by no worker, so its jobs stay pending."""
+    return f"t-{uuid.uuid4().hex[:10]}"
