@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
 from click.testing import CliRunner, Result
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
@@ -177,3 +178,13 @@ def metric_families(text: str) -> dict[str, Any]:
 def unique_type() -> str:
     """A job type of its own; served by no worker, so its jobs stay pending."""
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def processes_naming(*marks: str) -> list[int]:
+    """The pids of processes with any of ``marks`` in an argument: a run's state directory
+    or connect string names every process it started, so none should remain after it."""
+    return [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if any(mark in arg for arg in p.info["cmdline"] or () for mark in marks)
+    ]
