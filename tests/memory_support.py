@@ -15,6 +15,7 @@ from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import Create
 from zkq.coordinator.zk.memory import ManualClock, MemoryZooKeeper
 from zkq.coordinator.zk.memory_session import MemorySession
+from zkq.coordinator.zk.session import ZkSession
 
 
 class MemoryCluster:
@@ -43,13 +44,14 @@ class MemoryCluster:
 
     def register(
         self,
-        session: MemorySession,
+        session: ZkSession,
         worker_id: str,
         types: frozenset[str] = frozenset({"t"}),
         slots: int = 1,
         prefetch: int = 0,
     ) -> None:
-        """Register as a worker does: its inbox and its ephemeral registration, one multi."""
+        """Register as a worker does: its inbox and its ephemeral registration, one multi.
+        Any session of the cluster's will do (a store's, typed as the interface)."""
         info = WorkerInfo(
             id=worker_id,
             host="here",

@@ -51,6 +51,13 @@ def query(server: MariaDBServer, database: str, sql: str, *args: Any) -> list[tu
         conn.close()
 
 
+def selects(server: MariaDBServer) -> int:
+    """The server's count of SELECT statements so far (``Com_select``); root's SHOW that
+    reads it is no SELECT, so it does not count itself."""
+    ((_, value),) = query(server, "mysql", "SHOW GLOBAL STATUS LIKE 'Com_select'")
+    return int(value)
+
+
 class OwnMariaDB:
     """A server a test may stop, start again or pause, always on the same port and data."""
 

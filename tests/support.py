@@ -1,26 +1,47 @@
-"""What the integration and cluster tests share: start a cluster, find its processes."""
+"""What the tests share: start a cluster, find its processes, run the CLI against it, read
+its metrics; a frontend app with nothing behind it; an ensemble of one's own."""
 
 from __future__ import annotations
 
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psutil
+from click.testing import CliRunner, Result
+from flask import Flask
+from prometheus_client.parser import text_string_to_metric_families
+
+from zkq.cli import main
 from zkq.coordinator.client import Client
 from zkq.coordinator.job import Job
 from zkq.coordinator.paths import Layout
 from zkq.coordinator.zk import NoNode
 from zkq.dev import DevCluster, local_cluster
+from zkq.dev.ports import free_port
 from zkq.dev.waiting import wait_until
+from zkq.dev.zookeeper import ZooKeeperEnsemble
+from zkq.frontend.app import create_app
+from zkq.frontend.resources import of
 
 #: what services ask of ZooKeeper in tests: short, so expiry tests are quick, and not so
 #: short that a loaded two-core machine expires sessions by accident
 SESSION_MS = 3000
 APP = "tests.apps.all"
+#: the metric families every frontend's ``/metrics`` has from its first request on
+FRONTEND_FAMILIES = {
+    "zkq_http_requests",
+    "zkq_http_request_duration_seconds",
+    "zkq_submissions",
+    "zkq_http_long_polls_in_progress",
+    "zkq_request_log_pending",
+    "zkq_request_log_dropped",
+}
 
 
 @contextmanager
@@ -103,3 +124,67 @@ def dump(obj: Any) -> str:
 
 def now() -> float:
     return time.time()
+
+
+@contextmanager
+def offline_app(**config: Any) -> Iterator[Flask]:
+    """A frontend app with nothing behind it: ZooKeeper at a port where nothing listens (it
+    gives up waiting for it after 0.2 s), no MySQL at all; ``config`` adds to that.  Its
+    resources are stopped at the end."""
+    app = create_app(
+        {"ZK_HOSTS": f"127.0.0.1:{free_port()}", "ZK_DISCONNECTED_WAIT": 0.2, **config}
+    )
+    try:
+        yield app
+    finally:
+        of(app).stop()
+
+
+@contextmanager
+def own_ensemble(base_dir: Path, size: int = 3) -> Iterator[ZooKeeperEnsemble]:
+    """An ensemble a test may stop, kill or partition (the session's ``ensemble`` is shared),
+    with the same fast timings: tick 200 ms, sessions between 0.4 s and 10 s.  Every node
+    is stopped at the end, whatever the test did to them."""
+    zk = ZooKeeperEnsemble(
+        base_dir, size=size, tick_ms=200, min_session_ms=400, max_session_ms=10_000
+    )
+    try:
+        zk.start(timeout=60)
+        yield zk
+    finally:
+        zk.stop()
+
+
+def zkq_cli(
+    cluster: DevCluster, *args: str, code: int = 0, env: dict[str, str] | None = None
+) -> Result:
+    """``zkq *args`` in this process, as an operator who acts runs it: the coordinator's
+    ZooKeeper credential, ``env`` on top.  Fails unless it exits with ``code``."""
+    base = {
+        "ZKQ_ZK_HOSTS": cluster.connect_string,
+        "ZKQ_ROOT": cluster.root,
+        **cluster.zk_env("coordinator"),
+    }
+    result = CliRunner(env={**base, **(env or {})}).invoke(main, list(args))
+    assert result.exit_code == code, result.output
+    return result
+
+
+def metric_families(text: str) -> dict[str, Any]:
+    """A Prometheus text page, by family name."""
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def unique_type() -> str:
+    """A job type of its own; served by no worker, so its jobs stay pending."""
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def processes_naming(*marks: str) -> list[int]:
+    """The pids of processes with any of ``marks`` in an argument: a run's state directory
+    or connect string names every process it started, so none should remain after it."""
+    return [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if any(mark in arg for arg in p.info["cmdline"] or () for mark in marks)
+    ]

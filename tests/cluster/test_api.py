@@ -13,6 +13,7 @@ from kazoo.client import KazooClient
 from ulid import ULID
 
 from tests.cluster.conftest import KEYS, Stack, wait_terminal
+from tests.support import unique_type
 from zkq.coordinator.errors import InvalidTransition, JobNotFound
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.paths import Layout
@@ -23,10 +24,6 @@ from zkq.http_client import HttpClient
 pytestmark = pytest.mark.cluster
 
 JSON = {"Content-Type": "application/json"}
-
-
-def unique_type() -> str:
-    return f"t-{uuid.uuid4().hex[:10]}"  # served by no worker: such jobs stay pending
 
 
 def error_of(r: requests.Response) -> str:

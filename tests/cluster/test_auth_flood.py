@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.cluster.conftest import Stack
+from tests.mysql_support import selects
 from zkq.dev.frontends import HaproxyOptions, start_frontend, start_haproxy, wait_ready
-from zkq.dev.mariadb import MariaDBServer
 
 pytestmark = pytest.mark.cluster
 
@@ -57,16 +57,13 @@ def _source() -> str:
     return f"127.{random.randrange(1, 255)}.{random.randrange(1, 255)}.{random.randrange(2, 255)}"
 
 
-def selects(server: MariaDBServer) -> int:
-    conn = server.root_connection()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Com_select'")
-            row = cur.fetchone()
-            assert row is not None
-            return int(row[1])
-    finally:
-        conn.close()
+def _connection(url: str) -> http.client.HTTPConnection:
+    """A connection to ``url`` from a loopback address of its own (see :func:`_source`)."""
+    parts = urlsplit(url)
+    assert parts.hostname is not None, url
+    return http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=10, source_address=(_source(), 0)
+    )
 
 
 def test_a_flood_of_wrong_keys_costs_bounded_queries_and_gets_429(
@@ -74,10 +71,7 @@ def test_a_flood_of_wrong_keys_costs_bounded_queries_and_gets_429(
 ) -> None:
     server = stack.cluster.mariadb
     assert server is not None
-    parts = urlsplit(proxy_url)
-    conn = http.client.HTTPConnection(
-        parts.hostname, parts.port, timeout=10, source_address=(_source(), 0)
-    )
+    conn = _connection(proxy_url)
     statuses: Counter[int] = Counter()
     before, started = selects(server), time.monotonic()
     try:
@@ -109,10 +103,7 @@ def test_a_flood_of_wrong_keys_costs_bounded_queries_and_gets_429(
 def test_a_valid_key_from_a_refused_address_still_works(stack: Stack, proxy_url: str) -> None:
     # The key is verified (and so known to each process) before the address fails; the
     # limit protects MySQL from lookups, and a known key costs none.
-    parts = urlsplit(proxy_url)
-    conn = http.client.HTTPConnection(
-        parts.hostname, parts.port, timeout=10, source_address=(_source(), 0)
-    )
+    conn = _connection(proxy_url)
     good = stack.auth("alice")
     try:
         for _ in range(PROCESSES * 2):  # round robin: each process verifies it

@@ -13,7 +13,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,12 +20,11 @@ from typing import Any
 
 import pytest
 import requests
-from click.testing import CliRunner, Result
+from click.testing import Result
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster.conftest import Stack
-from zkq.cli import main
+from tests.support import FRONTEND_FAMILIES, metric_families, unique_type, zkq_cli
 from zkq.coordinator.ids import new_job_id
 from zkq.dev.frontends import HaproxyOptions, metrics_dir, start_frontend, wait_ready
 from zkq.dev.members import Member
@@ -35,14 +33,6 @@ from zkq.dev.waiting import wait_until
 pytestmark = pytest.mark.cluster
 
 FRONTENDS = {"frontend-1", "frontend-2"}
-FAMILIES = {
-    "zkq_http_requests",
-    "zkq_http_request_duration_seconds",
-    "zkq_submissions",
-    "zkq_http_long_polls_in_progress",
-    "zkq_request_log_pending",
-    "zkq_request_log_dropped",
-}
 #: HAProxy marks a server DOWN after `fall` failed checks `inter` apart (the launcher's)
 CHECKS = HaproxyOptions()
 DOWN_WITHIN = CHECKS.fall * CHECKS.check_inter_ms / 1000 + 2.0  # + slack for a busy machine
@@ -50,14 +40,7 @@ DOWN_WITHIN = CHECKS.fall * CHECKS.check_inter_ms / 1000 + 2.0  # + slack for a 
 
 # -- zkq status -------------------------------------------------------------------------------
 def run(stack: Stack, *args: str, code: int = 0, env: dict[str, str] | None = None) -> Result:
-    base = {
-        "ZKQ_ZK_HOSTS": stack.cluster.connect_string,
-        "ZKQ_ROOT": stack.cluster.root,
-        **stack.cluster.zk_env("coordinator"),
-    }
-    result = CliRunner(env={**base, **(env or {})}).invoke(main, list(args))
-    assert result.exit_code == code, result.output
-    return result
+    return zkq_cli(stack.cluster, *args, code=code, env=env)
 
 
 def status_json(stack: Stack, *args: str, code: int = 0, **kw: Any) -> Any:
@@ -145,7 +128,7 @@ def scrape(base_url: str) -> dict[str, Any]:
     r = requests.get(f"{base_url}/metrics", timeout=10)
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith("text/plain")
-    return {f.name: f for f in text_string_to_metric_families(r.text)}
+    return metric_families(r.text)
 
 
 def sample(families: dict[str, Any], name: str, suffix: str = "_total", **labels: str) -> float:
@@ -155,14 +138,10 @@ def sample(families: dict[str, Any], name: str, suffix: str = "_total", **labels
     return 0.0
 
 
-def unique_type() -> str:
-    return f"t-{uuid.uuid4().hex[:10]}"  # served by no worker: its jobs stay pending
-
-
 def test_metrics_count_what_a_frontend_serves(stack: Stack) -> None:
     base = stack.frontend_url("frontend-1")  # its own port: the counts of one frontend
     before = scrape(base)
-    assert set(before) >= FAMILIES
+    assert set(before) >= FRONTEND_FAMILIES
     job_route = {"route": "/v1/jobs/{job_id}", "method": "GET"}
 
     with requests.Session() as http:
@@ -248,7 +227,7 @@ def test_metrics_are_not_served_through_haproxy(stack: Stack) -> None:
         assert r.status_code == 404, path
         assert r.json()["error"]["code"] == "not_found"
     for name in FRONTENDS:
-        assert set(scrape(stack.frontend_url(name))) >= FAMILIES
+        assert set(scrape(stack.frontend_url(name))) >= FRONTEND_FAMILIES
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
+
+from tests.support import processes_naming
 
 pytestmark = pytest.mark.integration
 
@@ -68,10 +69,4 @@ def test_quick_http_bench_reports_every_section(tmp_path: Path) -> None:
     # every process the bench started is gone: the ZooKeeper JVMs, MariaDB and HAProxy
     # name the state directory in their arguments, the services the connect string
     assert not (state / "cluster" / "state.json").exists()
-    marks = (str(state), data["meta"]["connect"])
-    leftovers = [
-        p.info["pid"]
-        for p in psutil.process_iter(["pid", "cmdline"])
-        if any(mark in arg for arg in p.info["cmdline"] or () for mark in marks)
-    ]
-    assert leftovers == []
+    assert processes_naming(str(state), data["meta"]["connect"]) == []

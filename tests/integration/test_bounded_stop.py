@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from tests.mysql_support import fresh_database
+from tests.support import own_ensemble
 from zkq.coordinator.client import Client
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.job import JobState
@@ -41,18 +42,8 @@ SESSION = "3"  # seconds: what the services ask of ZooKeeper
 @pytest.fixture(scope="module")
 def lone_zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperEnsemble]:
     """One node of our own: these tests stop it."""
-    zk = ZooKeeperEnsemble(
-        tmp_path_factory.mktemp("zk-stop"),
-        size=1,
-        tick_ms=200,
-        min_session_ms=400,
-        max_session_ms=10_000,
-    )
-    try:
-        zk.start(timeout=60)
+    with own_ensemble(tmp_path_factory.mktemp("zk-stop"), size=1) as zk:
         yield zk
-    finally:
-        zk.stop()
 
 
 class Rig:
@@ -178,9 +169,7 @@ def test_draining_worker_stops_in_time(
     wait_until(lambda: rig.children(rig.layout.workers), 30, what="the worker to register")
     # running when ZooKeeper goes: a drain would wait to record it
     slow = rig.client.submit("sleep", 2, max_attempts=3).id
-    wait_until(
-        lambda: rig.client.get(slow).state == JobState.RUNNING, 30, what="the job to start"
-    )
+    wait_until(lambda: rig.client.get(slow).state == JobState.RUNNING, 30, what="the job to start")
     with zookeeper_away(fault, rig):
         took = sigterm_and_time(worker)
     with capsys.disabled():
@@ -218,9 +207,7 @@ def test_cli_command_stops_in_time(
 ) -> None:
     job_type = f"t{uuid.uuid4().hex[:6]}"
     cli = rig.start("cli", rig.service("submit", job_type, "--wait", "--wait-timeout", "600"))
-    wait_until(
-        lambda: rig.children(rig.layout.pending_type(job_type)), 30, what="the submission"
-    )
+    wait_until(lambda: rig.children(rig.layout.pending_type(job_type)), 30, what="the submission")
     with zookeeper_away(fault, rig):
         took = sigterm_and_time(cli)
     with capsys.disabled():

@@ -4,31 +4,15 @@ against a real ensemble, each test under a root of its own."""
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from zkq.coordinator import census, zk
-from zkq.coordinator.config import ZkSettings
+from zkq.coordinator import census
 from zkq.coordinator.job import JobSpec
 from zkq.coordinator.listing import scan_jobs
 from zkq.coordinator.store import JobStore
-from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(ensemble: ZooKeeperEnsemble) -> Iterator[JobStore]:
-    settings = ZkSettings(ensemble.connect_string, f"/t-{uuid.uuid4().hex[:8]}", 5.0)
-    session = zk.connect(settings, name="test")
-    assert session.start(wait=30)
-    session.ensure_paths(settings.layout.fixed_parents())
-    try:
-        yield JobStore(session)
-    finally:
-        session.stop()
 
 
 def deadline(seconds: float = 10.0) -> float:

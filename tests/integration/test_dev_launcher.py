@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from kazoo.client import KazooClient
 
+from tests.support import own_ensemble
 from zkq.dev.cli import dev
 from zkq.dev.cluster import DevCluster
 from zkq.dev.errors import AlreadyRunning, StartupFailed
@@ -31,17 +32,11 @@ PARENT_WITH_CHILD = [
 ]
 
 
-@pytest.fixture
-def own_ensemble(tmp_path: Path) -> Iterator[ZooKeeperEnsemble]:
+@pytest.fixture(name="own_ensemble")
+def own_ensemble_fixture(tmp_path: Path) -> Iterator[ZooKeeperEnsemble]:
     """An ensemble this test may break (the session one is shared)."""
-    zk = ZooKeeperEnsemble(
-        tmp_path / "zk", size=3, tick_ms=200, min_session_ms=400, max_session_ms=10_000
-    )
-    try:
-        zk.start(timeout=60)
+    with own_ensemble(tmp_path / "zk") as zk:
         yield zk
-    finally:
-        zk.stop()
 
 
 @pytest.fixture

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 import pytest
 
-from tests.mysql_support import fresh_database, pool_of, query
+from tests.mysql_support import pool_of, query, selects
 from zkq.coordinator.errors import ApiKeyNotFound, InvalidInput
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.dev.mariadb import MariaDBServer
@@ -18,17 +17,6 @@ pytestmark = pytest.mark.integration
 
 #: a window start (a multiple of 60), far from the wall clock so no real hit interferes
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-def database(mariadb: MariaDBServer) -> MySQLSettings:
-    return fresh_database(mariadb)
-
-
-@pytest.fixture
-def pool(database: MySQLSettings) -> Iterator[ConnectionPool]:
-    with pool_of(database) as p:
-        yield p
 
 
 # -- keys -----------------------------------------------------------------------------------
@@ -76,12 +64,6 @@ def test_wrong_malformed_and_revoked_secrets_do_not_authenticate(pool: Connectio
     listed = {k.id: k for k in keys.list()}
     assert listed[key_id].revoked
     assert keys.list(include_revoked=False) == []
-
-
-def selects(mariadb: MariaDBServer) -> int:
-    """The server's count of SELECT statements so far (``Com_select``)."""
-    ((_, value),) = query(mariadb, "mysql", "SHOW GLOBAL STATUS LIKE 'Com_select'")
-    return int(value)
 
 
 def test_a_wrong_key_tried_again_and_again_costs_one_query(

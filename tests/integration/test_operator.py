@@ -8,11 +8,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import client_of, member_by_pid, running_cluster, worker_pid
-from zkq.cli import main
+from tests.support import (
+    client_of,
+    member_by_pid,
+    metric_families,
+    running_cluster,
+    worker_pid,
+    zkq_cli,
+)
 from zkq.coordinator.client import Client
 from zkq.coordinator.job import JobSpec, JobState
 from zkq.dev.cluster import DevCluster
@@ -34,26 +38,14 @@ def client(cluster: DevCluster) -> Iterator[Client]:
         yield c
 
 
-def run(cluster: DevCluster, *args: str, code: int = 0) -> Result:
-    # an operator who acts: the coordinator's ZooKeeper credential
-    env = {
-        "ZKQ_ZK_HOSTS": cluster.connect_string,
-        "ZKQ_ROOT": cluster.root,
-        **cluster.zk_env("coordinator"),
-    }
-    result = CliRunner(env=env).invoke(main, list(args))
-    assert result.exit_code == code, result.output
-    return result
-
-
 def zkq(cluster: DevCluster, *args: str, code: int = 0) -> str:
     """What a person sees: standard output and error together."""
-    return run(cluster, *args, code=code).output
+    return zkq_cli(cluster, *args, code=code).output
 
 
 def zkq_json(cluster: DevCluster, *args: str, code: int = 0) -> Any:
     """What a machine reads: standard output alone, which must be one JSON document."""
-    return json.loads(run(cluster, *args, "--json", code=code).stdout)
+    return json.loads(zkq_cli(cluster, *args, "--json", code=code).stdout)
 
 
 def test_status_shows_ensemble_leader_workers_and_queues(cluster: DevCluster) -> None:
@@ -175,8 +167,7 @@ def test_stats_per_worker_and_type(cluster: DevCluster, client: Client) -> None:
 
 def scrape(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return {f.name: f for f in text_string_to_metric_families(text)}
+        return metric_families(response.read().decode())
 
 
 def test_every_metric_family_is_scraped_and_parsed(cluster: DevCluster, client: Client) -> None:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 
 import pytest
 from click.testing import CliRunner
 
-from tests.mysql_support import fresh_database, pool_of, query
+from tests.mysql_support import pool_of, query
 from zkq.cli import main
-from zkq.coordinator import zk
 from zkq.coordinator.archive import JobArchive, Refused
 from zkq.coordinator.client import Client
-from zkq.coordinator.config import ClusterConfig, ZkSettings
+from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import DatabaseUnavailable, JobNotFound
 from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.job import Job, JobSpec, JobState
@@ -37,22 +35,10 @@ LATER = 3600.0
 
 
 @pytest.fixture
-def store(ensemble: ZooKeeperEnsemble) -> Iterator[JobStore]:
-    root = f"/test_retention_{uuid.uuid4().hex[:8]}"
-    session = zk.connect(ZkSettings(ensemble.connect_string, root), name="test")
-    assert session.start(wait=20)
-    session.ensure_paths(
-        [*session.settings.layout.fixed_parents(), session.settings.layout.inbox(WORKER)]
-    )
-    try:
-        yield JobStore(session)
-    finally:
-        session.stop()
-
-
-@pytest.fixture
-def database(mariadb: MariaDBServer) -> MySQLSettings:
-    return fresh_database(mariadb)
+def store(store: JobStore) -> JobStore:
+    """The integration tests' store, with the inbox of our worker."""
+    store.session.ensure_path(store.layout.inbox(WORKER))
+    return store
 
 
 @pytest.fixture

@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from zkq.coordinator import zk
-from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import InvalidInput, LeadershipLost
 from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.ids import id_for_time
 from zkq.coordinator.job import AttemptOutcome, JobSpec, JobState
 from zkq.coordinator.store import JobStore
-from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(ensemble: ZooKeeperEnsemble) -> Iterator[JobStore]:
-    config = ClusterConfig.load({}, hosts=ensemble.connect_string, root=f"/edges-{time.time_ns()}")
-    session = zk.connect(config.zk)
-    assert session.start(wait=10)
-    session.ensure_paths(config.zk.layout.fixed_parents())
-    try:
-        yield JobStore(session, config.limits)
-    finally:
-        session.stop()
 
 
 def take(store: JobStore, job_id: str, worker: str = "w1") -> tuple[int, object]:

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
-from tests.mysql_support import fresh_database, pool_of, query
+from tests.mysql_support import query, selects
 from zkq.coordinator.errors import Conflict, TooManyJobTypes
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.dev.mariadb import MariaDBServer
 from zkq.frontend.jobtypes import TenantJobTypes
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def database(mariadb: MariaDBServer) -> MySQLSettings:
-    return fresh_database(mariadb)
-
-
-@pytest.fixture
-def pool(database: MySQLSettings) -> Iterator[ConnectionPool]:
-    with pool_of(database) as p:
-        yield p
 
 
 def test_a_tenant_gets_its_limit_of_types_and_not_one_more(
@@ -46,11 +34,10 @@ def test_a_tenant_gets_its_limit_of_types_and_not_one_more(
 def test_known_types_cost_no_query(mariadb: MariaDBServer, pool: ConnectionPool) -> None:
     types = TenantJobTypes(pool, limit=10)
     types.admit("acme", {"a"})
-    ((_, before),) = query(mariadb, "mysql", "SHOW GLOBAL STATUS LIKE 'Com_select'")
+    before = selects(mariadb)
     for _ in range(20):
         types.admit("acme", {"a"})
-    ((_, after),) = query(mariadb, "mysql", "SHOW GLOBAL STATUS LIKE 'Com_select'")
-    assert int(after) == int(before)
+    assert selects(mariadb) == before
 
 
 def test_frontends_admitting_a_new_tenants_first_types_at_once_take_turns(

@@ -1,4 +1,5 @@
-"""Fixtures of the unit tests that need a Flask app (and nothing running)."""
+"""Fixtures of the unit tests: a Flask app with nothing behind it, and a cluster on the
+in-memory ZooKeeper."""
 
 from __future__ import annotations
 
@@ -8,21 +9,26 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from zkq.dev.ports import free_port
-from zkq.frontend.app import create_app
-from zkq.frontend.resources import of
+from tests.memory_support import MemoryCluster
+from tests.support import offline_app
 
 
 @pytest.fixture
 def app() -> Iterator[Flask]:
-    # ZooKeeper at a port where nothing listens, no MySQL at all
-    app = create_app({"ZK_HOSTS": f"127.0.0.1:{free_port()}", "ZK_DISCONNECTED_WAIT": 0.2})
-    try:
+    with offline_app() as app:
         yield app
-    finally:
-        of(app).stop()
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def cluster() -> Iterator[MemoryCluster]:
+    """One in-memory ensemble; every session made on it is stopped after the test."""
+    c = MemoryCluster()
+    try:
+        yield c
+    finally:
+        c.close()

@@ -28,10 +28,9 @@ from benchmarks.http_results import (
     percentile,
 )
 from benchmarks.report import MISS, NA, PASS
+from tests.support import offline_app
 from zkq.coordinator.errors import ConfigError
-from zkq.dev.ports import free_port
 from zkq.frontend.app import create_app
-from zkq.frontend.resources import of
 
 MIB = 1 << 20
 
@@ -313,14 +312,8 @@ def test_open_loop_reports_progress_through_its_tally() -> None:
 @pytest.fixture
 def no_auth_app(caplog: pytest.LogCaptureFixture) -> Iterator[Flask]:
     caplog.set_level(logging.WARNING, logger="zkq.frontend.app")
-    # no MySQL at all, ZooKeeper at a port where nothing listens
-    app = create_app(
-        {"ZK_HOSTS": f"127.0.0.1:{free_port()}", "ZK_DISCONNECTED_WAIT": 0.2, "AUTH": "off"}
-    )
-    try:
+    with offline_app(AUTH="off") as app:
         yield app
-    finally:
-        of(app).stop()
 
 
 def test_auth_off_warns_and_skips_the_key(
@@ -340,13 +333,9 @@ def test_auth_must_be_exactly_on_or_off(value: object) -> None:
         create_app({"AUTH": value})
 
 
-def test_auth_is_on_by_default() -> None:
-    app = create_app({"ZK_HOSTS": f"127.0.0.1:{free_port()}"})
-    try:
-        assert app.config["AUTH"] == "on"
-        assert app.test_client().get("/v1/workers").status_code == 401
-    finally:
-        of(app).stop()
+def test_auth_is_on_by_default(app: Flask) -> None:
+    assert app.config["AUTH"] == "on"
+    assert app.test_client().get("/v1/workers").status_code == 401
 
 
 def test_an_open_loop_that_falls_behind_stops_on_time() -> None:

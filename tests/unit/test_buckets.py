@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from tests.memory_support import MemoryCluster
 from zkq.coordinator.buckets import EMPTY_SHARD_GRACE, BucketSweeper, bucket_ended
 from zkq.coordinator.ids import id_time, new_job_id
-
-
-@pytest.fixture
-def cluster() -> Iterator[MemoryCluster]:
-    c = MemoryCluster()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_a_bucket_ends_with_the_last_id_it_can_hold() -> None:

@@ -5,7 +5,6 @@ a leader that no longer leads.  Each round runs on the test's thread (``Leader.r
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,15 +15,6 @@ from zkq.coordinator.errors import LeadershipLost
 from zkq.coordinator.job import AttemptOutcome, JobState
 from zkq.coordinator.store import JobSpec, JobStore
 from zkq.dev.waiting import wait_until
-
-
-@pytest.fixture
-def cluster() -> Iterator[MemoryCluster]:
-    c = MemoryCluster()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture

@@ -14,31 +14,20 @@ from typing import Any
 import pytest
 from flask import Flask, Response, g
 from flask.testing import FlaskClient
-from prometheus_client.parser import text_string_to_metric_families
 
-from zkq.dev.ports import free_port
+from tests.support import FRONTEND_FAMILIES, metric_families
 from zkq.frontend import app as app_module
 from zkq.frontend import metrics
-from zkq.frontend.app import create_app
 from zkq.frontend.models import BatchSubmission, JobSubmission
-from zkq.frontend.resources import of
 
 JOB_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
-FAMILIES = {
-    "zkq_http_requests",
-    "zkq_http_request_duration_seconds",
-    "zkq_submissions",
-    "zkq_http_long_polls_in_progress",
-    "zkq_request_log_pending",
-    "zkq_request_log_dropped",
-}
 
 
 def scrape(client: FlaskClient) -> dict[str, Any]:
     r = client.get("/metrics")
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/plain; version=")
-    return {f.name: f for f in text_string_to_metric_families(r.get_data(as_text=True))}
+    return metric_families(r.get_data(as_text=True))
 
 
 def value(families: dict[str, Any], name: str, sample: str | None = None, **labels: str) -> float:
@@ -71,7 +60,7 @@ def test_requests_are_labelled_by_route_template_never_by_path(client: FlaskClie
     client.open("/healthz", method="BREW")  # not a method we name
     client.get("/healthz")
     families = scrape(client)
-    assert set(families) >= FAMILIES
+    assert set(families) >= FRONTEND_FAMILIES
     requests = families["zkq_http_requests"]
     labels = [s.labels for s in requests.samples if s.name == "zkq_http_requests_total"]
     assert {"route": "/v1/jobs/{job_id}", "method": "GET", "status": "401"} in labels
@@ -140,8 +129,7 @@ def test_each_job_of_a_batch_counts(app: Flask) -> None:
     assert m.submissions.labels("refused")._value.get() == 5
 
 
-def test_long_polls_in_progress() -> None:
-    app = create_app({"ZK_HOSTS": f"127.0.0.1:{free_port()}", "ZK_DISCONNECTED_WAIT": 0.2})
+def test_long_polls_in_progress(app: Flask) -> None:
     seen: list[float] = []
 
     @app.after_request
@@ -149,15 +137,12 @@ def test_long_polls_in_progress() -> None:
         seen.append(metrics.of(app).long_polls._value.get())
         return response
 
-    try:
-        client = app.test_client()
-        client.get(f"/v1/jobs/{JOB_ID}?wait=5")  # 401 at once, but it asked to wait
-        client.get(f"/v1/jobs/{JOB_ID}")
-        client.get(f"/v1/jobs/{JOB_ID}?wait=0")
-        assert seen == [1.0, 0.0, 0.0]
-        assert metrics.of(app).long_polls._value.get() == 0  # back down after
-    finally:
-        of(app).stop()
+    client = app.test_client()
+    client.get(f"/v1/jobs/{JOB_ID}?wait=5")  # 401 at once, but it asked to wait
+    client.get(f"/v1/jobs/{JOB_ID}")
+    client.get(f"/v1/jobs/{JOB_ID}?wait=0")
+    assert seen == [1.0, 0.0, 0.0]
+    assert metrics.of(app).long_polls._value.get() == 0  # back down after
 
 
 # -- several processes: prometheus_client's multiprocess mode ----------------------------------
@@ -193,8 +178,8 @@ def test_a_scrape_sums_every_process_of_the_frontend(tmp_path: Path) -> None:
     _child(tmp_path, 3, scrape=False)
     _child(tmp_path, 4, scrape=False)
     text = _child(tmp_path, 2, scrape=True)
-    families = {f.name: f for f in text_string_to_metric_families(text)}
-    assert set(families) >= FAMILIES
+    families = metric_families(text)
+    assert set(families) >= FRONTEND_FAMILIES
     assert value(
         families, "zkq_http_requests", "zkq_http_requests_total",
         route="/healthz", method="GET", status="200",

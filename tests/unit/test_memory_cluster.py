@@ -61,10 +61,8 @@ class Running:
             Worker(cluster.config, registry, concurrency=2, session=self._session(f"w{n}"))
             for n in range(2)
         ]
-        self.threads = [
-            threading.Thread(target=service.run, daemon=True)
-            for service in (self.coordinator, *self.workers)
-        ]
+        services: list[Coordinator | Worker] = [self.coordinator, *self.workers]
+        self.threads = [threading.Thread(target=service.run, daemon=True) for service in services]
         self.client = Client(cluster.config, session=self._session("client"))
 
     def _session(self, name: str) -> Any:
@@ -91,14 +89,10 @@ class Running:
 
 
 @pytest.fixture
-def running() -> Iterator[Running]:
-    cluster = MemoryCluster()
+def running(cluster: MemoryCluster) -> Iterator[Running]:
     gate.clear()
-    try:
-        with Running(cluster) as r:
-            yield r
-    finally:
-        cluster.close()
+    with Running(cluster) as r:
+        yield r
 
 
 def test_jobs_run_to_the_end_through_coordinator_and_workers(running: Running) -> None:

@@ -155,15 +155,6 @@ class Harness:
 
 
 @pytest.fixture
-def cluster() -> Iterator[MemoryCluster]:
-    c = MemoryCluster()
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture
 def harness(cluster: MemoryCluster) -> Iterator[Harness]:
     h = Harness(cluster, ["a", "b", "c", "d", "e"])
     h.pipeline.start()

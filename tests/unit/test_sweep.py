@@ -3,8 +3,6 @@ or by a bug of some version) are found and moved, and healthy jobs are left alon
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.memory_support import Leader, MemoryCluster
@@ -12,15 +10,6 @@ from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.job import JobState
 from zkq.coordinator.store import JobSpec, JobStore
 from zkq.coordinator.sweep import FIRST_PASS_DELAY, PASS_INTERVAL
-
-
-@pytest.fixture
-def cluster() -> Iterator[MemoryCluster]:
-    c = MemoryCluster()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 @pytest.fixture
