@@ -11,9 +11,10 @@ from click.testing import CliRunner
 
 from tests.mysql_support import pool_of, query
 from zkq.cli import main
+from zkq.coordinator import zk
 from zkq.coordinator.archive import JobArchive, Refused
 from zkq.coordinator.client import Client
-from zkq.coordinator.config import ClusterConfig
+from zkq.coordinator.config import ClusterConfig, ZkSettings
 from zkq.coordinator.errors import DatabaseUnavailable, JobNotFound
 from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.job import Job, JobSpec, JobState
