@@ -33,6 +33,9 @@ def race(stack: Stack, path: str, key: str, bodies: list[Any]) -> list[requests.
     def one(i: int) -> requests.Response:
         headers = {**stack.auth(), "Idempotency-Key": key}
         with requests.Session() as session:
+            # connect first, so both POSTs leave at once on open connections
+            probe = session.get(f"{stack.frontend_url(FRONTENDS[i])}/healthz", timeout=60)
+            assert probe.status_code == 200, probe.text
             start.wait(60)
             return session.post(
                 f"{stack.frontend_url(FRONTENDS[i])}{path}",
