@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from benchmarks.http_cli import http
+from benchmarks.timings_cli import timings
 
 #: exit statuses: 0 the bench ran (verdicts are in the report), 1 it could not run, or a
 #: target was missed under --strict
@@ -64,7 +65,8 @@ def bench(
     goes to stderr.  Exit status 0 when it ran (the verdicts are in the report; --strict
     makes a missed target exit 1), 1 when it could not run.
 
-    `zkq bench http` measures the HTTP side instead (see its --help).
+    `zkq bench http` measures the HTTP side instead, `zkq bench timings` how fast
+    failures and completions are noticed (see their --help).
     """
     if ctx.invoked_subcommand is not None:
         if quick or as_json or strict or jobs or lq_cap or state_dir:
@@ -101,3 +103,4 @@ def bench(
 
 
 bench.add_command(http)
+bench.add_command(timings)

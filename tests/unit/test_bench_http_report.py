@@ -30,6 +30,7 @@ from benchmarks.http_results import (
 from benchmarks.report import MISS, NA, PASS
 from tests.support import offline_app
 from zkq.coordinator.errors import ConfigError
+from zkq.dev.waiting import wait_until
 from zkq.frontend.app import create_app
 
 MIB = 1 << 20
@@ -287,25 +288,64 @@ def test_closed_loop_counts_only_its_window_and_closes_its_connections() -> None
     counted = tally.ok + sum(tally.errors.values())
     assert 0 < counted < sum(s.calls for s in made)  # the warm-up's calls are not counted
     assert tally.errors["503"] > 0 and len(tally.latencies_ms) == tally.ok
-    assert threading.active_count() < 10  # every loop thread is gone
+    # the threads it started (by the names it gives them), not the process's count, which
+    # other tests' and libraries' threads share
+    assert loop_threads() == []
 
 
-def test_open_loop_keeps_its_pace() -> None:
+def loop_threads() -> list[threading.Thread]:
+    """Threads of the load loops still alive: ``closed-N``, ``paced-N`` and ``load``."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name == "load" or t.name.startswith(("closed-", "paced-"))
+    ]
+
+
+def test_open_loop_sends_no_more_than_is_due() -> None:
+    """How close the loop keeps to its pace is a figure of ``zkq bench http`` (its achieved
+    rate and latency); on a loaded machine a late slot is dropped, so only the bound holds:
+    never more than ``rate * seconds``, each timed from its due moment."""
     tally = open_loop(lambda: FakeSubmitter(), rate=200.0, seconds=0.5, connections=4)
-    assert tally.ok == 100 and tally.target_rate == 200.0
-    assert max(tally.latencies_ms) < 200  # nobody fell far behind
+    assert 0 < tally.ok <= 100 and tally.target_rate == 200.0
+    assert len(tally.latencies_ms) == tally.ok and min(tally.latencies_ms) >= 0
+    assert loop_threads() == []
+
+
+class GatedSubmitter:
+    """The first send answers at once; every later one waits for ``gate``: the loop is
+    held mid-run, whatever the machine's speed."""
+
+    def __init__(self, gate: threading.Event, sent: list[int]) -> None:
+        self.gate = gate
+        self.sent = sent
+
+    def send(self) -> str | None:
+        self.sent.append(1)
+        if len(self.sent) > 1:
+            self.gate.wait(30)
+        return None
+
+    def close(self) -> None:
+        pass
 
 
 def test_open_loop_reports_progress_through_its_tally() -> None:
     tally = Tally(2)
+    gate, sent = threading.Event(), list[int]()
     runner = threading.Thread(
-        target=open_loop, args=(lambda: FakeSubmitter(), 100.0, 0.5, 2, tally)
+        target=open_loop, args=(lambda: GatedSubmitter(gate, sent), 100.0, 0.5, 2, tally)
     )
     runner.start()
-    time.sleep(0.25)
-    assert 0 < tally.submitted < 50
-    runner.join(5.0)
-    assert tally.submitted == 50
+    try:
+        # the first submission shows while the others are held: progress, mid-run
+        wait_until(lambda: tally.submitted >= 1, 10, what="the first submission to count")
+        assert runner.is_alive() and tally.submitted < 50
+    finally:
+        gate.set()
+        runner.join(30)
+    assert not runner.is_alive()
+    assert tally.submitted == tally.ok >= 1
 
 
 # -- ZKQ_AUTH, the switch the bench turns ---------------------------------------------------
@@ -339,7 +379,11 @@ def test_auth_is_on_by_default(app: Flask) -> None:
 
 
 def test_an_open_loop_that_falls_behind_stops_on_time() -> None:
+    rate, seconds, connections, delay = 1000.0, 0.3, 2, 0.05
+    #: what sending every due submission would take: a loop that did not stop would need it
+    all_due = rate * seconds * delay / connections
     started = time.monotonic()
-    slow = open_loop(lambda: FakeSubmitter(delay=0.05), rate=1000.0, seconds=0.3, connections=2)
-    assert time.monotonic() - started < 1.0
-    assert 0 < slow.ok < 300  # far fewer than were due
+    slow = open_loop(lambda: FakeSubmitter(delay), rate, seconds, connections)
+    # a generous bound (half of all_due; the loop's own time is 0.3 s), not a figure
+    assert time.monotonic() - started < all_due / 2
+    assert 0 < slow.ok < rate * seconds  # far fewer than were due
