@@ -10,6 +10,7 @@ import pytest
 from tests.teardown import (  # noqa: F401 - hooks, found by name
     pytest_collection_modifyitems,
     pytest_configure,
+    pytest_runtest_teardown,
     pytest_sessionfinish,
     pytest_unconfigure,
 )

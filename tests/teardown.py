@@ -13,11 +13,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
-from zkq.dev.owner import Owner, kill_marked, sweep_stale
+from zkq.dev.owner import OWNERS_ENV, Owner, kill_marked, marked, sweep_stale
 
 TIERS = ("unit", "integration", "cluster", "deploy")
 _OWNER = pytest.StashKey[Owner]()
@@ -49,6 +54,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=tier)  # stable: the order within a tier stays as collected
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """At the end of a tier, end the session-scoped fixtures of ours (the integration
+    tier's ensemble and MariaDB, the cluster tier's stack): otherwise they would live to
+    the session's end, and two stacks would share the machine's cores.  One a later tier
+    asks for again is simply started again."""
+    result = yield
+    if nextitem is not None and tier(nextitem) != tier(item):
+        # pytest has no public way to end a session fixture early: FixtureDef.finish is
+        # what its own teardown calls.
+        manager = item.session._fixturemanager
+        request = item._request  # type: ignore[attr-defined]
+        for node2defs in manager._arg2node2fixturedefs.values():
+            for node, defs in node2defs.items():
+                if node.nodeid.split("/")[0] != "tests":
+                    continue  # pytest's own (tmp_path_factory, ...) and plugins'
+                for fixturedef in defs:
+                    if fixturedef.scope == "session" and fixturedef.cached_result is not None:
+                        fixturedef.finish(request)
+    return result
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     owner = session.config.stash.get(_OWNER, None)
     if owner is None:
@@ -70,3 +97,24 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         # a failed run's files (logs, state directories) stay for a post-mortem until the
         # next run's sweep; a passing run's go now
         owner.release(keep=config.stash.get(_KEEP, True))
+
+
+def run_owned(
+    argv: list[str], timeout: float, cwd: Path
+) -> tuple[CompletedProcess[str], list[int]]:
+    """Run a command that starts a stack of its own (the bench), and what it left running.
+
+    ``subprocess.run``'s timeout kills the command only, not the stack it started in
+    sessions of their own; so everything it starts carries a tag of this run, and whatever
+    still carries it afterwards is killed, timeout or not.  The pids found after a normal
+    exit are returned: the command should have stopped them itself.
+    """
+    tag = f"run-{uuid.uuid4().hex}"
+    env = {**os.environ, OWNERS_ENV: f"{os.environ.get(OWNERS_ENV, '')} {tag}".strip()}
+    try:
+        done = subprocess.run(
+            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        )
+        return done, sorted(marked(tag))
+    finally:
+        kill_marked(tag)

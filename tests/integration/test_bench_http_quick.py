@@ -5,13 +5,14 @@ everything stopped afterwards."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+
+from tests.teardown import run_owned
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +27,8 @@ def positive(value: Any) -> bool:
 def test_quick_http_bench_reports_every_section(tmp_path: Path) -> None:
     state = tmp_path / "bench"
     argv = ["bench", "http", "--quick", "--json", "--state-dir", str(state)]
-    done = subprocess.run(
-        [sys.executable, "-m", "zkq", *argv],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    # a timeout kills the bench's CLI, and run_owned whatever it had started
+    done, left = run_owned([sys.executable, "-m", "zkq", *argv], timeout=180, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(done.stdout)
 
@@ -75,3 +71,4 @@ def test_quick_http_bench_reports_every_section(tmp_path: Path) -> None:
         if any(mark in arg for arg in p.info["cmdline"] or () for mark in marks)
     ]
     assert leftovers == []
+    assert left == []  # nothing that the bench started, by its mark
