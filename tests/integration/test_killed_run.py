@@ -139,3 +139,39 @@ def test_next_run_sweeps_a_killed_run_whose_watchdog_died(
     assert not running(ready["pid"], ready["ticks"])
     assert not Path(ready["dir"]).exists()
     assert list(registry.iterdir()) == []
+
+
+LEAKY = """
+from zkq.dev.processes import ProcessSpec, start
+
+def test_leaks(tmp_path):
+    # started in a session of its own, like every service, and never stopped
+    leaked = start(ProcessSpec("sleeper", ["sleep", "600"], tmp_path / "sleeper.log"))
+    print("LEAKED", leaked.pid, leaked.start_ticks)
+"""
+
+
+def test_a_run_that_leaves_a_process_running_fails_and_kills_it(tmp_path: Path) -> None:
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "test_leaky.py").write_text(LEAKY)
+    (inner / "pytest.ini").write_text("[pytest]\n")
+    env = {**os.environ, REGISTRY_ENV: str(tmp_path / "registry"), "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "pytest", "-p", "tests.teardown", "-p", "no:cacheprovider"]
+    done = subprocess.run(
+        [*argv, "-q", "-s", "test_leaky.py"],
+        cwd=inner,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    pid, ticks = (int(w) for w in done.stdout.split("LEAKED ")[1].split()[:2])
+    try:
+        assert done.returncode == pytest.ExitCode.TESTS_FAILED, done.stdout[-3000:]
+        assert "1 passed" in done.stdout  # the test itself passed: the run failed for the leak
+        assert "still running at the end" in done.stdout
+        assert not running(pid, ticks)
+    finally:
+        if running(pid, ticks):
+            os.kill(pid, signal.SIGKILL)
