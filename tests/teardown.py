@@ -17,6 +17,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from multiprocessing import resource_tracker
 from pathlib import Path
 from subprocess import CompletedProcess
 
@@ -80,11 +81,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     owner = session.config.stash.get(_OWNER, None)
     if owner is None:
         return
+    # multiprocessing's resource tracker (started by tests that use a process pool) is
+    # this process's own helper, left to exit with it: stop it now, so that what remains
+    # is only what the tests failed to stop
+    resource_tracker._resource_tracker._stop()  # type: ignore[attr-defined]
     leftovers = owner.leftovers()
     if leftovers:
+        named = {pid: _cmdline(pid) for pid in leftovers}
         kill_marked(owner.token)
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        message = f"processes the tests started were still running at the end: {leftovers}"
+        message = f"processes the tests started were still running at the end: {named}"
         if reporter is not None:
             reporter.write_sep("!", message, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -118,3 +124,10 @@ def run_owned(
         return done, sorted(marked(tag))
     finally:
         kill_marked(tag)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return "?"
