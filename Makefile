@@ -5,7 +5,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: bootstrap bootstrap-deploy run down test test-deploy lint lint-ansible wheelhouse bench soak clean openapi
+.PHONY: bootstrap bootstrap-deploy run down test test-unit test-integration test-cluster test-deploy lint lint-ansible wheelhouse bench soak clean openapi
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -18,8 +18,19 @@ run: bootstrap
 down:
 	@if [ -x $(BIN)/zkq ]; then $(BIN)/zkq dev down; else echo "no $(BIN)/zkq: nothing to stop"; fi
 
+# All tiers in one run, unit first (tests/teardown.py orders them and ends each tier's
+# shared stack before the next starts); or one tier at a time.
 test: bootstrap
 	$(BIN)/pytest
+
+test-unit: bootstrap
+	$(BIN)/pytest tests/unit
+
+test-integration: bootstrap
+	$(BIN)/pytest tests/integration
+
+test-cluster: bootstrap
+	$(BIN)/pytest tests/cluster
 
 # Rewrite docs/openapi.json from the document the frontend serves; commit its diff with
 # the API change (tests/unit/test_openapi_golden.py fails until the two agree).

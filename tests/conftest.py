@@ -7,6 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.teardown import (  # noqa: F401 - hooks, found by name
+    pytest_collection_modifyitems,
+    pytest_configure,
+    pytest_runtest_teardown,
+    pytest_sessionfinish,
+    pytest_unconfigure,
+)
 from zkq.dev.mariadb import MariaDBServer
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 

@@ -2,7 +2,8 @@
 ZooKeeper x3, MariaDB, two coordinators, two workers (``zkq.worker.builtin``), two gunicorn
 frontends and HAProxy.  Brought down by pid when the fixture ends, also on failure.
 
-``stack`` is shared by the whole session and must be left as found; the fault tests start
+``stack`` is shared by the cluster tier (tests/teardown.py ends it with the tier's last
+test, so it is never up while another tier runs) and must be left as found; the fault tests start
 a stack of their own (``fault_stack``) because they break it.
 """
 

@@ -5,7 +5,6 @@ everything stopped afterwards."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support import processes_naming
+from tests.teardown import run_owned
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +27,8 @@ def positive(value: Any) -> bool:
 def test_quick_http_bench_reports_every_section(tmp_path: Path) -> None:
     state = tmp_path / "bench"
     argv = ["bench", "http", "--quick", "--json", "--state-dir", str(state)]
-    done = subprocess.run(
-        [sys.executable, "-m", "zkq", *argv],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    # a timeout kills the bench's CLI, and run_owned whatever it had started
+    done, left = run_owned([sys.executable, "-m", "zkq", *argv], timeout=180, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(done.stdout)
 
@@ -70,3 +65,4 @@ def test_quick_http_bench_reports_every_section(tmp_path: Path) -> None:
     # name the state directory in their arguments, the services the connect string
     assert not (state / "cluster" / "state.json").exists()
     assert processes_naming(str(state), data["meta"]["connect"]) == []
+    assert left == []  # nothing that the bench started, by its mark

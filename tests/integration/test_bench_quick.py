@@ -4,7 +4,6 @@ LockingQueue consumers, every section reported with real figures, everything sto
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.support import processes_naming
+from tests.teardown import run_owned
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +25,9 @@ def positive(value: Any) -> bool:
 @pytest.mark.timeout(240)
 def test_quick_bench_reports_every_section(tmp_path: Path) -> None:
     state = tmp_path / "bench"
-    done = subprocess.run(
-        [sys.executable, "-m", "zkq", "bench", "--quick", "--json", "--state-dir", str(state)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    # a timeout kills the bench's CLI, and run_owned whatever it had started
+    argv = ["bench", "--quick", "--json", "--state-dir", str(state)]
+    done, left = run_owned([sys.executable, "-m", "zkq", *argv], timeout=180, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(done.stdout)
 
@@ -65,3 +61,4 @@ def test_quick_bench_reports_every_section(tmp_path: Path) -> None:
     # in their arguments, the services and consumers name the ensemble's connect string
     assert not (state / "cluster" / "state.json").exists()
     assert processes_naming(str(state), data["meta"]["connect"]) == []
+    assert left == []  # nothing that the bench started, by its mark
