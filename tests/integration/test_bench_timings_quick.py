@@ -5,12 +5,13 @@ asserted: they depend on the machine's load, which is why they are a benchmark's
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-import psutil
 import pytest
+
+from tests.support import processes_naming
+from tests.teardown import run_owned
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +28,8 @@ FIGURES = {
 def test_quick_timings_bench_prints_every_figure(tmp_path: Path) -> None:
     state = tmp_path / "bench"
     argv = [sys.executable, "-m", "zkq", "bench", "timings", "--quick", "--json"]
-    done = subprocess.run(
-        [*argv, "--state-dir", str(state)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=360,
-    )
+    # a timeout kills the bench's CLI, and run_owned whatever it had started
+    done, left = run_owned([*argv, "--state-dir", str(state)], timeout=360, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(done.stdout)
     figures = {f["name"]: f for f in data["figures"]}
@@ -48,10 +44,5 @@ def test_quick_timings_bench_prints_every_figure(tmp_path: Path) -> None:
     # every process the bench started is gone: they all name the state directory or the
     # ensemble's connect string in their arguments
     assert not (state / "cluster" / "state.json").exists()
-    marks = (str(state), data["meta"]["connect"])
-    leftovers = [
-        p.info["pid"]
-        for p in psutil.process_iter(["pid", "cmdline"])
-        if any(mark in arg for arg in p.info["cmdline"] or () for mark in marks)
-    ]
-    assert leftovers == []
+    assert processes_naming(str(state), data["meta"]["connect"]) == []
+    assert left == []  # nothing that the bench started, by its mark
