@@ -51,9 +51,10 @@ def test_listing_sizes_stay_far_below_jute_maxbuffer() -> None:
     }
     assert len({era for era, _ in ticks_in_era}) == 1, "one era spans 2**20 ms"
     assert len(ticks_in_era) == 1024
-    assert bucket_of(id_for_time(era_start + span_ms / 1000))[0] != bucket_of(
-        id_for_time(era_start)
-    )[0]
+    assert (
+        bucket_of(id_for_time(era_start + span_ms / 1000))[0]
+        != bucket_of(id_for_time(era_start))[0]
+    )
     # a year of eras in one listing (names of ERA_CHARS characters + 4 bytes of framing)
     year = 365 * 24 * 3600
     first_era = bucket_of(id_for_time(1_700_000_000.0))[0]
