@@ -35,3 +35,12 @@ def flaky(payload: Any, ctx: zkq.JobContext) -> str:
 @zkq.handler("bigresult")
 def bigresult(payload: Any, ctx: zkq.JobContext) -> str:
     return "x" * int(payload)
+
+
+@zkq.handler("slow-first")
+def slow_first(payload: Any, ctx: zkq.JobContext) -> int:
+    """Sleeps ``payload`` seconds on its first attempt only: a later attempt elsewhere ends at
+    once while the first is still running."""
+    if ctx.attempt == 1:
+        time.sleep(float(payload))
+    return ctx.attempt
