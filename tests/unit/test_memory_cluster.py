@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.memory_support import MemoryCluster
+from zkq.cli import waited
 from zkq.coordinator.client import Client
 from zkq.coordinator.errors import WaitTimeout, ZkqError
 from zkq.coordinator.job import JobState
@@ -129,6 +130,9 @@ def test_wait_raises_on_timeout_with_the_record_as_it_was(running: Running) -> N
     assert isinstance(raised.value, TimeoutError) and isinstance(raised.value, ZkqError)
     assert raised.value.job is not None
     assert raised.value.job.id == job.id and raised.value.job.state == JobState.PENDING
+    # `zkq submit --wait` shows that record instead (and exits non-zero: not succeeded)
+    shown = waited(client, job.id, 0.2)
+    assert shown.id == job.id and shown.state == JobState.PENDING
     # and so with a condition of the caller's that never holds
     done = client.wait(client.submit("echo", 1).id, 10)
     assert done.state == JobState.SUCCEEDED
