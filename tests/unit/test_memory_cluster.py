@@ -17,6 +17,7 @@ from zkq.coordinator.errors import WaitTimeout, ZkqError
 from zkq.coordinator.job import JobState
 from zkq.coordinator.service import Coordinator
 from zkq.coordinator.store import JobSpec
+from zkq.coordinator.zk.memory_session import MemorySession
 from zkq.dev.waiting import wait_until
 from zkq.worker.registry import JobContext, Registry
 from zkq.worker.service import Worker
@@ -63,10 +64,8 @@ class Running:
             Worker(cluster.config, registry, concurrency=2, session=self._session(f"w{n}"))
             for n in range(2)
         ]
-        self.threads = [
-            threading.Thread(target=service.run, daemon=True)
-            for service in (self.coordinator, *self.workers)
-        ]
+        services: list[Coordinator | Worker] = [self.coordinator, *self.workers]
+        self.threads = [threading.Thread(target=service.run, daemon=True) for service in services]
         self.client = Client(cluster.config, session=self._session("client"))
 
     def _session(self, name: str) -> Any:
@@ -156,6 +155,7 @@ def test_a_job_of_a_worker_whose_session_expires_runs_again_elsewhere(
     job = client.submit("held", max_attempts=2)
     first = client.wait(job.id, 10, until=lambda j: j.state == JobState.RUNNING)
     owner = next(w for w in running.workers if w.worker_id == first.worker)
+    assert isinstance(owner.session, MemorySession)
     running.cluster.zk.expire(owner.session)  # the worker re-registers under a new id
     # the leader takes it back; it may run again at once (and wait at the gate as well)
     lost = client.wait(job.id, 10, until=lambda j: j.history[0].outcome == "lost")
