@@ -6,7 +6,7 @@
 
     with Client.connect("127.0.0.1:2181") as zkq:
         job = zkq.submit("resize", {"image": "a.png"}, priority=10, max_attempts=3)
-        done = zkq.wait(job.id, timeout=60)
+        done = zkq.wait(job.id, timeout=60)  # raises zkq.WaitTimeout if it has not ended
         print(done.state, done.result)
 
 (Web applications submit over HTTP through the frontends instead; this is what those
@@ -23,7 +23,7 @@ from typing import Any
 from zkq.coordinator import census
 from zkq.coordinator.archive import JobArchive
 from zkq.coordinator.config import ClusterConfig
-from zkq.coordinator.errors import Unavailable
+from zkq.coordinator.errors import Unavailable, WaitTimeout
 from zkq.coordinator.job import Job, JobSpec
 from zkq.coordinator.lookup import JobLookup, within
 from zkq.coordinator.mysql import ConnectionPool
@@ -104,8 +104,17 @@ class Client:
         return self.lookup.get(job_id)
 
     def wait(self, job_id: str, timeout: float, until: Callable[[Job], bool] | None = None) -> Job:
-        """The job once it ends (or ``until(job)`` holds), or as it is after ``timeout``."""
-        return self.store.wait(job_id, timeout, until)
+        """The job once it ends (or ``until(job)`` holds).
+
+        Raises :class:`~zkq.coordinator.errors.WaitTimeout` (a ``TimeoutError``) if that has
+        not happened within ``timeout`` seconds, with the record as it was then in its
+        ``.job``: returning that record instead would look like the final one to a caller
+        that does not check ``.state`` (a pending job is not a finished one).
+        """
+        job = self.store.wait(job_id, timeout, until)
+        if not (until(job) if until is not None else job.terminal):
+            raise WaitTimeout.waited(job, timeout)
+        return job
 
     def cancel(self, job_id: str) -> Job:
         return self.store.cancel(job_id, self._deadline(None))

@@ -27,6 +27,8 @@
     ├── DatabaseError           MySQL refused a statement: schema not migrated, or a bug
     ├── LeadershipLost          a coordinator acted as leader after its election node was gone
     ├── InternalError           a bug on the server (it is logged there)
+    ├── WaitTimeout             (also a builtin TimeoutError) a client's wait() ran out of
+    │                           time before the job ended; .job is the record as it was then
     └── Unavailable             ZooKeeper cannot be reached (or the session is gone): retry later
         ├── Timeout             gave up waiting
         │   └── GatewayTimeout  the load balancer had no answer in time
@@ -47,7 +49,10 @@ class gets is chosen in one table, :mod:`zkq.frontend.errors`; nothing here depe
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Self
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from zkq.coordinator.job import Job
 
 
 class ZkqError(Exception):
@@ -185,6 +190,27 @@ class InternalError(ZkqError):
     """A bug on the server side; the server logged it with its traceback."""
 
     code = "internal_error"
+
+
+class WaitTimeout(ZkqError, TimeoutError):
+    """``wait()`` gave up before the job ended (or its ``until`` held).  Not an error of the
+    cluster: the job may still be pending or running.  ``.job`` is its record as last read,
+    so a caller can tell where it was, wait again, or cancel it."""
+
+    code = "wait_timeout"
+
+    def __init__(self, message: str, job: Job | None = None) -> None:
+        super().__init__(message)
+        #: the job as it was when the wait gave up; None when rebuilt from an error body
+        self.job = job
+
+    @classmethod
+    def waited(cls, job: Job, timeout: float) -> WaitTimeout:
+        return cls(
+            f"job {job.id} was still {job.state} after waiting {timeout:g}s: wait again with a "
+            "longer timeout, or cancel it (.job is the record as it was then)",
+            job,
+        )
 
 
 class Unavailable(ZkqError):

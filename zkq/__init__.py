@@ -11,7 +11,7 @@
     client = zkq.HttpClient("http://lb:8080", api_key=KEY)  # over HTTP, from anywhere
     client = zkq.Client.connect("zk1:2181,zk2:2181")        # inside the cluster: ZooKeeper
     job = resize.submit({"image": "a.png"}, client=client)  # through either
-    done = client.wait(job.id, timeout=60)
+    done = client.wait(job.id, timeout=60)                  # zkq.WaitTimeout if not ended
     if done.state is zkq.JobState.SUCCEEDED: ...
 
 Errors are one tree, rooted at :class:`ZkqError` (drawn in :mod:`zkq.coordinator.errors`), and
@@ -54,6 +54,7 @@ from zkq.coordinator.errors import (
     Unauthenticated,
     Unavailable,
     UnsupportedMediaType,
+    WaitTimeout,
     WorkerNotFound,
     ZkqError,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "UnsupportedMediaType",
+    "WaitTimeout",
     "WorkerNotFound",
     "ZkqError",
     "handler",

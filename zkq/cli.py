@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from zkq import logs
 from zkq.acl_cli import COMMANDS as ACL_COMMANDS
+from zkq.coordinator.errors import WaitTimeout
 from zkq.db_cli import COMMANDS as DB_COMMANDS
 from zkq.options import (
     MYSQL,
@@ -31,6 +32,10 @@ from zkq.options import (
     setting_option,
 )
 from zkq.output import EXIT_FAILED, show_job
+
+if TYPE_CHECKING:
+    from zkq.coordinator.client import Client
+    from zkq.coordinator.job import Job
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -163,8 +168,7 @@ def worker(
     "--bind",
     "binds",
     multiple=True,
-    help="Address to listen on, HOST:PORT; repeat for more (env ZKQ_BIND; default "
-    "127.0.0.1:8000).",
+    help="Address to listen on, HOST:PORT; repeat for more (env ZKQ_BIND; default 127.0.0.1:8000).",
 )
 @click.option(
     "--workers",
@@ -230,13 +234,24 @@ def submit(
         )
     )
     if wait_:
-        job = cli.with_client(lambda c: c.wait(job.id, wait_timeout))
+        job = cli.with_client(lambda c: waited(c, job.id, wait_timeout))
     if cli.as_json or wait_:
         show_job(job, cli.as_json)
     else:
         click.echo(job.id)
     if wait_ and str(job.state) != "succeeded":
         sys.exit(EXIT_FAILED)
+
+
+def waited(client: Client, job_id: str, timeout: float) -> Job:
+    """The job once it ends, or as it was when ``--wait-timeout`` ran out: the command shows
+    either and exits non-zero unless it succeeded, so a timeout needs no exit status of its own."""
+    try:
+        return client.wait(job_id, timeout)
+    except WaitTimeout as exc:
+        if exc.job is None:
+            raise
+        return exc.job
 
 
 @main.command()

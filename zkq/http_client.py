@@ -47,6 +47,7 @@ from zkq.coordinator.errors import (
     Conflict,
     InvalidInput,
     Unavailable,
+    WaitTimeout,
     ZkqError,
     from_code,
 )
@@ -274,7 +275,9 @@ class HttpClient:
         return Job.from_dict(self._request("GET", f"/v1/jobs/{job_id}").json())
 
     def wait(self, job_id: str, timeout: float) -> Job:
-        """The job once it ends, or as it stands after ``timeout`` seconds (long-polls)."""
+        """The job once it ends (long-polls).  Raises :class:`~zkq.coordinator.errors.WaitTimeout`
+        (a ``TimeoutError``, the record as it stood in its ``.job``) if it has not ended within
+        ``timeout`` seconds, so a pending or running record is never mistaken for the final one."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = max(0.0, deadline - time.monotonic())
@@ -286,8 +289,10 @@ class HttpClient:
                 timeout=wait + self.timeout,
             )
             job = Job.from_dict(response.json())
-            if job.terminal or time.monotonic() >= deadline:
+            if job.terminal:
                 return job
+            if time.monotonic() >= deadline:
+                raise WaitTimeout.waited(job, timeout)
 
     def cancel(self, job_id: str) -> Job:
         try:

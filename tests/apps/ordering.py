@@ -38,9 +38,10 @@ def bigresult(payload: Any, ctx: zkq.JobContext) -> str:
 
 
 @zkq.handler("slow-first")
-def slow_first(payload: Any, ctx: zkq.JobContext) -> str:
-    """Sleeps ``payload`` seconds on its first attempt only: a job that stays running for
-    as long as a test needs to do something to its worker, and ends at once when retried."""
+def slow_first(payload: Any, ctx: zkq.JobContext) -> int:
+    """Sleeps ``payload`` seconds on its first attempt only: a job that stays running for as
+    long as a test needs to do something to its worker, while a later attempt elsewhere ends
+    at once (its result is the attempt's number)."""
     if ctx.attempt == 1:
         time.sleep(float(payload))
-    return f"ok on attempt {ctx.attempt}"
+    return ctx.attempt

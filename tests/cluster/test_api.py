@@ -15,7 +15,9 @@ from tests.cluster.conftest import KEYS, RETENTION, Stack, wait_terminal
 from tests.support import unique_type
 from zkq.coordinator.errors import InvalidTransition, JobNotFound
 from zkq.coordinator.ids import new_job_id
+from zkq.coordinator.job import JobState
 from zkq.coordinator.paths import Layout
+from zkq.dev.tcpproxy import CuttingProxy
 from zkq.dev.waiting import wait_until
 from zkq.frontend.cursors import ClusterSecrets
 from zkq.http_client import HttpClient
@@ -416,12 +418,21 @@ def test_every_request_is_logged_with_the_client_address(
 
 
 def test_client_retries_a_submission_without_duplicating_it(stack: Stack) -> None:
-    """Same Idempotency-Key on every attempt: a resent submission is the same job."""
-    zkq = HttpClient(stack.url, stack.keys["alice"])
+    """Same Idempotency-Key on every attempt: a submission whose reply was lost is resent,
+    and the resend finds the job the first attempt made."""
+    port = stack.cluster.member("frontend-1").ports["http"]
     key = str(uuid.uuid4())
-    first = zkq.submit("noop", idempotency_key=key)
-    second = zkq.submit("noop", idempotency_key=key)
-    assert first.id == second.id
+    with CuttingProxy("127.0.0.1", port) as proxy:
+        # the POST reaches the frontend, which creates the job; its reply never comes back
+        proxy.cut_after_next_request(min_bytes=200)
+        with HttpClient(f"http://127.0.0.1:{proxy.port}", stack.keys["alice"]) as zkq:
+            first = zkq.submit("noop", payload={"key": key}, idempotency_key=key)
+        assert proxy.cuts == 1, "no connection was cut: the retry was not exercised"
+    # the job the cut attempt made is the one the retry answered with: once more, directly
+    with stack.client() as direct:
+        again = direct.submit("noop", payload={"key": key}, idempotency_key=key)
+        assert again.id == first.id
+        assert direct.wait(first.id, 30).state == JobState.SUCCEEDED
 
 
 def test_pruned_job_is_served_from_the_archive(stack: Stack, http: requests.Session) -> None:

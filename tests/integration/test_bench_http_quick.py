@@ -38,7 +38,7 @@ def test_quick_http_bench_reports_every_section(tmp_path: Path) -> None:
         assert positive(row["ok"]) and positive(row["per_s"]), row
         assert positive(row["latency"]["p50"]) and positive(row["latency"]["p99"]), row
         assert row["errors"] == {}, row  # nothing throttled, refused or failed
-    assert all(positive(v) for v in data["ratios"].values())
+    assert data["ratios"] and all(positive(v) for v in data["ratios"].values())
 
     latency = data["latency"]
     assert positive(latency["target_rate"]) and positive(latency["achieved_rate"])

@@ -271,5 +271,6 @@ def test_status_of_a_round_tripped_ensemble(ensemble: ZooKeeperEnsemble) -> None
     copy = ZooKeeperEnsemble.from_dict(json.loads(json.dumps(ensemble.to_dict())))
     assert copy.connect_string == ensemble.connect_string
     assert [s["mode"] for s in copy.status()] == [s["mode"] for s in ensemble.status()]
+    assert len(copy.nodes) == len(ensemble.nodes) == 3
     for node in copy.nodes:
         assert isinstance(node.process, ManagedProcess) and node.process.alive()

@@ -7,12 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import client_of, running_cluster
+from tests.support import client_of, log_text, member_by_pid, running_cluster, worker_pid
 from zkq.coordinator.client import Client
-from zkq.coordinator.errors import InvalidTransition, JobIdTaken, PayloadTooLarge
+from zkq.coordinator.errors import (
+    InvalidTransition,
+    JobIdTaken,
+    JobNotFound,
+    PayloadTooLarge,
+    WaitTimeout,
+)
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import JobSpec, JobState
 from zkq.dev.cluster import DevCluster
+from zkq.dev.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -72,6 +79,7 @@ def test_children_are_created_with_the_parents_success(client: Client) -> None:
     parent = client.wait(client.submit("fanout", 3).id, 30)
     assert parent.state == JobState.SUCCEEDED and len(parent.children) == 3
     children = [client.wait(cid, 30) for cid in parent.children]
+    assert [c.state for c in children] == [JobState.SUCCEEDED] * 3
     assert {c.parent for c in children} == {parent.id}
     assert sorted(c.result["child"] for c in children) == [0, 1, 2]
 
@@ -95,13 +103,26 @@ def test_cancel_a_pending_job(client: Client) -> None:
         client.cancel(job.id)
 
 
-def test_cancel_a_running_job_fences_its_worker(client: Client) -> None:
+def test_cancel_a_running_job_fences_its_worker(cluster: DevCluster, client: Client) -> None:
     job = client.submit("sleep", 1.5)
-    client.wait(job.id, 10, until=lambda j: j.state == JobState.RUNNING)
-    assert client.cancel(job.id).state == JobState.CANCELLED
-    # the worker's completion, when the sleep ends, must not overwrite the cancellation
-    final = client.wait(job.id, 3, until=lambda j: False)
+    # running on a worker first: cancelling a pending job also gives "cancelled"
+    running = client.wait(job.id, 10, until=lambda j: j.state == JobState.RUNNING)
+    assert running.worker and running.started_at
+    name = member_by_pid(cluster, worker_pid(running.worker))
+    cancelled = client.cancel(job.id)
+    assert cancelled.state == JobState.CANCELLED
+    # the worker's completion, when the sleep ends, is refused and overwrites nothing
+    wait_until(
+        lambda: any(
+            "completion refused (fenced)" in line and job.id in line
+            for line in log_text(cluster, name).splitlines()
+        ),
+        30,
+        what="the worker's late completion to be refused",
+    )
+    final = client.get(job.id)
     assert final.state == JobState.CANCELLED and final.result is None
+    assert final.updated_at == cancelled.updated_at, "the worker wrote after the cancel"
 
 
 def test_resubmitting_the_same_job_creates_no_duplicate(client: Client) -> None:
@@ -127,6 +148,7 @@ def test_higher_priority_runs_first_fifo_within_a_priority(
         specs = [JobSpec("solo", None, priority=p) for p in (1, 5, 1, 9, 5)]
         jobs = client.submit_many(specs)
         done = [client.wait(j.id, 30) for j in jobs]
+        assert [j.state for j in done] == [JobState.SUCCEEDED] * len(specs)
         order = sorted(range(len(done)), key=lambda i: done[i].result["began"])
         assert [specs[i].priority for i in order] == [9, 5, 5, 1, 1]
         assert order.index(1) < order.index(4) and order.index(0) < order.index(2)  # FIFO
@@ -153,13 +175,18 @@ def test_workers_are_listed_with_their_slots(client: Client) -> None:
 
 @pytest.mark.parametrize("root", ["/elsewhere"])
 def test_clusters_under_other_roots_do_not_see_each_others_jobs(
-    cluster: DevCluster, root: str, tmp_path: Path
+    cluster: DevCluster, client: Client, root: str, tmp_path: Path
 ) -> None:
     other = Client(cluster.config("frontend", root=root))
     other.start()
     try:
         job = other.submit("echo", 1)
-        assert other.wait(job.id, 1.5).state == JobState.PENDING  # no worker there
+        with pytest.raises(WaitTimeout) as raised:  # no worker there
+            other.wait(job.id, 1.5)
+        assert raised.value.job is not None and raised.value.job.state == JobState.PENDING
+        # and this cluster, under the default root, has no such job
+        with pytest.raises(JobNotFound):
+            client.get(job.id)
     finally:
         other.close()
 
@@ -181,6 +208,8 @@ def test_a_prefetched_job_queued_past_its_timeout_is_not_taken_back(
         )
         done = client.wait(queued.id, 20)
         assert done.state == JobState.SUCCEEDED and done.attempts == 1
-        assert done.history[0].started_at >= client.get(first.id).finished_at - 0.5
+        first_finished = client.get(first.id).finished_at
+        assert first_finished is not None
+        assert done.history[0].started_at >= first_finished - 0.5
     finally:
         cluster.stop_member("solo-2")

@@ -100,10 +100,12 @@ def test_pause_holds_a_type_until_resume(cluster: DevCluster, client: Client) ->
     assert zkq_json(cluster, "pause", "echo")["changed"] is True
     try:
         job = client.submit("echo", "held")
-        held = client.wait(job.id, 2.0)
-        assert held.state == JobState.PENDING, "a paused type was assigned"
+        # a job of another type submitted after it runs to the end: the dispatcher has had
+        # its turn at both, so the paused one staying pending is the pause, not a slow leader
         other = client.wait(client.submit("noop").id, 20)
         assert other.state == JobState.SUCCEEDED, "pausing one type held another"
+        held = client.get(job.id)
+        assert held.state == JobState.PENDING and held.attempts == 0, "a paused type was assigned"
         queues = {q["type"]: q for q in zkq_json(cluster, "status")["queues"]}
         assert queues["echo"]["paused"] and queues["echo"]["depth"] >= 1
     finally:
@@ -156,12 +158,24 @@ def test_drain_finishes_the_running_job_before_the_worker_exits(
 
 
 def test_stats_per_worker_and_type(cluster: DevCluster, client: Client) -> None:
+    # other tests of this module ran jobs before: what these ten and one add is what counts
+    before = zkq_json(cluster, "stats")
     jobs = client.submit_many([JobSpec("echo", n) for n in range(10)] + [JobSpec("fail", "s")])
-    for j in jobs:
-        client.wait(j.id, 20)
+    done = [client.wait(j.id, 20) for j in jobs]
+    assert [j.state for j in done] == [JobState.SUCCEEDED] * 10 + [JobState.FAILED]
     report = zkq_json(cluster, "stats")
-    assert report["types"]["echo"]["jobs"] >= 10 and report["types"]["fail"]["error_rate"] > 0
-    assert sum(w["attempts"] for w in report["workers"].values()) >= 11
+    assert before["complete"] and report["complete"], "stats must have read every job"
+
+    def added(kind: str, field: str) -> float:
+        return float(
+            report["types"].get(kind, {}).get(field, 0)
+            - before["types"].get(kind, {}).get(field, 0)
+        )
+
+    assert added("echo", "jobs") == 10 and added("echo", "attempts") == 10
+    assert added("fail", "jobs") == 1 and report["types"]["fail"]["error_rate"] > 0
+    attempts = sum(w["attempts"] for w in report["workers"].values())
+    assert attempts - sum(w["attempts"] for w in before["workers"].values()) == 11
     assert "By worker" in zkq(cluster, "stats")
 
 
@@ -178,10 +192,17 @@ def test_every_metric_family_is_scraped_and_parsed(cluster: DevCluster, client: 
         cluster.wait_registered(workers=3, coordinators=3)
         # the new worker serves echo, so a burst of jobs reaches it among the others
         jobs = client.submit_many([JobSpec("echo", n) for n in range(40)])
-        for j in jobs:
-            client.wait(j.id, 30)
+        done = [client.wait(j.id, 30) for j in jobs]
+        assert [j.state for j in done] == [JobState.SUCCEEDED] * 40
+        # the counters must say what the records say: as many echo successes as it ran
+        mpid = cluster.member("metrics-worker").process.pid
+        ran = sum(1 for j in done if worker_pid(j.history[0].worker or "") == mpid)
+        assert ran > 0, "no job reached the new worker; nothing to count"
         wait_until(
-            lambda: _has_samples(wport), 20, what="the worker to count its jobs", ignore=(OSError,)
+            lambda: _echo_counts(wport) == (ran, ran),
+            20,
+            what=f"the worker to count its {ran} jobs",
+            ignore=(OSError,),
         )
         worker = scrape(wport)
         assert {
@@ -212,6 +233,18 @@ def test_every_metric_family_is_scraped_and_parsed(cluster: DevCluster, client: 
         cluster.stop_member("metrics-coord")
 
 
-def _has_samples(port: int) -> bool:
-    family = scrape(port).get("zkq_worker_jobs")
-    return bool(family and any(s.value > 0 for s in family.samples))
+def _echo_counts(port: int) -> tuple[float, float]:
+    """(echo attempts counted as succeeded, echo handler runs timed) on one worker."""
+    families = scrape(port)
+    succeeded = sum(
+        s.value
+        for s in families["zkq_worker_jobs"].samples
+        if s.name == "zkq_worker_jobs_total"
+        and s.labels == {"type": "echo", "outcome": "succeeded"}
+    )
+    timed = sum(
+        s.value
+        for s in families["zkq_worker_job_duration_seconds"].samples
+        if s.name.endswith("_count") and s.labels.get("type") == "echo"
+    )
+    return succeeded, timed

@@ -22,6 +22,7 @@ from zkq.coordinator.errors import (
     RateLimited,
     Unauthenticated,
     Unavailable,
+    WaitTimeout,
     ZkqError,
 )
 from zkq.coordinator.job import JobSpec
@@ -221,7 +222,17 @@ def test_wait_long_polls_until_the_job_ends(server: tuple[str, Script]) -> None:
     script.answers = [(200, JOB), (200, {**JOB, "state": "succeeded", "result": 5})]
     job = HttpClient(url, "k").wait(JOB_ID, timeout=60)
     assert str(job.state) == "succeeded" and job.result == 5
-    assert all("wait=" in s["path"] for s in script.seen)
+    assert len(script.seen) == 2 and all("wait=" in s["path"] for s in script.seen)
+
+
+def test_wait_raises_on_timeout_with_the_record_as_it_stood(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, JOB)]  # still pending when the time is up
+    with pytest.raises(WaitTimeout, match="still pending") as raised:
+        HttpClient(url, "k").wait(JOB_ID, timeout=0)
+    assert isinstance(raised.value, TimeoutError)
+    assert raised.value.job is not None and raised.value.job.id == JOB_ID
+    assert str(raised.value.job.state) == "pending" and len(script.seen) == 1
 
 
 def test_the_ca_file_comes_from_the_argument_else_the_environment(

@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 
 from tests.memory_support import MemoryCluster
+from zkq.cli import waited
 from zkq.coordinator.client import Client
+from zkq.coordinator.errors import WaitTimeout, ZkqError
 from zkq.coordinator.job import JobState
 from zkq.coordinator.service import Coordinator
 from zkq.coordinator.store import JobSpec
+from zkq.coordinator.zk.memory_session import MemorySession
 from zkq.dev.waiting import wait_until
 from zkq.worker.registry import JobContext, Registry
 from zkq.worker.service import Worker
@@ -101,12 +104,36 @@ def test_jobs_run_to_the_end_through_coordinator_and_workers(running: Running) -
     failing = client.submit("boom", max_attempts=2)
     spawner = client.submit("parent", 3)
     done = [client.wait(job.id, 10) for job in echoes]
+    assert [job.state for job in done] == [JobState.SUCCEEDED] * 20
     assert [job.result for job in done] == list(range(20))
     dead = client.wait(failing.id, 10)
     assert dead.state == JobState.DEAD and [a.outcome for a in dead.history] == ["error"] * 2
     grown = client.wait(spawner.id, 10)
     assert grown.state == JobState.SUCCEEDED and len(grown.children) == 3
-    assert sorted(client.wait(c, 10).result for c in grown.children) == [0, 1, 2]
+    children = [client.wait(c, 10) for c in grown.children]
+    assert [c.state for c in children] == [JobState.SUCCEEDED] * 3
+    assert sorted(c.result for c in children) == [0, 1, 2]
+
+
+def test_wait_raises_on_timeout_with_the_record_as_it_was(running: Running) -> None:
+    # A pending record returned as if it were the final one is what callers mistook for a
+    # result: a timeout must be an exception that carries the record, never a return.
+    client = running.client
+    job = client.submit("nobody-serves-this")
+    with pytest.raises(WaitTimeout, match="still pending") as raised:
+        client.wait(job.id, 0.2)
+    assert isinstance(raised.value, TimeoutError) and isinstance(raised.value, ZkqError)
+    assert raised.value.job is not None
+    assert raised.value.job.id == job.id and raised.value.job.state == JobState.PENDING
+    # `zkq submit --wait` shows that record instead (and exits non-zero: not succeeded)
+    shown = waited(client, job.id, 0.2)
+    assert shown.id == job.id and shown.state == JobState.PENDING
+    # and so with a condition of the caller's that never holds
+    done = client.wait(client.submit("echo", 1).id, 10)
+    assert done.state == JobState.SUCCEEDED
+    with pytest.raises(WaitTimeout) as raised:
+        client.wait(done.id, 0.2, until=lambda j: j.state == JobState.RUNNING)
+    assert raised.value.job is not None and raised.value.job.state == JobState.SUCCEEDED
 
 
 def test_a_result_that_is_not_json_fails_the_attempt_instead_of_being_stored(
@@ -124,6 +151,7 @@ def test_a_job_of_a_worker_whose_session_expires_runs_again_elsewhere(
     job = client.submit("held", max_attempts=2)
     first = client.wait(job.id, 10, until=lambda j: j.state == JobState.RUNNING)
     owner = next(w for w in running.workers if w.worker_id == first.worker)
+    assert isinstance(owner.session, MemorySession)
     running.cluster.zk.expire(owner.session)  # the worker re-registers under a new id
     # the leader takes it back; it may run again at once (and wait at the gate as well)
     lost = client.wait(job.id, 10, until=lambda j: j.history[0].outcome == "lost")

@@ -1,5 +1,11 @@
-from zkq.coordinator.ids import id_for_time, new_job_id
-from zkq.coordinator.paths import Layout, bucket_of, parse_pending_name, pending_name
+from zkq.coordinator.ids import id_for_time, id_time, new_job_id
+from zkq.coordinator.paths import (
+    ERA_CHARS,
+    Layout,
+    bucket_of,
+    parse_pending_name,
+    pending_name,
+)
 
 
 def test_pending_names_sort_by_priority_then_time() -> None:
@@ -28,12 +34,34 @@ def test_buckets_are_time_prefixes() -> None:
     assert bucket_of(a) != bucket_of(b) and bucket_of(a)[0] == bucket_of(b)[0]
 
 
+def start_of(era: str) -> float:
+    """When an era begins: the time of the smallest id under it."""
+    return id_time(era + "0" * (26 - ERA_CHARS))
+
+
 def test_listing_sizes_stay_far_below_jute_maxbuffer() -> None:
-    # era: 2 base32 characters of tick -> at most 1,024 children
-    assert 32**2 == 1024
-    # a year of eras (17.5 minutes each) in one listing: names of 6 chars + 4 bytes framing
-    eras_per_year = 365 * 24 * 3600 * 1000 // 2**20
-    assert eras_per_year * (6 + 4) < 512 * 1024
+    # The bounds come from the product's own bucketing, so a change to ERA_CHARS/TICK_CHARS
+    # or to the id encoding that widens a listing fails here.
+    era_start = start_of(bucket_of(id_for_time(1_700_000_000.0))[0])
+    # every tick of one era: one id per 1,024 ms across the era's span, plus its last ms
+    span_ms = 2**20
+    ticks_in_era = {
+        bucket_of(id_for_time(era_start + ms / 1000))
+        for ms in [*range(0, span_ms, 2**10), span_ms - 1]
+    }
+    assert len({era for era, _ in ticks_in_era}) == 1, "one era spans 2**20 ms"
+    assert len(ticks_in_era) == 1024
+    assert (
+        bucket_of(id_for_time(era_start + span_ms / 1000))[0]
+        != bucket_of(id_for_time(era_start))[0]
+    )
+    # a year of eras in one listing (names of ERA_CHARS characters + 4 bytes of framing)
+    year = 365 * 24 * 3600
+    first_era = bucket_of(id_for_time(1_700_000_000.0))[0]
+    last_era = bucket_of(id_for_time(1_700_000_000.0 + year))[0]
+    eras_per_year = round((start_of(last_era) - start_of(first_era)) * 1000 / span_ms)
+    assert eras_per_year == year * 1000 // span_ms
+    assert eras_per_year * (len(first_era) + 4) < 512 * 1024
 
 
 def test_layout_spells_every_path_under_its_root() -> None:
