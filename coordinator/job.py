@@ -222,8 +222,9 @@ class Job:
             raise ValueError(f"a job record is a JSON object, not {type(data).__name__}")
         try:
             return cls.from_dict(data)
-        except AttributeError as exc:  # a field of the wrong shape, as "history": [1]
-            raise ValueError(f"damaged job record: {exc}") from None
+        except (AttributeError, TypeError, KeyError) as exc:
+            # a field of the wrong shape, as "history": [1], "children": 5, "schema": "2"
+            raise ValueError(f"damaged job record: {exc!r}") from None
 
 
 @dataclass(frozen=True)

@@ -61,22 +61,38 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     tier's ensemble and MariaDB, the cluster tier's stack): otherwise they would live to
     the session's end, and two stacks would share the machine's cores.  One a later tier
     asks for again is simply started again."""
-    result = yield
-    if nextitem is not None and tier(nextitem) != tier(item):
-        # pytest has no public way to end a session fixture early: FixtureDef.finish is
-        # what its own teardown calls.
-        manager = item.session._fixturemanager
-        request = item._request  # type: ignore[attr-defined]
-        for node2defs in manager._arg2node2fixturedefs.values():
-            for node, defs in node2defs.items():
-                if node.nodeid.split("/")[0] != "tests":
-                    continue  # pytest's own (tmp_path_factory, ...) and plugins'
-                for fixturedef in defs:
-                    if fixturedef.scope == "session" and fixturedef.cached_result is not None:
+    try:
+        return (yield)
+    finally:
+        # also when the last test of the tier failed its own teardown: the next tier must
+        # not start beside this one's stack
+        if nextitem is not None and tier(nextitem) != tier(item):
+            _end_session_fixtures(item)
+
+
+def _end_session_fixtures(item: pytest.Item) -> None:
+    """Finish every session fixture defined under tests/ that is set up; each is finished
+    even when another one's finalizer raises, and the first error is raised after."""
+    # pytest has no public way to end a session fixture early: FixtureDef.finish is what
+    # its own teardown calls (pytest is pinned below 10 in pyproject.toml for this).
+    manager = item.session._fixturemanager
+    request = item._request  # type: ignore[attr-defined]
+    errors: list[BaseException] = []
+    for node2defs in manager._arg2node2fixturedefs.values():
+        for node, defs in node2defs.items():
+            if node.nodeid.split("/")[0] != "tests":
+                continue  # pytest's own (tmp_path_factory, ...) and plugins'
+            for fixturedef in defs:
+                if fixturedef.scope == "session" and fixturedef.cached_result is not None:
+                    try:
                         fixturedef.finish(request)
-    return result
+                    except Exception as exc:  # every one finished; the first raised after
+                        errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     owner = session.config.stash.get(_OWNER, None)
     if owner is None:

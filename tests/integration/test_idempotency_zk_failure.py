@@ -151,6 +151,13 @@ def test_a_claimed_key_whose_write_lost_its_reply_is_retried_into_one_job(
     else:
         assert first.status_code == 503, first.get_json()
         assert int(first.headers["Retry-After"]) >= 1
+    # the write was applied before its reply was lost (what this test is about): the job
+    # is there before anyone retries (waited for: the other app's member may lag)
+    wait_until(
+        lambda: jobs_of_type(f.whole, f.headers, job_type) == [claimed],
+        30,
+        what="the job whose reply was lost to be in ZooKeeper",
+    )
     retry = submit(f.whole, f.headers, key, job_type)
     assert retry.status_code == 201, retry.get_json()
     assert retry.get_json()["id"] == claimed

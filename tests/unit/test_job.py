@@ -78,8 +78,16 @@ def test_an_outcome_a_newer_zkq_wrote_keeps_the_record_readable() -> None:
 
 @pytest.mark.parametrize(
     "damaged",
-    [b"[1, 2]", b'"a string"', b"null", b'{"id":"01M81DJSFMKM5WE6J0X6ERV5QZ","history":[1]}'],
-    ids=["a-list", "a-string", "null", "bad-history"],
+    [
+        b"[1, 2]",
+        b'"a string"',
+        b"null",
+        b'{"id":"01M81DJSFMKM5WE6J0X6ERV5QZ","history":[1]}',
+        b'{"id":"01M81DJSFMKM5WE6J0X6ERV5QZ","type":"t","children":5}',
+        b'{"id":"01M81DJSFMKM5WE6J0X6ERV5QZ","type":"t","schema":"2"}',
+        b'{"type":"t"}',
+    ],
+    ids=["a-list", "a-string", "null", "bad-history", "bad-children", "bad-schema", "no-id"],
 )
 def test_json_that_is_no_record_is_a_value_error(damaged: bytes) -> None:
     """What readers that set damaged records aside catch (as for bytes that are not

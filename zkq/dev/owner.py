@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from zkq.dev.processes import _signal_verified, read_stat
@@ -70,6 +71,9 @@ def marked(token: str) -> dict[int, int]:
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
+        # The start time read before the environment and checked after it: a pid that
+        # died and was reused between the reads is not taken for the one that had the mark.
+        before = read_stat(int(entry.name))
         try:
             environ = Path(entry.path, "environ").read_bytes()
         except OSError:  # gone, a kernel thread, or not ours to read
@@ -77,7 +81,12 @@ def marked(token: str) -> dict[int, int]:
         for var in environ.split(b"\0"):
             if var.startswith(wanted) and token.encode() in var[len(wanted) :].split():
                 stat = read_stat(int(entry.name))
-                if stat is not None and stat.state not in "ZXx":
+                if (
+                    before is not None
+                    and stat is not None
+                    and stat.start_ticks == before.start_ticks
+                    and stat.state not in "ZXx"
+                ):
                     found[int(entry.name)] = stat.start_ticks
                 break
     return found
@@ -148,8 +157,12 @@ def watch(token: str, entry: Path) -> None:
     """Wait for the owner to exit, then kill what it left and remove its entry."""
     pid = int(token.partition(":")[0])
     try:
-        pidfd = os.pidfd_open(pid)
+        pidfd: int | None = os.pidfd_open(pid)
     except ProcessLookupError:
+        pidfd = None
+    except OSError:  # no pidfds here (an old kernel, a seccomp filter): poll instead
+        while owner_alive(token):
+            time.sleep(1.0)
         pidfd = None
     # The pidfd was opened before this check, so it is the owner's (not a recycled pid's).
     if pidfd is not None and owner_alive(token):
@@ -180,8 +193,13 @@ def sweep_stale(registry: Path | None = None) -> list[str]:
         token = f"{pid}:{ticks}"
         if owner_alive(token):
             continue
-        (entry / KEEP).unlink(missing_ok=True)
-        clean_up(token, entry)
+        try:
+            (entry / KEEP).unlink(missing_ok=True)
+            clean_up(token, entry)
+        except (PermissionError, TimeoutError) as exc:
+            # another user's run, or a process that will not die: not this run's to fail on
+            print(f"could not sweep owner {token}: {exc}", file=sys.stderr, flush=True)
+            continue
         swept.append(token)
     return swept
 
