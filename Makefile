@@ -54,6 +54,7 @@ lint-ansible: bootstrap-deploy
 
 lint: bootstrap
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy -p zkq -p benchmarks -p soak
 
 bench: bootstrap

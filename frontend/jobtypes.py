@@ -50,8 +50,7 @@ class TenantJobTypes:
             row = cur.fetchone()
             if not row or row[0] != 1:
                 raise DatabaseUnavailable(
-                    "the job types of this tenant are being recorded by another request; "
-                    "retry"
+                    "the job types of this tenant are being recorded by another request; retry"
                 )
             try:
                 self._record(cur, tenant, new)

@@ -169,8 +169,7 @@ class Worker:
         self.session.begin_stop()
         if abandoned:
             log.warning(
-                "ZooKeeper unreachable while draining: giving up %d job(s) to the leader's "
-                "requeue",
+                "ZooKeeper unreachable while draining: giving up %d job(s) to the leader's requeue",
                 self.pipeline.outstanding,
             )
             # the committer may be waiting on ZooKeeper and handlers still running: do not

@@ -294,8 +294,7 @@ class ZkSession(ABC):
                 and (not self._wait_connected_until(deadline) or not self._can_send())
             ):
                 raise Unavailable(
-                    f"ZooKeeper at {self.settings.hosts} is unreachable "
-                    f"({self.state}); retry later"
+                    f"ZooKeeper at {self.settings.hosts} is unreachable ({self.state}); retry later"
                 )
             try:
                 return attempt()
