@@ -8,8 +8,6 @@ spent, and that nothing is left holding it (pending entry, inbox entry, claim)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from tests.memory_support import Leader, MemoryCluster
@@ -20,15 +18,6 @@ from zkq.coordinator.paths import bucket_of
 from zkq.coordinator.registration import WorkerInfo
 from zkq.coordinator.store import JobSpec, JobStore
 from zkq.coordinator.zk.memory_session import MemorySession
-
-
-@pytest.fixture
-def cluster() -> Iterator[MemoryCluster]:
-    c = MemoryCluster()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def member(cluster: MemoryCluster, name: str) -> tuple[MemorySession, JobStore]:

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from tests.memory_support import MemoryCluster
 from zkq.coordinator.client import Client
@@ -62,15 +59,6 @@ class Stamps:
             running += delta
             peak = max(peak, running)
         return peak
-
-
-@pytest.fixture
-def cluster() -> Iterator[MemoryCluster]:
-    c = MemoryCluster()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_a_worker_never_runs_more_handlers_at_once_than_its_slots(cluster: MemoryCluster) -> None:
