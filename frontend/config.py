@@ -16,6 +16,8 @@ MYSQL_URL                  ``mysql://user:pass@host:port/db`` (the colleague's  
                            :mod:`zkq.coordinator.mysql` reads it)
 ZK_TIMEOUT                 deadline of one request's ZooKeeper work, seconds     5
 ZK_DISCONNECTED_WAIT       how long a request waits for a lost connection        1.0
+ZK_READY_GRACE             /readyz stays 200 this long after ZooKeeper was lost  3.0
+                           (an election), seconds; never connected: 503
 MAX_WAIT                   cap of ``?wait=`` long-polls, seconds                 60
 MAX_BATCH                  jobs per ``POST /v1/jobs/batch``                      1000
 MAX_CONTENT_LENGTH         largest request body, bytes                           8 MiB
@@ -59,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "ZK_ACL": None,
     "ZK_TIMEOUT": 5.0,
     "ZK_DISCONNECTED_WAIT": 1.0,
+    "ZK_READY_GRACE": 3.0,
     "MAX_WAIT": 60.0,
     "MAX_BATCH": 1000,
     "MAX_CONTENT_LENGTH": 8 * 1024 * 1024,
@@ -82,6 +85,7 @@ _POSITIVE_NUMBERS = (
     "SESSION_TIMEOUT",
     "ZK_TIMEOUT",
     "ZK_DISCONNECTED_WAIT",
+    "ZK_READY_GRACE",
     "MAX_WAIT",
     "MAX_BATCH",
     "MAX_CONTENT_LENGTH",

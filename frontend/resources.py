@@ -97,7 +97,10 @@ class Resources:
         #: in memory, so each process (forked after this) counts its own
         self.auth_failures = FailureLimiter(float(config["AUTH_FAILURES_PER_MINUTE"]))
         self.zk = ZkGate(
-            cluster, float(config["ZK_TIMEOUT"]), float(config["ZK_DISCONNECTED_WAIT"])
+            cluster,
+            float(config["ZK_TIMEOUT"]),
+            float(config["ZK_DISCONNECTED_WAIT"]),
+            float(config["ZK_READY_GRACE"]),
         )
         self._lock = threading.Lock()
         self._pid: int | None = None
@@ -148,7 +151,7 @@ class Resources:
         return self._mysql is not None and self._mysql.ping()
 
     def zk_ready(self) -> bool:
-        return self.zk.connected
+        return self.zk.ready()
 
 
 def of(app: Flask) -> Resources:

@@ -63,10 +63,19 @@ class ZkGate:
     """This process's session and store, and the door every request's ZooKeeper work
     goes through (:meth:`call`)."""
 
-    def __init__(self, config: ClusterConfig, timeout: float, disconnected_wait: float) -> None:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        timeout: float,
+        disconnected_wait: float,
+        ready_grace: float = 3.0,
+    ) -> None:
         self.config = config
         self.timeout = timeout
         self.disconnected_wait = disconnected_wait
+        self.ready_grace = ready_grace
+        #: when this process last saw its session connected (monotonic); None: never
+        self._seen_connected: float | None = None
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._session: ZkSession | None = None
@@ -84,6 +93,7 @@ class ZkGate:
             self._session = session
             self._store = JobStore(session, self.config.limits)
             self._pid = os.getpid()
+            self._seen_connected = None
             log.info(
                 "pid %d connecting to ZooKeeper at %s (%s handler)",
                 self._pid,
@@ -113,6 +123,22 @@ class ZkGate:
     @property
     def connected(self) -> bool:
         return self.session.connected.is_set()
+
+    def ready(self) -> bool:
+        """Connected, or connected until less than ``ready_grace`` seconds ago.
+
+        A ZooKeeper leader's restart disconnects every client for the election, usually
+        a second or two; the requests meanwhile wait for the reconnection themselves
+        (``disconnected_wait``). Were readiness to fail at once, HAProxy would take every
+        frontend out together and then want ``rise`` good checks to put them back: an
+        outage of several seconds made from a blip. A process that has never been
+        connected is not ready.
+        """
+        now = time.monotonic()
+        if self.connected:
+            self._seen_connected = now
+            return True
+        return self._seen_connected is not None and now - self._seen_connected < self.ready_grace
 
     @contextlib.contextmanager
     def call(self, timeout: float | None = None) -> Iterator[float]:

@@ -3,6 +3,8 @@ fails closed when it cannot reach MySQL or ZooKeeper."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -13,6 +15,7 @@ from zkq.coordinator.errors import ConfigError
 from zkq.frontend import errors
 from zkq.frontend.app import create_app
 from zkq.frontend.models import BatchSubmission, JobSubmission, ListQuery
+from zkq.frontend.resources import of
 
 
 def error_code(response: object) -> str:
@@ -146,3 +149,14 @@ def test_what_the_frontend_answers_the_http_client_raises_again(
         assert type(again) is zkq_errors.InternalError
     else:
         assert type(again) is cls and str(again) == "it happened"
+
+
+def test_readiness_rides_out_a_short_loss_of_zookeeper(app: Flask, client: FlaskClient) -> None:
+    """Ready while connected until less than ZK_READY_GRACE ago; never connected, or lost
+    for longer, not ready (the app's ZooKeeper is a dead port: it never connects)."""
+    gate = of(app).zk
+    assert not gate.connected and client.get("/readyz").get_json()["zookeeper"] is False
+    gate._seen_connected = time.monotonic() - gate.ready_grace / 2  # lost a moment ago
+    assert client.get("/readyz").get_json()["zookeeper"] is True
+    gate._seen_connected = time.monotonic() - gate.ready_grace - 0.1  # lost for longer
+    assert client.get("/readyz").get_json()["zookeeper"] is False
