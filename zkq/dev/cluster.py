@@ -9,7 +9,8 @@ Everything lives in one state directory (:mod:`.statedir`), whose ``state.json``
 rewritten after every change, so ``down`` from another shell stops exactly the processes
 that run, and never a recycled pid (see :mod:`.processes`).  How coordinators and workers
 start is :mod:`.services`; the HTTP side is :mod:`.frontends`, MariaDB :mod:`.mariadb`, and
-whether all is well :mod:`.health`; each role's ZooKeeper credential :mod:`.credentials`.
+whether all is well :mod:`.health`; each role's ZooKeeper credential (and config file)
+:mod:`.credentials`; the ports an ``up`` takes again from the previous run :mod:`.portbook`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from zkq.dev import frontends as http_side
 from zkq.dev.errors import AlreadyRunning, BadState, DevClusterError
 from zkq.dev.mariadb import MARIADB, MariaDBServer
 from zkq.dev.members import Member, stop_in_order
+from zkq.dev.portbook import PortBook, in_use
 from zkq.dev.processes import ManagedProcess, ProcessSpec
 from zkq.dev.services import ServiceSettings, session_timeout
 from zkq.dev.zookeeper import ZooKeeperEnsemble
@@ -57,6 +59,7 @@ class DevCluster(credentials.RoleCredentials):
         self.settings = ServiceSettings()
         self.created_at: float | None = None
         self._counters: dict[str, int] = {}  # names are never reused within one cluster
+        self.port_book = PortBook(self.state_dir)  # recalled by up()
 
     # -- state ----------------------------------------------------------------------------
 
@@ -88,6 +91,9 @@ class DevCluster(credentials.RoleCredentials):
             **http_side.urls(self),  # haproxy_url, stats_url, frontends
         }
         statedir.write_state(self.state_file, data)
+        if self.ensemble is not None:  # what commands run from here find (.discovery)
+            self.write_role_configs(data["mysql_url"], data["stats_url"])
+            self.port_book.remember(in_use(self.ensemble, self.members))
 
     def _all_processes(self) -> list[ManagedProcess]:
         procs = [m.process for m in self.members]
@@ -169,6 +175,7 @@ class DevCluster(credentials.RoleCredentials):
                 progress("sweeping leftovers of a dead cluster")
                 self._down()
             statedir.start_afresh(self.state_dir)
+            self.port_book = PortBook.recall(self.state_dir)
             self.created_at = time.time()
             timeout_env, min_session, max_session = session_timeout(tick_ms, session_timeout_ms)
             acl_env = credentials.generate(self.state_dir) if acl else {}
@@ -186,6 +193,7 @@ class DevCluster(credentials.RoleCredentials):
                 tick_ms=tick_ms,
                 min_session_ms=min_session,
                 max_session_ms=max_session,
+                ports=self.port_book.claim("zookeeper", 3 * zk_size),
             )
             args = (workers, coordinators, wait_ready, timeout, progress, mysql, frontends)
             try:
@@ -220,7 +228,6 @@ class DevCluster(credentials.RoleCredentials):
             self.ensemble.start(timeout=timeout)
         finally:
             self.save()  # the pids, even if the quorum never formed, so down can stop them
-        self.write_role_configs()
         leader = self.ensemble.leader_index()
         progress(
             f"ZooKeeper ready in {time.monotonic() - started:.1f}s at "
@@ -236,9 +243,7 @@ class DevCluster(credentials.RoleCredentials):
         for _ in range(workers):
             self.add_worker()
         if wait_ready and (workers or coordinators):
-            progress(
-                f"waiting for {coordinators} coordinator(s) and {workers} worker(s) to register"
-            )
+            progress(f"waiting for {coordinators} coordinator(s), {workers} worker(s) to register")
             self.wait_registered(workers, coordinators, timeout)
         if frontends:
             progress(f"starting {frontends} frontend(s) and HAProxy")
@@ -258,20 +263,17 @@ class DevCluster(credentials.RoleCredentials):
             return self._down(timeout)
 
     def _down(self, timeout: float = 10.0) -> dict[str, Any]:
-        stopped: list[str] = []
-        dead: list[str] = []
-        for proc in self._all_processes():
-            (stopped if proc.alive() else dead).append(proc.name)
+        procs = self._all_processes()
+        stopped = [p.name for p in procs if p.alive()]
+        dead = [p.name for p in procs if p.name not in stopped]
         stop_in_order(self.members, timeout)  # services before what they depend on
         if self.ensemble is not None:
             self.ensemble.stop(timeout)
         if self.mariadb is not None:
             self.mariadb.remove_socket()
         self.state_file.unlink(missing_ok=True)
-        self.ensemble = None
-        self.mariadb = None
-        self.members = []
-        self._counters = {}
+        self.ensemble, self.mariadb = None, None
+        self.members, self._counters = [], {}
         return {"stopped": stopped, "already_dead": dead}
 
     # -- members at runtime ---------------------------------------------------------------
@@ -292,12 +294,9 @@ class DevCluster(credentials.RoleCredentials):
             name = f"{role}-{self._counters[role]}"
         if any(m.name == name for m in self.members):
             raise DevClusterError(f"a member named {name!r} already exists")
-        spec = ProcessSpec(
-            name,
-            argv,
-            self.state_dir / statedir.LOGS_DIR / f"{name}.log",
-            env={**self.settings.env, **self.member_env(role), **(env or {})},
-        )
+        log = self.state_dir / statedir.LOGS_DIR / f"{name}.log"
+        env = {**self.settings.env, **self.member_env(role), **(env or {})}
+        spec = ProcessSpec(name, argv, log, env=env)
         member = Member(name, role, processes.start(spec), dict(ports or {}))
         self.members.append(member)
         self.save()
@@ -357,7 +356,8 @@ class DevCluster(credentials.RoleCredentials):
     # -- MariaDB (zkq.dev.mariadb) --------------------------------------------------------
 
     def _start_mariadb(self, timeout: float) -> MariaDBServer:
-        server = MariaDBServer.create(self.state_dir / statedir.MARIADB_DIR)
+        port = self.port_book.claim(MARIADB, 1)[0]
+        server = MariaDBServer.create(self.state_dir / statedir.MARIADB_DIR, port)
         server.install()
         self.mariadb = server  # in the state file before the process exists
         mariadb.start_member(self, server, timeout)

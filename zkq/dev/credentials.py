@@ -4,7 +4,9 @@
 
     zk-auth/<role>          user:password of the role (mode 0600), for ZKQ_ZK_AUTH_FILE
     zk-auth/<role>.toml     a config file for ``zkq --config`` as that role (this cluster's
-                            ZooKeeper, root, credential file and every role's identity)
+                            ZooKeeper, root, credential file and every role's identity,
+                            MySQL URL and HAProxy stats page), also what commands run from
+                            the cluster's folder use (:mod:`zkq.dev.discovery`)
 
 Each service gets the file of its own role through ``ZKQ_ZK_AUTH_FILE`` in its environment,
 never the secret on its command line, and every service the identities of all roles
@@ -15,6 +17,7 @@ registered) as the read-only operator.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -105,16 +108,24 @@ class RoleCredentials:
         settings = {"hosts": self.connect_string, "root": self.root, **self.zk_options(role)}
         return ClusterConfig.load(environ={}, **{**settings, **overrides})
 
-    def write_role_configs(self) -> None:
-        """A config file per role for ``zkq --config``, once the ensemble's ports are known."""
-        if not self.acl_identities:
-            return
+    def write_role_configs(self, mysql_url: str | None, haproxy_stats: str | None) -> None:
+        """A config file per role, for ``zkq --config`` and for the commands run from this
+        folder (:mod:`zkq.dev.discovery`): rewritten as the cluster changes (the ensemble's
+        ports, then MariaDB, then HAProxy), so it always names what runs."""
+        (self.state_dir / AUTH_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
         for role in Role:
-            _write_private(
-                config_file(self.state_dir, role),
-                "[zookeeper]\n"
-                f'hosts = "{self.connect_string}"\n'
-                f'root = "{self.root}"\n'
-                f'auth_file = "{auth_file(self.state_dir, role)}"\n'
-                f'acl = "{self.acl_identities}"\n',
-            )
+            lines = ["[zookeeper]", f"hosts = {_toml(self.connect_string)}"]
+            lines.append(f"root = {_toml(self.root)}")
+            if self.acl_identities:
+                lines.append(f"auth_file = {_toml(str(auth_file(self.state_dir, role)))}")
+                lines.append(f"acl = {_toml(self.acl_identities)}")
+            if mysql_url:
+                lines += ["", "[mysql]", f"url = {_toml(mysql_url)}"]
+            if haproxy_stats:
+                lines += ["", "[haproxy]", f"stats = {_toml(haproxy_stats)}"]
+            _write_private(config_file(self.state_dir, role), "\n".join(lines) + "\n")
+
+
+def _toml(value: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's for everything a URL or path holds."""
+    return json.dumps(value)

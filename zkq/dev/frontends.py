@@ -34,7 +34,7 @@ import jinja2
 
 from zkq.dev.errors import DevClusterError, StartupFailed
 from zkq.dev.members import HEALTH_PROBES, Member, Roster, check_alive
-from zkq.dev.ports import free_port, free_ports
+from zkq.dev.ports import free_port
 from zkq.dev.tls import TLS_DIR, make_certificates
 from zkq.dev.waiting import wait_until
 from zkq.frontend.serve import gunicorn_argv
@@ -215,7 +215,7 @@ def start_haproxy(
 ) -> Member:
     """Render, check and start HAProxy in front of ``frontends``."""
     options = options or HaproxyOptions()
-    port, stats_port, tls_port = free_ports(3, HOST)
+    port, stats_port, tls_port = cluster.port_book.claim(HAPROXY, 3)
     ports = {"http": port, "stats": stats_port}
     cert = None
     if options.tls:
@@ -241,7 +241,7 @@ def start_http_side(
 ) -> list[Member]:
     """``count`` frontends, then HAProxy in front of them; with ``wait``, until every
     frontend is ready and HAProxy sees them all up."""
-    started = [start_frontend(cluster) for _ in range(count)]
+    started = [start_frontend(cluster, port=p) for p in cluster.port_book.claim(FRONTEND, count)]
     if wait:
         wait_ready(started, timeout)
     proxy = start_haproxy(cluster, started, options)

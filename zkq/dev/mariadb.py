@@ -95,10 +95,10 @@ class MariaDBServer:
     root_password: str = ""
 
     @classmethod
-    def create(cls, base_dir: Path) -> MariaDBServer:
-        """A new server's settings: a free port, a random password."""
+    def create(cls, base_dir: Path, port: int | None = None) -> MariaDBServer:
+        """A new server's settings: ``port`` or a free one, a random password."""
         base_dir = Path(base_dir).resolve()
-        port = free_port(HOST)
+        port = port or free_port(HOST)
         sock = base_dir / "mariadb.sock"
         if len(str(sock)) > SOCKET_PATH_MAX:
             sock = Path(tempfile.gettempdir()) / f"zkq-mariadb-{port}.sock"

@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zkq.coordinator.acl import Role
 from zkq.dev import processes
 from zkq.dev.errors import StartupFailed
 from zkq.dev.processes import ManagedProcess
+
+if TYPE_CHECKING:
+    from zkq.dev.portbook import PortBook
 
 #: start order; stop order is the reverse, so services stop before what they depend on
 #: (MariaDB after the frontends, which flush their request logs into it on the way out).
@@ -102,6 +105,8 @@ class Roster(Protocol):
 
     state_dir: Path
     members: list[Member]
+    #: the previous run's ports, reused where free
+    port_book: PortBook
 
     @property
     def connect_string(self) -> str: ...

@@ -157,7 +157,8 @@ class ZooKeeperNode:
 
 
 class ZooKeeperEnsemble:
-    """``size`` ZooKeeper servers on free loopback ports under ``base_dir``."""
+    """``size`` ZooKeeper servers on loopback ports under ``base_dir``: ``ports`` (client,
+    quorum and election port of each node in turn, :mod:`.portbook`), else free ones."""
 
     def __init__(
         self,
@@ -169,6 +170,7 @@ class ZooKeeperEnsemble:
         heap_mb: int = 256,
         nodes: list[ZooKeeperNode] | None = None,
         routes: dict[str, list[int]] | None = None,
+        ports: list[int] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("an ensemble needs at least one node")
@@ -187,7 +189,7 @@ class ZooKeeperEnsemble:
                 ZooKeeperNode(i + 1, self.base_dir / f"zk{i + 1}", 0, 0, 0) for i in range(size)
             ]
             self.nodes = nodes
-            self._assign_ports()
+            self._assign_ports(ports)
         if len(nodes) != size:
             raise ValueError(f"{len(nodes)} nodes given for an ensemble of {size}")
         self.nodes = nodes
@@ -226,8 +228,8 @@ class ZooKeeperEnsemble:
                 self.stop()
                 self._assign_ports()
 
-    def _assign_ports(self) -> None:
-        ports = free_ports(3 * self.size)
+    def _assign_ports(self, wanted: list[int] | None = None) -> None:
+        ports = wanted if wanted and len(wanted) == 3 * self.size else free_ports(3 * self.size)
         for i, node in enumerate(self.nodes):
             node.client_port, node.quorum_port, node.election_port = ports[3 * i : 3 * i + 3]
 
