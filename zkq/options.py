@@ -3,12 +3,13 @@
 
 A setting comes from the first layer that has it: a flag, then the environment
 (``ZKQ_ZK_HOSTS``, ``ZKQ_ROOT``, ``ZKQ_SESSION_TIMEOUT``, ``ZKQ_MYSQL_URL``, ...), then the
-TOML file (``--config``, else ``ZKQ_CONFIG``, else ``/etc/zkq/zkq.toml`` if present).  Only
-the first layer is click's: each option's callback stores its flag in the context, and the
-context hands the flags to :meth:`ClusterConfig.load`, which adds the environment and the
-file as it does for every zkq process.  No option reads an ``envvar`` of its own: one
-repeated on a command would read the environment again and override the same flag given
-before the command.
+TOML file (``--config``, else ``ZKQ_CONFIG``, else ``/etc/zkq/zkq.toml`` if present), and
+when none of these names a cluster, the local dev cluster running from the working directory
+(:mod:`zkq.settings_source`).  Only the first layer is click's: each option's callback
+stores its flag in the context, and the context hands the flags to
+:meth:`ClusterConfig.load`, which adds the environment and the file as it does for every
+zkq process.  No option reads an ``envvar`` of its own: one repeated on a command would
+read the environment again and override the same flag given before the command.
 
 **Where the options go, and why there.**  ``zkq status --zk H --json`` is how the docs, the
 tests and the local launcher (``zkq worker --zk H --root R ...``) write a command, and click
@@ -34,6 +35,7 @@ shape) had seventeen signatures take and pass on the same four values.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -44,6 +46,7 @@ from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import ZkqError
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
 from zkq.output import run_guarded
+from zkq.settings_source import SettingsSource
 
 if TYPE_CHECKING:
     from zkq.coordinator.client import Client
@@ -65,15 +68,24 @@ class CliContext:
     _config: ClusterConfig | None = field(default=None, init=False, repr=False)
     _client: Client | None = field(default=None, init=False, repr=False)
     _pool: ConnectionPool | None = field(default=None, init=False, repr=False)
+    _source: SettingsSource | None = field(default=None, init=False, repr=False)
 
     @property
     def config(self) -> ClusterConfig:
         if self._config is None:
             try:
-                self._config = ClusterConfig.load(**self.flags)
+                self._config = ClusterConfig.load(**self.source.overrides())
             except ZkqError as exc:
                 raise click.UsageError(str(exc)) from exc
         return self._config
+
+    @property
+    def source(self) -> SettingsSource:
+        if self._source is None:
+            command = click.get_current_context(silent=True)
+            name = command.command.name if command is not None else None
+            self._source = SettingsSource.find(self.flags, os.environ, name)
+        return self._source
 
     def client(self) -> Client:
         """A started client of the cluster, or exit 3 with what to check."""
@@ -85,7 +97,7 @@ class CliContext:
             client = Client(self.config, connect_timeout=5.0)
             # registered before start: a failed start exits, and the session's threads go too
             click.get_current_context().call_on_close(client.close)
-            run_guarded(client.start)
+            run_guarded(lambda: self.source.start(client))
             self._client = client
         return self._client
 
@@ -99,7 +111,7 @@ class CliContext:
         if self.config.mysql is None:
             raise click.UsageError(
                 "no database: pass --mysql URL, set ZKQ_MYSQL_URL, "
-                "or give [mysql] url in the config file"
+                "give [mysql] url in the config file, or run `zkq dev up` here"
             )
         return self.config.mysql
 

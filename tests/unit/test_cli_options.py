@@ -17,7 +17,7 @@ from zkq.options import MYSQL, ZOOKEEPER, CliContext, connection_options, json_o
 from zkq.output import EXIT_UNAVAILABLE, EXIT_USAGE
 
 #: every variable that could leak a setting in from the machine running the tests
-CLEAN_ENV = {
+CLEAN_ENV: dict[str, str | None] = {
     var: None
     for var in (
         "ZKQ_ZK_HOSTS",
@@ -29,6 +29,8 @@ CLEAN_ENV = {
         "ZKQ_RETENTION",
     )
 }
+# nor a dev cluster left running in the checkout by `make run` (zkq.dev.discovery)
+CLEAN_ENV["ZKQ_DEV_DIR"] = "/nonexistent/.zkq-dev"
 
 
 # A group and a command declared the way zkq's are, answering with what they resolved.

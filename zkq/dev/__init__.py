@@ -28,6 +28,7 @@ Modules, lowest first:
 - :mod:`zkq.dev.errors`         the launcher's branch of zkq's exception tree
 - :mod:`zkq.dev.waiting`        ``wait_until``: conditions with deadlines, never bare sleeps
 - :mod:`zkq.dev.ports`          free loopback ports (below the kernel's ephemeral range)
+- :mod:`zkq.dev.portbook`       the previous run's ports, taken again where they are free
 - :mod:`zkq.dev.processes`      start, probe and stop one detached process (pid + start time)
 - :mod:`zkq.dev.statedir`       the state directory: its layout, state file and lock
 - :mod:`zkq.dev.fourletter`     ZooKeeper's four-letter words (ruok, srvr, mntr)
@@ -41,6 +42,7 @@ Modules, lowest first:
 - :mod:`zkq.dev.health`         what ``up`` waits for and what ``status`` reports
 - :mod:`zkq.dev.cluster`        ``DevCluster``: all of the above, recorded in the state file
   so that another invocation can report on the cluster and stop exactly what was started
+- :mod:`zkq.dev.discovery`      which dev cluster a ``zkq`` command run from its folder uses
 - :mod:`zkq.dev.cli`            the ``zkq dev`` command group
 """
 

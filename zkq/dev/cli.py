@@ -1,4 +1,4 @@
-"""``zkq dev up|down|status``: a whole zkq cluster on this machine, as plain processes.
+"""``zkq dev up|down|status|env``: a whole zkq cluster on this machine, as plain processes.
 
 Attach with ``main.add_command(dev)``.  The state directory (``--state-dir``, or
 ``ZKQ_DEV_DIR``) is an option of the group and lives in ``ctx.meta``, so it does not take
@@ -8,6 +8,7 @@ over the parent command's ``ctx.obj``.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,11 +18,12 @@ from typing import Any
 import click
 
 from zkq.coordinator.acl import Role
-from zkq.dev import credentials
+from zkq.dev import credentials, discovery
 from zkq.dev.cluster import DevCluster
 from zkq.dev.errors import DevClusterError
-from zkq.dev.frontends import HaproxyOptions
+from zkq.dev.frontends import HaproxyOptions, urls
 from zkq.dev.zookeeper import SERVING_MODES
+from zkq.output import fail
 
 _STATE_DIR_KEY = "zkq.dev.state_dir"
 
@@ -45,6 +47,12 @@ def dev(ctx: click.Context, state_dir: Path) -> None:
 
     `up` starts it, `status` shows it, `down` stops exactly what `up` started (also from
     another shell).  Logs are in STATE_DIR/logs and STATE_DIR/zookeeper/zk<N>.
+
+    While it runs, every zkq command run from the folder that holds .zkq-dev (or with
+    ZKQ_DEV_DIR set) uses it when nothing else names a cluster (no --zk, --config,
+    ZKQ_ZK_HOSTS, ZKQ_CONFIG or /etc/zkq/zkq.toml): `zkq status`, `zkq worker --app myapp`.
+    `eval "$(zkq dev env)"` does the same for another shell.  A `up` after a `down` takes
+    the same ports again where they are free.
     """
     ctx.meta[_STATE_DIR_KEY] = state_dir
 
@@ -200,6 +208,49 @@ def status(as_json: bool) -> None:
     sys.exit(EXIT_OK if result["ok"] else EXIT_DOWN)
 
 
+@dev.command("env")
+@click.option(
+    "--role",
+    type=click.Choice([str(r) for r in Role]),
+    default=str(Role.COORDINATOR),
+    show_default=True,
+    help="Whose ZooKeeper credential ZKQ_CONFIG's file carries (coordinator: may do "
+    "everything; operator: reads only; worker: for `zkq worker`).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The variables as one JSON object.")
+def env(role: str, as_json: bool) -> None:
+    """Print the shell exports that point zkq at this cluster from any shell and folder:
+
+    \b
+        eval "$(zkq dev env)"
+
+    ZKQ_CONFIG: the config file the cluster writes (ZooKeeper, root, credential, MySQL,
+    HAProxy stats), read by every zkq command; ZKQ_URL: HAProxy's HTTPS address, for curl
+    and zkq.HttpClient; ZKQ_CA_FILE: the certificate that signs it, which zkq.HttpClient
+    trusts.  Commands run from the cluster's own folder need none of it.  Exit 3 when the
+    cluster does not run.
+    """
+    cluster = _cluster()
+    if not discovery.is_running(cluster.state_dir) or not cluster.load():
+        fail(
+            f"no dev cluster is running from {cluster.state_dir}: start one with `zkq dev up`",
+            EXIT_NOT_RUNNING,
+        )
+    http = urls(cluster)
+    variables = {
+        "ZKQ_CONFIG": str(credentials.config_file(cluster.state_dir, Role(role))),
+        "ZKQ_URL": http["https_url"] or http["haproxy_url"],
+        "ZKQ_CA_FILE": http["ca_file"],
+    }
+    exports = {name: value for name, value in variables.items() if value}
+    if as_json:
+        click.echo(json.dumps(exports, indent=2))
+        return
+    for name, value in exports.items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+    click.echo(f'# the dev cluster in {cluster.state_dir}: eval "$(zkq dev env)" to use it')
+
+
 # -- human output ---------------------------------------------------------------------------
 
 
@@ -213,9 +264,13 @@ def _print_status(status: dict[str, Any], as_json: bool) -> None:
     click.echo(_table(_rows(status)))
     click.echo()
     click.echo(f"zookeeper: {status['connect']}   root: {status['root']}")
-    operator = credentials.config_file(Path(status["state_dir"]), Role.OPERATOR)
-    if operator.exists():
-        click.echo(f"as an operator: zkq --config {operator} status (coordinator.toml to act)")
+    state_dir = Path(status["state_dir"])
+    where = (
+        f"in {state_dir.parent}"
+        if state_dir.name == discovery.DEFAULT_DEV_DIR
+        else (f"with ZKQ_DEV_DIR={state_dir}")
+    )
+    click.echo(f'zkq commands run {where} use this cluster; elsewhere: eval "$(zkq dev env)"')
     if status.get("mysql"):
         click.echo(
             f"mysql: {status['mysql']} (URL with password in {status['state_dir']}/state.json)"
