@@ -149,8 +149,12 @@ class KeyStore:
         scopes: str | Iterable[str],
         name: str = "",
         rate_limit: int | None = None,
+        *,
+        secret: str | None = None,
     ) -> tuple[int, str]:
-        """Make a key; returns ``(key_id, secret)``.  The secret is not stored: show it once."""
+        """Make a key; returns ``(key_id, secret)``.  The secret is not stored: show it once.
+        ``secret``: one made before to register again (the local demo's, kept across a
+        fresh database); by default a new one."""
         if not tenant or len(tenant) > TENANT_MAX:
             raise InvalidInput(f"tenant must be 1 to {TENANT_MAX} characters")
         if len(name) > NAME_MAX:
@@ -158,9 +162,10 @@ class KeyStore:
         if rate_limit is not None and not 0 <= rate_limit <= 2**31:
             raise InvalidInput("rate limit must be a number of requests per minute, 0 or more")
         wanted = parse_scopes(scopes)
-        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        secret = secret or SECRET_PREFIX + secrets.token_urlsafe(32)
         prefix = _prefix_of(secret)
-        assert prefix is not None  # token_urlsafe(32) is always TOKEN_CHARS long
+        if prefix is None:  # never for a new one: token_urlsafe(32) is TOKEN_CHARS long
+            raise InvalidInput(f"not a key secret: {SECRET_PREFIX} and {TOKEN_CHARS} characters")
         with self.pool.connection() as conn, conn.cursor() as cur:
             cur.execute(
                 "INSERT INTO api_keys (key_prefix, key_hash, tenant, scopes, "

@@ -1,9 +1,14 @@
 """``python -m zkq.demo``: a demo workload through HAProxy against the local cluster
 that ``zkq dev up`` started (``make run`` runs both), then where to look.
 
-It creates an API key for a ``demo`` tenant, submits a mix of built-in jobs over HTTP (a
+It uses an API key of a ``demo`` tenant, submits a mix of built-in jobs over HTTP (a
 batch of quick ones, some that sleep, some that fail and are retried until dead, one
-cancelled), follows them to the end with long-polls, and prints what happened.
+cancelled), follows them to the end with long-polls, and prints what happened and the
+commands to try next.
+
+The key is made once and kept in ``<state dir>/demo-key`` (0600): every ``make run`` uses
+it again, also after ``make down`` (the new database gets the same key), so a key exported
+or pasted somewhere keeps working.  A new one is made only when it was revoked.
 """
 
 from __future__ import annotations
@@ -14,15 +19,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from zkq.coordinator.acl import Role
-from zkq.coordinator.errors import WaitTimeout
+from zkq.coordinator.errors import InvalidInput, WaitTimeout
 from zkq.coordinator.job import Job
 from zkq.coordinator.mysql import ConnectionPool, MySQLSettings
-from zkq.dev import credentials
 from zkq.dev.cluster import DevCluster
 from zkq.dev.frontends import require_url
-from zkq.frontend.keys import KeyStore
+from zkq.frontend.keys import PREFIX_CHARS, SECRET_PREFIX, KeyStore
 from zkq.http_client import HttpClient
+
+DEMO_KEY = "demo-key"
+SCOPES, NAME = "submit,read,admin", "make run demo"
 
 
 def main() -> int:
@@ -38,11 +44,8 @@ def main() -> int:
         print(f"zkq demo: this cluster has no HTTP side ({exc})", file=sys.stderr)
         return 3
 
-    pool = ConnectionPool(MySQLSettings.from_url(mysql_url), 1)
-    try:
-        _, secret = KeyStore(pool).create("demo", "submit,read,admin", name="make run demo")
-    finally:
-        pool.close()
+    key_file = cluster.state_dir / DEMO_KEY
+    secret = demo_key(key_file, mysql_url)
     client = HttpClient(base_url, api_key=secret, timeout=10, ca_file=ca_file)
 
     started = time.monotonic()
@@ -75,15 +78,20 @@ Where to look:
   API (through HAProxy)   {base_url}/v1/openapi.json
   its CA certificate      {ca_file}    (ZKQ_CA_FILE={ca_file} for zkq.HttpClient)
   HAProxy stats           {stats_url}    (CSV: {stats_url};csv)
-  demo API key            {secret}
+  demo API key            {secret}    (the same on every `make run`: {key_file})
 
-Try:
+Try, from this folder (zkq commands here use this cluster; the first line puts zkq on
+your PATH):
+  . {_activate()}
+  zkq status
+  zkq jobs --state dead
+  zkq job {example.id}
+  zkq dev status
   curl -s --cacert {ca_file} -H 'Authorization: Bearer {secret}' \\
        -H 'Content-Type: application/json' \\
        -d '{{"type": "echo", "payload": {{"hello": "zkq"}}}}' {base_url}/v1/jobs
   curl -s --cacert {ca_file} -H 'Authorization: Bearer {secret}' '{base_url}/v1/jobs/{example.id}'
-  .venv/bin/zkq dev status
-  .venv/bin/zkq status {_as_operator(cluster)} --haproxy-stats {_host_port(stats_url)}
+  eval "$(zkq dev env)"    (sets ZKQ_CONFIG, ZKQ_URL, ZKQ_CA_FILE: zkq works from any folder)
   make down     (stops everything `make run` started)"""
     )
     return 0
@@ -98,17 +106,40 @@ def _outcome(client: HttpClient, job_id: str) -> Job:
         return exc.job if exc.job is not None else client.get(job_id)
 
 
-def _as_operator(cluster: DevCluster) -> str:
-    """How a command reaches the cluster: as the read-only operator, whose config file
-    names the ensemble and the credential (an anonymous one is refused)."""
-    if not cluster.acl_identities:
-        return f"--zk {cluster.connect_string} --root {cluster.root}"
-    return f"--config {credentials.config_file(cluster.state_dir, Role.OPERATOR)}"
+def demo_key(path: Path, mysql_url: str) -> str:
+    """The demo's API key: the one kept in ``path`` while the database accepts it, or
+    registered again in a database started afresh; a new one if it was revoked (or never
+    made, or the file is damaged).  Kept in ``path``, readable by its owner only."""
+    saved = path.read_text().strip() if path.exists() else ""
+    pool = ConnectionPool(MySQLSettings.from_url(mysql_url), 1)
+    try:
+        keys = KeyStore(pool, cache_seconds=0, negative_seconds=0)
+        if saved and keys.authenticate(saved) is not None:
+            return saved
+        # a key of that prefix the database refuses was revoked: never bring it back
+        prefix = saved[len(SECRET_PREFIX) :][:PREFIX_CHARS]
+        revoked = any(key.prefix == prefix for key in keys.list())
+        try:
+            again = saved if saved and not revoked else None
+            _, secret = keys.create("demo", SCOPES, name=NAME, secret=again)
+        except InvalidInput:  # not a secret at all: a file edited by hand
+            _, secret = keys.create("demo", SCOPES, name=NAME)
+    finally:
+        pool.close()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file of another mode keeps it through O_TRUNC
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    return secret
 
 
-def _host_port(url: str) -> str:
-    """``http://127.0.0.1:8404/stats`` → ``127.0.0.1:8404/stats`` (what haproxy-stats wants)."""
-    return url.split("://", 1)[-1]
+def _activate() -> str:
+    """The virtualenv's activate script, as short as it can be written from here."""
+    script = Path(sys.prefix) / "bin" / "activate"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,8 @@ def running_stack(state_dir: Path, **options: Any) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(tmp_path_factory.mktemp("stack") / "dev") as s:
+    # named as `zkq dev up` names it, so a command run from its folder finds it
+    with running_stack(tmp_path_factory.mktemp("stack") / ".zkq-dev") as s:
         yield s
 
 

@@ -1,0 +1,41 @@
+"""``make run``'s demo key (:func:`zkq.demo.demo_key`) against the session's MariaDB: one
+key for every run, kept across a database started afresh, never a revoked one back."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.mysql_support import fresh_database, pool_of
+from zkq.demo import demo_key
+from zkq.dev.mariadb import MariaDBServer
+from zkq.frontend.keys import KeyStore
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_make_run_uses_the_same_demo_key(mariadb: MariaDBServer, tmp_path: Path) -> None:
+    path = tmp_path / "demo-key"
+    first = fresh_database(mariadb)
+    key = demo_key(path, first.url)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == key + "\n"
+    # a second run against the same cluster: the key as it was, and no new one
+    assert demo_key(path, first.url) == key
+    with pool_of(first) as pool:
+        assert [k.prefix for k in KeyStore(pool).list()] == [key[4:12]]
+    # `make down` and `make run`: a new database, the same key, which it accepts
+    second = fresh_database(mariadb)
+    assert demo_key(path, second.url) == key
+    with pool_of(second) as pool:
+        keys = KeyStore(pool)
+        found = keys.authenticate(key)
+        assert found is not None and found.tenant == "demo"
+        keys.revoke(key[4:12])
+    # revoked by someone: never brought back, a new one instead
+    renewed = demo_key(path, second.url)
+    assert renewed != key and path.read_text() == renewed + "\n"
+    # a file edited by hand into no key at all: a new one too
+    path.write_text("not a key\n")
+    assert demo_key(path, second.url).startswith("zkq_")
