@@ -10,7 +10,9 @@ BIN := $(VENV)/bin
 bootstrap:
 	scripts/bootstrap.sh
 
-# A cluster already up and healthy is reused; one partly down is replaced.
+# A cluster already up and healthy is reused; one partly down is replaced, on the same
+# ports where they are free, and the demo's API key stays the same.  zkq is installed in
+# .venv: `. .venv/bin/activate` puts it on the PATH (the demo's last lines say so).
 run: bootstrap
 	@$(BIN)/zkq dev status > /dev/null 2>&1 || { $(BIN)/zkq dev down > /dev/null; $(BIN)/zkq dev up; }
 	$(BIN)/python -m zkq.demo
