@@ -90,8 +90,8 @@ class SettingsSource:
         if self.dev is not None and self.dev_config is not None:
             return f"from {self.dev.describe()}"
         if self.dev is not None:
-            return f"zkq's default: {self.dev.describe()}"
-        return "zkq's default: nothing names a cluster, and no dev cluster runs from here"
+            return f"zkq's default, as {self.dev.describe()}"
+        return "zkq's default, as nothing names a cluster and no dev cluster runs from here"
 
     def unreachable(self, hosts: str, timeout: float) -> str:
         """The one line for an ensemble that did not answer."""

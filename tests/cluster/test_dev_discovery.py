@@ -187,7 +187,7 @@ def test_up_after_down_keeps_the_ports_and_the_demo_key(tmp_path: Path) -> None:
         done = zkq_in(tmp_path, "status")
         assert done.returncode == EXIT_UNAVAILABLE, done.stdout + done.stderr
         line = done.stderr
-        assert f"the dev cluster in {cluster.state_dir} (not running)" in line, line
+        assert f"as the dev cluster in {cluster.state_dir} is not running)" in line, line
         assert "start it with `zkq dev up`" in line and line.count("\n") == 1, line
 
         cluster.up(**options)

@@ -173,7 +173,7 @@ def test_a_stopped_dev_cluster_is_never_used(
     source = SettingsSource.find({}, {}, "status")
     message = source.unreachable("127.0.0.1:2181", 5)
     assert "\n" not in message
-    assert f"the dev cluster in {dev_dir} (not running)" in message
+    assert f"(zkq's default, as the dev cluster in {dev_dir} is not running)" in message
     for way in ("`zkq dev up`", "--zk", "ZKQ_ZK_HOSTS", "--config", "ZKQ_CONFIG"):
         assert way in message, way
     assert '/etc/zkq/zkq.toml, or eval "$(zkq dev env)"' in message

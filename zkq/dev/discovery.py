@@ -51,8 +51,7 @@ class DevDir:
         return credentials.config_file(self.path, Role(role))
 
     def describe(self) -> str:
-        state = "" if self.running else " (not running)"
-        return f"the dev cluster in {self.path}{state}"
+        return f"the dev cluster in {self.path}" + ("" if self.running else " is not running")
 
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
