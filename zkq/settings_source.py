@@ -85,8 +85,10 @@ class SettingsSource:
             return "from --zk"
         if self.environ.get("ZKQ_ZK_HOSTS"):
             return "from ZKQ_ZK_HOSTS"
-        if self.config_file is not None and _names_hosts(self.config_file):
-            return f"from the config file {self.config_file}"
+        if self.config_file is not None:
+            if _names_hosts(self.config_file):
+                return f"from the config file {self.config_file}"
+            return f"zkq's default, as the config file {self.config_file} names none"
         if self.dev is not None and self.dev_config is not None:
             return f"from {self.dev.describe()}"
         if self.dev is not None:
@@ -98,9 +100,7 @@ class SettingsSource:
         if self.dev is not None and self.dev_config is not None:
             advice = f"see `zkq dev status`, or point zkq at another cluster with {WAYS}"
         elif self.dev is not None and self._default_hosts():
-            advice = (
-                f"start it with `zkq dev up` (or `make run`), or point zkq at a cluster with {WAYS}"
-            )
+            advice = f"start it with `zkq dev up`, or point zkq at a cluster with {WAYS}"
         elif self._default_hosts():
             advice = (
                 f"start a local one with `zkq dev up` here, or point zkq at a cluster with {WAYS}"
