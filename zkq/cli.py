@@ -45,7 +45,9 @@ def main() -> None:
 
     The options below say which cluster to talk to; each may also follow the command,
     where it wins (`zkq status --zk HOST:2181`).  A setting given by neither comes from the
-    environment (ZKQ_ZK_HOSTS, ZKQ_ROOT, ZKQ_MYSQL_URL, ...), else from the config file.
+    environment (ZKQ_ZK_HOSTS, ZKQ_ROOT, ZKQ_MYSQL_URL, ...), else from the config file;
+    with none of them naming a cluster, from the local cluster that `zkq dev up` (or
+    `make run`) started in this folder (`eval "$(zkq dev env)"` for other shells).
 
     Exit status: 0 done, 1 the request failed, 2 usage, 3 the cluster could not be reached.
     """

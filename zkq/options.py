@@ -160,7 +160,8 @@ ZOOKEEPER: Sequence[Declaration] = (
         "--zk",
         setting="hosts",
         metavar="HOSTS",
-        help="ZooKeeper connect string, host:port,... (env ZKQ_ZK_HOSTS; default 127.0.0.1:2181).",
+        help="ZooKeeper connect string, host:port,... (env ZKQ_ZK_HOSTS; default: the dev "
+        "cluster running from here, see `zkq dev --help`, else 127.0.0.1:2181).",
     ),
     setting_option(
         "--root",

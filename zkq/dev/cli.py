@@ -226,7 +226,7 @@ def env(role: str, as_json: bool) -> None:
 
     ZKQ_CONFIG: the config file the cluster writes (ZooKeeper, root, credential, MySQL,
     HAProxy stats), read by every zkq command; ZKQ_URL: HAProxy's HTTPS address, for curl
-    and zkq.HttpClient; ZKQ_CA_FILE: the certificate that signs it, which zkq.HttpClient
+    and zkq.HttpClient; ZKQ_CA_FILE: the CA certificate that signed it, which zkq.HttpClient
     trusts.  Commands run from the cluster's own folder need none of it.  Exit 3 when the
     cluster does not run.
     """
