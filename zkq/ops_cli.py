@@ -44,6 +44,15 @@ STATES = [str(s) for s in JobState]
         "config file)."
     ),
 )
+@setting_option(
+    "--unserved-after",
+    setting="unserved_after",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Report pending jobs of a type no live worker serves once they have waited this "
+    "long (env ZKQ_UNSERVED_AFTER; else [status] unserved_after in the config file; "
+    "default 60).",
+)
 @json_option
 @pass_cli
 def status(cli: CliContext) -> None:
@@ -51,7 +60,8 @@ def status(cli: CliContext) -> None:
     also the finished jobs the archive refused (quarantined).
 
     Exits 1 when something is unwell (a ZooKeeper node down, no leader, a frontend down,
-    a job quarantined).
+    jobs waiting longer than --unserved-after for a type no live worker serves, a job
+    quarantined).
     """
     view = cli.with_client(lambda c: clusterview.collect(c, c.config.haproxy_stats))
     emit(view, cli.as_json, lambda: clusterview.render(view))
