@@ -180,11 +180,28 @@ def drain(cli: CliContext, worker_id: str, wait_: bool, wait_timeout: float) -> 
 @click.command()
 @connection_options(ZOOKEEPER)
 @click.argument("job_type")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Pause a type nobody has used yet (no job of it submitted, no worker serving it).",
+)
 @json_option
 @pass_cli
-def pause(cli: CliContext, job_type: str) -> None:
+def pause(cli: CliContext, job_type: str, force: bool) -> None:
     """Hold jobs of JOB_TYPE pending: the coordinator assigns none until resumed."""
-    changed = cli.with_client(lambda c: Controls(c.store).pause(job_type))
+
+    def run(client: Any) -> bool:
+        controls = Controls(client.store)
+        if not force and not controls.known_type(job_type):
+            # most likely a typo, and pausing it would silently hold nothing
+            raise InvalidInput(
+                f"no job of type {job_type!r} was ever submitted and no live worker serves "
+                "it: check the name (zkq status lists the queues), or pass --force to "
+                "pause it all the same"
+            )
+        return controls.pause(job_type)
+
+    changed = cli.with_client(run)
     emit(
         {"type": job_type, "paused": True, "changed": changed},
         cli.as_json,

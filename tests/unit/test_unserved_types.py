@@ -122,3 +122,17 @@ def test_status_reports_unserved_queues_past_the_threshold_only() -> None:
     problems = serving.unserved_problems(found, 60)
     assert len(problems) == 2 and "2 job(s) of type 'lonely' pending for 90s" in problems[0]
     assert len(serving.unserved_problems(found, 0)) == 3
+
+
+# -- zkq pause of a type nobody has used -------------------------------------------------------
+def test_a_type_is_known_once_submitted_served_or_paused(
+    cluster: MemoryCluster, client: JobStore
+) -> None:
+    controls = Controls(client)
+    assert not controls.known_type("typo")
+    client.submit(JobSpec("used"))
+    assert controls.known_type("used")
+    cluster.register(cluster.store("workers").session, "w1", types=frozenset({"served"}))
+    assert controls.known_type("served")
+    controls.pause("forced")
+    assert controls.known_type("forced")
