@@ -16,6 +16,7 @@ from zkq.coordinator.job import JobState
 from zkq.coordinator.registration import WorkerInfo
 from zkq.coordinator.serving import UnservedNotice, why_waiting
 from zkq.coordinator.store import JobSpec, JobStore
+from zkq.frontend.served import ServedTypes
 
 LEADER_LOG = "zkq.coordinator.serving"
 
@@ -67,6 +68,38 @@ def test_a_paused_or_cancelled_type_is_not_reported(caplog: pytest.LogCaptureFix
     notice.check({"held": 3}, frozenset(), paused={"held"})
     notice.check({"gone": 0}, frozenset(), paused=set())
     assert notices(caplog) == []
+
+
+# -- the frontend's set of served types --------------------------------------------------------
+def test_served_types_are_read_once_and_again_only_when_workers_change(
+    cluster: MemoryCluster,
+) -> None:
+    workers = cluster.store("workers")
+    cluster.register(workers.session, "w1", types=frozenset({"a", "b"}))
+    served = ServedTypes(cluster.session("frontend"))
+    assert served.types(far()) == {"a", "b"}
+    for _ in range(3):
+        served.types(far())
+    assert served.refreshes == 1, "an unchanged set was read again"
+    cluster.register(workers.session, "w2", types=frozenset({"c"}))
+    cluster.zk.settle()
+    assert served.types(far()) == {"a", "b", "c"}
+    workers.session.delete(cluster.layout.worker("w1"))
+    cluster.zk.settle()
+    assert served.types(far()) == {"c"}
+    assert served.refreshes == 3
+
+
+def test_served_types_are_read_again_after_a_reconnection(cluster: MemoryCluster) -> None:
+    workers = cluster.store("workers")
+    session = cluster.session("frontend")
+    served = ServedTypes(session)
+    assert served.types(far()) == frozenset()
+    cluster.zk.disconnect(session)
+    cluster.register(workers.session, "w1", types=frozenset({"a"}))
+    cluster.zk.reconnect(session)
+    cluster.zk.settle()
+    assert served.types(far()) == {"a"}
 
 
 # -- why a wait ran out ----------------------------------------------------------------------
