@@ -32,6 +32,7 @@ class ServedTypes:
         self.layout = session.settings.layout
         #: worker id -> the types its registration lists (replaced whole, never mutated)
         self._workers: dict[str, frozenset[str]] = {}
+        self._types: frozenset[str] = frozenset()  # their union
         self._stale = True
         self._connections = -1
         #: how many times the registrations were listed (for tests: a request that finds
@@ -47,7 +48,7 @@ class ServedTypes:
         (or its :class:`~zkq.coordinator.errors.Timeout`) when it cannot tell."""
         if self._stale or self._connections != self.session.connections:
             self._refresh(deadline)
-        return frozenset().union(*self._workers.values())
+        return self._types
 
     def _refresh(self, deadline: float) -> None:
         connections = self.session.connections
@@ -77,6 +78,7 @@ class ServedTypes:
                 log.warning("%s; counted as serving nothing", exc)
                 workers[worker_id] = frozenset()
         self._workers = workers
+        self._types = frozenset().union(*workers.values())
         self._connections = connections
         self.refreshes += 1
 
