@@ -188,7 +188,11 @@ def drain(cli: CliContext, worker_id: str, wait_: bool, wait_timeout: float) -> 
 @json_option
 @pass_cli
 def pause(cli: CliContext, job_type: str, force: bool) -> None:
-    """Hold jobs of JOB_TYPE pending: the coordinator assigns none until resumed."""
+    """Hold jobs of JOB_TYPE pending: the coordinator assigns none until resumed.
+
+    A type nobody has used (no job of it ever submitted, no live worker serving it) is
+    most likely a typo: pausing it needs --force.
+    """
 
     def run(client: Any) -> bool:
         controls = Controls(client.store)
