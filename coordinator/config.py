@@ -25,6 +25,9 @@ when it exists::
     [haproxy]
     stats = "lb:8404"          # for `zkq status`
 
+    [status]
+    unserved_after = 60        # for `zkq status`
+
 Environment variables:
 
 =====================  ================================================  ================
@@ -47,6 +50,8 @@ ZKQ_MYSQL_URL          MySQL database (mysql://user:pw@host:port/db):    none: n
 ZKQ_RETENTION          seconds a finished job stays in ZooKeeper before  3600
                        the leader archives it to MySQL and prunes it
 ZKQ_HAPROXY_STATS      HAProxy stats address (host:port), for status     none
+ZKQ_UNSERVED_AFTER     seconds pending jobs of a type no live worker     60
+                       serves may wait before ``zkq status`` reports it
 ZKQ_CONFIG             the config file                                   /etc/zkq/zkq.toml
 =====================  ================================================  ================
 """
@@ -96,6 +101,8 @@ class ClusterConfig:
     retention_seconds: float = 3600.0
     #: where ``zkq status`` reads HAProxy's view of the frontends
     haproxy_stats: str | None = None
+    #: seconds pending jobs of a type nobody serves wait before ``zkq status`` says so
+    unserved_after: float = 60.0
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClusterConfig:
@@ -137,12 +144,16 @@ class ClusterConfig:
         retention = values.get("retention", cls.retention_seconds)
         if retention < 0:
             raise ConfigError("retention must be zero or more seconds")
+        unserved_after = values.get("unserved_after", cls.unserved_after)
+        if unserved_after < 0:
+            raise ConfigError("unserved_after must be zero or more seconds")
         return cls(
             zk=zk,
             limits=limits,
             mysql=mysql,
             retention_seconds=retention,
             haproxy_stats=values.get("haproxy_stats"),
+            unserved_after=unserved_after,
         )
 
     def with_zk(self, **changes: Any) -> ClusterConfig:
@@ -161,6 +172,7 @@ _ENV: list[tuple[str, str, Any]] = [
     ("mysql_url", "ZKQ_MYSQL_URL", str),
     ("retention", "ZKQ_RETENTION", float),
     ("haproxy_stats", "ZKQ_HAPROXY_STATS", str),
+    ("unserved_after", "ZKQ_UNSERVED_AFTER", float),
 ]
 
 DEFAULT_CONFIG_FILE = Path("/etc/zkq/zkq.toml")
@@ -178,6 +190,7 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("mysql", "url"): "mysql_url",
     ("coordinator", "retention"): "retention",
     ("haproxy", "stats"): "haproxy_stats",
+    ("status", "unserved_after"): "unserved_after",
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 
+from zkq.coordinator import census
 from zkq.coordinator.errors import InvalidInput, WorkerNotFound, ZkqError
 from zkq.coordinator.job import AttemptOutcome, Job, JobState
 from zkq.coordinator.registration import WorkerInfo
@@ -60,6 +61,23 @@ class Controls:
 
         with zk_errors():
             return self.session.retry(attempt, self._deadline())
+
+    def known_type(self, job_type: str) -> bool:
+        """Whether anyone has used ``job_type``: a job of it was submitted (its pending
+        node, kept for good once made), it is paused, or a live worker serves it.  Cheapest
+        first: two existence checks, then the registrations."""
+        check_job_type(job_type)
+        paths = [self.layout.pending_type(job_type), self.layout.paused_type(job_type)]
+        deadline = self._deadline()
+
+        def seen() -> bool:
+            return any(self.session.exists(path) is not None for path in paths)
+
+        with zk_errors():
+            if self.session.retry(seen, deadline):
+                return True
+            workers = census.workers(self.session, deadline)
+        return any(job_type in w.registration.types for w in workers)
 
     def resume(self, job_type: str) -> bool:
         """True if the type was paused and now runs again."""

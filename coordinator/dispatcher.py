@@ -28,6 +28,7 @@ from zkq.coordinator.overdue import OverdueReaper
 from zkq.coordinator.paths import parse_pending_name
 from zkq.coordinator.pending import PendingIndex
 from zkq.coordinator.roster import Roster, WorkerView
+from zkq.coordinator.serving import UnservedNotice
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.sweep import Sweep
@@ -105,6 +106,7 @@ class Dispatcher:
         self._rotation = 0
         self._tick_listed_at: dict[str, float] = {}
         self._deferred: dict[str, float] = {}  # tick path -> when to list it
+        self.unserved = UnservedNotice()
 
     # -- watches: called on the session's thread, so they only mark and wake --------------
     def _watch(self, event: WatchEvent) -> None:
@@ -184,6 +186,10 @@ class Dispatcher:
         self.stats.workers = len(self.roster.workers)
         self.stats.free_slots = sum(view.free for view in self.roster.workers.values())
         self.stats.unreadable = self.pending.set_aside_count
+        taking = [v.types for v in self.roster.workers.values() if not v.draining]
+        self.unserved.check(
+            {t: q.depth for t, q in queues.items()}, frozenset().union(*taking), self.paused
+        )
 
     def _next_timer(self) -> float:
         wait = 1.0

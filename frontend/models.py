@@ -125,8 +125,23 @@ class JobOut(BaseModel):
         return cls.model_validate(data)
 
 
+#: what ``warnings`` says, on a submission's response
+WARNINGS_DESCRIPTION = (
+    "What the submission should know though it succeeded, for people: e.g. that no live "
+    "worker serves a job's type, so the job waits until one does.  Empty when all is well; "
+    "also sent as the `Zkq-Warning` header."
+)
+
+
+class SubmittedJob(JobOut):
+    """The job as submitted, with what the submission should know."""
+
+    warnings: list[str] = Field([], description=WARNINGS_DESCRIPTION)
+
+
 class BatchOut(BaseModel):
     jobs: list[JobOut]
+    warnings: list[str] = Field([], description=WARNINGS_DESCRIPTION)
 
 
 class JobPage(BaseModel):

@@ -31,6 +31,7 @@ from zkq.coordinator.ids import validate_job_id
 from zkq.coordinator.job import Job
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import NoNode, WatchEvent, ZkSession, connect, zk_errors
+from zkq.frontend.served import ServedTypes
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class ZkGate:
         self._pid: int | None = None
         self._session: ZkSession | None = None
         self._store: JobStore | None = None
+        self._served: ServedTypes | None = None
 
     def start(self) -> None:
         """Start connecting (in the background) unless this process already has."""
@@ -92,6 +94,7 @@ class ZkGate:
             session.start()
             self._session = session
             self._store = JobStore(session, self.config.limits)
+            self._served = ServedTypes(session)
             self._pid = os.getpid()
             self._seen_connected = None
             log.info(
@@ -105,7 +108,7 @@ class ZkGate:
         with self._lock:
             if self._session is not None and self._pid == os.getpid():
                 self._session.stop()
-            self._session = self._store = None
+            self._session = self._store = self._served = None
             self._pid = None
 
     @property
@@ -119,6 +122,13 @@ class ZkGate:
         self.start()
         assert self._store is not None
         return self._store
+
+    @property
+    def served(self) -> ServedTypes:
+        """The job types the live workers serve, as this process keeps them."""
+        self.start()
+        assert self._served is not None
+        return self._served
 
     @property
     def connected(self) -> bool:

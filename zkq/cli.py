@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from zkq import logs
 from zkq.acl_cli import COMMANDS as ACL_COMMANDS
-from zkq.coordinator.errors import WaitTimeout
+from zkq.coordinator.errors import WaitTimeout, ZkqError
 from zkq.db_cli import COMMANDS as DB_COMMANDS
 from zkq.options import (
     MYSQL,
@@ -210,7 +211,11 @@ def frontend(cli: CliContext, binds: tuple[str, ...], workers: int | None) -> No
     "--timeout", type=float, default=300.0, show_default=True, help="Seconds per attempt."
 )
 @click.option(
-    "--wait", "wait_", is_flag=True, help="Wait for the job to end; exit 1 unless it succeeded."
+    "--wait",
+    "wait_",
+    is_flag=True,
+    help="Wait for the job to end; exit 1 unless it succeeded (on timeout, stderr says why "
+    "it has not ended).",
 )
 @click.option("--wait-timeout", type=float, default=300.0, show_default=True)
 @json_option
@@ -225,7 +230,8 @@ def submit(
     wait_: bool,
     wait_timeout: float,
 ) -> None:
-    """Submit a job of JOB_TYPE."""
+    """Submit a job of JOB_TYPE.  When no live worker serves the type, the job is accepted
+    and waits for one; a warning on stderr says so."""
     try:
         data = json.loads(payload)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
@@ -235,6 +241,7 @@ def submit(
             job_type, data, priority=priority, max_attempts=max_attempts, timeout=timeout
         )
     )
+    warn_unserved(cli.client(), job_type)
     if wait_:
         job = cli.with_client(lambda c: waited(c, job.id, wait_timeout))
     if cli.as_json or wait_:
@@ -245,14 +252,35 @@ def submit(
         sys.exit(EXIT_FAILED)
 
 
+def warn_unserved(client: Client, job_type: str) -> None:
+    """Say on stderr when no live worker serves the type: the job was accepted, and waits."""
+    from zkq.coordinator.serving import unserved, unserved_warning
+
+    try:
+        if unserved(client.session, [job_type], time.monotonic() + 5):
+            click.echo(f"zkq: warning: {unserved_warning(job_type)}", err=True)
+    except ZkqError:
+        pass  # the job is in; not knowing who serves it is no reason to fail the command
+
+
 def waited(client: Client, job_id: str, timeout: float) -> Job:
     """The job once it ends, or as it was when ``--wait-timeout`` ran out: the command shows
-    either and exits non-zero unless it succeeded, so a timeout needs no exit status of its own."""
+    either and exits non-zero unless it succeeded, so a timeout needs no exit status of its
+    own; stderr says why it has not ended (:func:`zkq.coordinator.serving.why_waiting`)."""
+    from zkq.coordinator.serving import why_waiting
+
     try:
         return client.wait(job_id, timeout)
     except WaitTimeout as exc:
         if exc.job is None:
             raise
+        try:
+            cause = why_waiting(client.session, exc.job, time.monotonic() + 5)
+        except ZkqError as error:
+            cause = f"cannot tell why ({error})"
+        click.echo(
+            f"zkq: job {job_id} is still {exc.job.state} after {timeout:g}s: {cause}", err=True
+        )
         return exc.job
 
 

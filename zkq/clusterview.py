@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any
 
-from zkq.coordinator import census
+from zkq.coordinator import census, serving
 from zkq.coordinator.client import Client
 from zkq.coordinator.errors import ZkqError
 from zkq.dev.fourletter import four_letter, parse_srvr
@@ -128,6 +128,8 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
         for w in census.workers(client.session, deadline)
     ]
     view["queues"] = [q.__dict__ for q in census.queues(client.session, deadline)]
+    view["unserved"] = serving.unserved_queues(view["queues"], view["workers"])
+    view["unserved_after"] = client.config.unserved_after
     if haproxy_stats:
         try:
             view["frontends"] = frontends(haproxy_stats)
@@ -156,6 +158,7 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
     ]
     if "frontends_error" in view:
         problems.append(view["frontends_error"])
+    problems += serving.unserved_problems(view["unserved"], view["unserved_after"])
     problems += quarantine_problems(view)
     view["problems"] = problems
     view["ok"] = not problems

@@ -22,6 +22,11 @@ and ``.retry_after`` (the ``Retry-After`` header, when there was one).  No conne
 all raises :class:`~zkq.coordinator.errors.Unavailable` with ``status`` None.  Nothing but an
 unavailable service is retried; a 429 is the caller's to slow down for.
 
+Warnings: a submission the server accepted but has something to say about (no live worker
+serves the job's type, so it waits until one does) comes back with ``warnings``; the client
+logs each on the ``zkq.http_client`` logger at WARNING and keeps those of its last
+submission in :attr:`HttpClient.last_warnings` (a client shared by threads: read the log).
+
 HTTPS: the server's certificate is verified against ``ca_file`` (a PEM file of the CA
 certificates to trust; ``zkq dev`` writes its cluster's as ``.zkq-dev/tls/ca.pem``), else
 ``ZKQ_CA_FILE`` from the environment, else the system's trust store.  A certificate that
@@ -32,6 +37,7 @@ the client's trust that must change, and retrying cannot help).
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import random
 import time
@@ -56,6 +62,8 @@ from zkq.coordinator.validation import check_job_type, check_json
 
 if TYPE_CHECKING:
     from zkq.coordinator.job import JobSpec
+
+log = logging.getLogger(__name__)
 
 #: the server caps a long-poll at its MAX_WAIT (60 s by default); ask for less
 LONG_POLL = 30.0
@@ -171,6 +179,8 @@ class HttpClient:
         #: what the server's certificate is verified with (see :func:`trust`)
         self.verify = trust(ca_file)
         self.http.headers["Authorization"] = f"Bearer {api_key}"
+        #: the ``warnings`` of this client's last submission (``[]``: none)
+        self.last_warnings: builtins.list[str] = []
 
     def close(self) -> None:
         self.http.close()
@@ -257,7 +267,9 @@ class HttpClient:
         )
         key = idempotency_key or str(uuid.uuid4())  # once per logical submit
         response = self._request("POST", "/v1/jobs", json=body, headers={"Idempotency-Key": key})
-        return Job.from_dict(response.json())
+        data = response.json()
+        self._warn(data)
+        return Job.from_dict(data)
 
     def submit_batch(
         self, jobs: Sequence[JobSpec | dict[str, Any]], idempotency_key: str | None = None
@@ -269,7 +281,14 @@ class HttpClient:
         response = self._request(
             "POST", "/v1/jobs/batch", json=body, headers={"Idempotency-Key": key}
         )
-        return [Job.from_dict(j) for j in response.json()["jobs"]]
+        data = response.json()
+        self._warn(data)
+        return [Job.from_dict(j) for j in data["jobs"]]
+
+    def _warn(self, body: dict[str, Any]) -> None:
+        self.last_warnings = [str(w) for w in body.get("warnings") or []]
+        for warning in self.last_warnings:
+            log.warning("zkq: %s", warning)
 
     def get(self, job_id: str) -> Job:
         return Job.from_dict(self._request("GET", f"/v1/jobs/{job_id}").json())

@@ -44,6 +44,15 @@ STATES = [str(s) for s in JobState]
         "config file)."
     ),
 )
+@setting_option(
+    "--unserved-after",
+    setting="unserved_after",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Report pending jobs of a type no live worker serves once they have waited this "
+    "long (env ZKQ_UNSERVED_AFTER; else [status] unserved_after in the config file; "
+    "default 60).",
+)
 @json_option
 @pass_cli
 def status(cli: CliContext) -> None:
@@ -51,7 +60,8 @@ def status(cli: CliContext) -> None:
     also the finished jobs the archive refused (quarantined).
 
     Exits 1 when something is unwell (a ZooKeeper node down, no leader, a frontend down,
-    a job quarantined).
+    jobs waiting longer than --unserved-after for a type no live worker serves, a job
+    quarantined).
     """
     view = cli.with_client(lambda c: clusterview.collect(c, c.config.haproxy_stats))
     emit(view, cli.as_json, lambda: clusterview.render(view))
@@ -170,11 +180,32 @@ def drain(cli: CliContext, worker_id: str, wait_: bool, wait_timeout: float) -> 
 @click.command()
 @connection_options(ZOOKEEPER)
 @click.argument("job_type")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Pause a type nobody has used yet (no job of it submitted, no worker serving it).",
+)
 @json_option
 @pass_cli
-def pause(cli: CliContext, job_type: str) -> None:
-    """Hold jobs of JOB_TYPE pending: the coordinator assigns none until resumed."""
-    changed = cli.with_client(lambda c: Controls(c.store).pause(job_type))
+def pause(cli: CliContext, job_type: str, force: bool) -> None:
+    """Hold jobs of JOB_TYPE pending: the coordinator assigns none until resumed.
+
+    A type nobody has used (no job of it ever submitted, no live worker serving it) is
+    most likely a typo: pausing it needs --force.
+    """
+
+    def run(client: Any) -> bool:
+        controls = Controls(client.store)
+        if not force and not controls.known_type(job_type):
+            # most likely a typo, and pausing it would silently hold nothing
+            raise InvalidInput(
+                f"no job of type {job_type!r} was ever submitted and no live worker serves "
+                "it: check the name (zkq status lists the queues), or pass --force to "
+                "pause it all the same"
+            )
+        return controls.pause(job_type)
+
+    changed = cli.with_client(run)
     emit(
         {"type": job_type, "paused": True, "changed": changed},
         cli.as_json,

@@ -8,6 +8,7 @@ archive once pruned.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -15,9 +16,10 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from zkq.coordinator.errors import InvalidInput, InvalidTransition, JobNotFound
+from zkq.coordinator.errors import InvalidInput, InvalidTransition, JobNotFound, ZkqError
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import Job, JobSpec
+from zkq.coordinator.serving import unserved_warning
 from zkq.frontend import auth, idempotency
 from zkq.frontend.api import Header, api
 from zkq.frontend.auth import current_key
@@ -29,14 +31,26 @@ from zkq.frontend.models import (
     JobQuery,
     JobSubmission,
     ListQuery,
+    SubmittedJob,
 )
 from zkq.frontend.resources import current as resources
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENCY = Header(
     idempotency.HEADER,
     "Any unique string (a UUID): sending the same request again with the same key, to "
     "any frontend, returns the jobs made the first time instead of new ones.",
 )
+WARNING_HEADER = "Zkq-Warning"
+#: at most this many warnings in the header (the body has them all): a batch of a thousand
+#: new types must not make a response head larger than HAProxy's buffer
+HEADER_WARNINGS = 3
+SUBMIT_HEADERS = {
+    "Idempotent-Replayed": "true on a replay",
+    WARNING_HEADER: "The response's `warnings`, joined by `; ` (the first few); absent "
+    "when there are none",
+}
 
 
 def _own(job: Job) -> Job:
@@ -113,6 +127,27 @@ def _submit(bodies: Sequence[JobSubmission], endpoint: str) -> tuple[list[Job], 
     return [found[s.job_id or ""] for s in specs], replay
 
 
+def _warnings(jobs: Sequence[Job]) -> tuple[list[str], dict[str, str]]:
+    """The submission's warnings, and the headers that carry them: one per type of these
+    jobs that no live worker serves.  Read from this process's cached set
+    (:mod:`zkq.frontend.served`); when that cannot be read in time, no warning (the jobs
+    are in, and the answer must not wait on it)."""
+    try:
+        zk = resources().zk
+        with zk.call(timeout=1.0) as deadline:
+            served = zk.served.types(deadline)
+    except ZkqError as exc:
+        log.info("cannot tell which job types the workers serve: %s", exc)
+        return [], {}
+    found = [unserved_warning(t) for t in sorted({j.type for j in jobs} - served)]
+    if not found:
+        return [], {}
+    shown = "; ".join(found[:HEADER_WARNINGS])
+    if len(found) > HEADER_WARNINGS:
+        shown += f"; and {len(found) - HEADER_WARNINGS} more in the body's warnings"
+    return found, {WARNING_HEADER: shown}
+
+
 def _fault_exit_after_commit() -> None:
     """A fault point for tests, off unless ``ZKQ_FAULT_EXIT_AFTER_SUBMIT`` names a marker
     file: the first submission to find no marker creates it and ends this worker process
@@ -134,18 +169,19 @@ def _fault_exit_after_commit() -> None:
     summary="Submit a job",
     scope="submit",
     body=JobSubmission,
-    ok=(201, JobOut),
+    ok=(201, SubmittedJob),
     errors=(409,),
     headers=(IDEMPOTENCY,),
-    response_headers={"Location": "The job's URL", "Idempotent-Replayed": "true on a replay"},
+    response_headers={"Location": "The job's URL", **SUBMIT_HEADERS},
 )
 def submit_job(body: JobSubmission) -> tuple[Any, ...]:
     [job], replay = _submit([body], "POST /v1/jobs")
     g.job_id = job.id
-    headers = {"Location": f"/v1/jobs/{job.id}"}
+    warnings, headers = _warnings([job])
+    headers["Location"] = f"/v1/jobs/{job.id}"
     if replay:
         headers["Idempotent-Replayed"] = "true"
-    return JobOut.of(job), 201, headers
+    return SubmittedJob.of(job).model_copy(update={"warnings": warnings}), 201, headers
 
 
 @api.route(
@@ -157,15 +193,17 @@ def submit_job(body: JobSubmission) -> tuple[Any, ...]:
     ok=(201, BatchOut),
     errors=(409,),
     headers=(IDEMPOTENCY,),
-    response_headers={"Idempotent-Replayed": "true on a replay"},
+    response_headers=SUBMIT_HEADERS,
 )
 def submit_batch(body: BatchSubmission) -> tuple[Any, ...]:
     limit = int(current_app.config["MAX_BATCH"])
     if len(body.jobs) > limit:
         raise InvalidInput(f"at most {limit} jobs per batch, not {len(body.jobs)}")
     jobs, replay = _submit(body.jobs, "POST /v1/jobs/batch")
-    headers = {"Idempotent-Replayed": "true"} if replay else {}
-    return BatchOut(jobs=[JobOut.of(j) for j in jobs]), 201, headers
+    warnings, headers = _warnings(jobs)
+    if replay:
+        headers["Idempotent-Replayed"] = "true"
+    return BatchOut(jobs=[JobOut.of(j) for j in jobs], warnings=warnings), 201, headers
 
 
 def _read(job_id: str) -> Job:
