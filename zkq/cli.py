@@ -18,6 +18,7 @@ import click
 
 from zkq import logs
 from zkq.acl_cli import COMMANDS as ACL_COMMANDS
+from zkq.cli_errors import JOB_ID, ZkqGroup
 from zkq.coordinator.errors import WaitTimeout
 from zkq.db_cli import COMMANDS as DB_COMMANDS
 from zkq.options import (
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from zkq.coordinator.job import Job
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ZkqGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @connection_options(ZOOKEEPER, MYSQL)
 def main() -> None:
     """zkq: a work-distribution cluster coordinated by ZooKeeper.
@@ -47,7 +48,8 @@ def main() -> None:
     where it wins (`zkq status --zk HOST:2181`).  A setting given by neither comes from the
     environment (ZKQ_ZK_HOSTS, ZKQ_ROOT, ZKQ_MYSQL_URL, ...), else from the config file.
 
-    Exit status: 0 done, 1 the request failed, 2 usage, 3 the cluster could not be reached.
+    Errors are one line on stderr.  Exit status: 0 done, 1 the request failed, 2 usage
+    (also a malformed job id), 3 the cluster could not be reached, 130 interrupted.
     """
 
 
@@ -256,7 +258,7 @@ def waited(client: Client, job_id: str, timeout: float) -> Job:
 
 @main.command()
 @connection_options(ZOOKEEPER, MYSQL)
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @json_option
 @pass_cli
 def job(cli: CliContext, job_id: str) -> None:
@@ -314,4 +316,7 @@ def bench_command(args: tuple[str, ...]) -> None:
     from zkq.benchmarks_entry import load_bench
 
     group = load_bench()
-    group.main(list(args), prog_name="zkq bench")
+    # not standalone: its usage errors rise to zkq's group, which reports them in one line
+    code = group.main(list(args), prog_name="zkq bench", standalone_mode=False)
+    if isinstance(code, int) and code:  # what an explicit ctx.exit(code) came back as
+        sys.exit(code)
