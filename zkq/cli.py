@@ -136,7 +136,12 @@ def worker(
     try:
         registry = load_app(app)
     except ImportError as exc:
-        raise click.UsageError(f"cannot import the app module {app!r}: {exc}") from exc
+        import os
+
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name == app.split(":")[0].split(".")[0]:
+            hint = f" in {os.getcwd()} or on the import path: start the worker in the app's folder"
+        raise click.UsageError(f"cannot import the app module {app!r}: {exc}{hint}") from exc
     wanted = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
     try:
         service = Worker(cli.config, registry, app, wanted, concurrency, pool, prefetch)

@@ -47,7 +47,9 @@ class OneLineError(click.ClickException):
 def _sentence(message: str) -> str:
     """click's "No such option '--x'." as zkq writes its messages: lower case, no period."""
     message = message.strip().rstrip(".")
-    if len(message) > 1 and message[0].isupper() and message[1].islower():
+    first = message.split(" ", 1)[0]
+    # "No", "Invalid", "Missing"; not a name such as "MySQL" or "JOB_ID"
+    if first.isalpha() and first[0].isupper() and first[1:].islower():
         message = message[0].lower() + message[1:]
     return message
 

@@ -114,6 +114,9 @@ def test_ctrl_c_is_one_line_and_exit_130(ensemble: ZooKeeperEnsemble, tmp_path: 
         (1, ["cancel", EXAMPLE_JOB_ID]),
         (1, ["drain", "nobody-1-abcdef"]),
         (1, ["zk", "get", "/no/such/znode"]),
+        (1, ["zk", "ls", "/no/such/znode"]),
+        (0, ["zk", "tree"]),
+        (1, ["requeue", EXAMPLE_JOB_ID]),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else str(v),
 )

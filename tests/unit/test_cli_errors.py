@@ -34,6 +34,8 @@ USAGE_ERRORS = [
     (["acl", "nosuch"], "(see 'zkq acl --help')"),
     (["zk", "tree", "--depth", "99"], "(see 'zkq zk tree --help')"),
     (["bench", "--bogus"], "(see 'zkq bench --help')"),
+    (["keys", "list", "--mysql", "nonsense"], "zkq: MySQL URL must start with mysql://"),
+    (["worker", "--app", "no_such_app", *NOWHERE], "start the worker in the app's folder"),
     (["job", "not-an-id", *NOWHERE], "'not-an-id' is not a job id"),
     (["cancel", "42", *NOWHERE], f"like {EXAMPLE_JOB_ID}"),
     (["requeue", EXAMPLE_JOB_ID + "X", *NOWHERE], "is not a job id"),
