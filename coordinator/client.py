@@ -32,6 +32,20 @@ from zkq.coordinator.zk import ZkSession, connect
 
 
 class Client:
+    """Jobs straight through ZooKeeper, for code inside the cluster (the ``zkq`` command,
+    the frontends, tests); from anywhere else, :class:`zkq.HttpClient`.
+
+    ``config`` says which cluster (:meth:`connect` builds it from hosts and a root, else
+    from the environment and the config file, as every ``zkq`` command does);
+    ``connect_timeout``: how long :meth:`start` and each request wait for ZooKeeper.
+
+    >>> import zkq
+    >>> client = zkq.Client.connect("zk1:2181,zk2:2181,zk3:2181")
+    >>> job = client.submit("echo", {"hello": "zkq"})
+    >>> client.wait(job.id, timeout=30).result
+    {'hello': 'zkq'}
+    """
+
     def __init__(
         self,
         config: ClusterConfig,
@@ -50,11 +64,22 @@ class Client:
 
     @classmethod
     def connect(cls, hosts: str | None = None, root: str | None = None, **settings: Any) -> Client:
+        """A started client of the cluster at ``hosts`` under ``root`` (each, when not
+        given, from ``ZKQ_ZK_HOSTS``/``ZKQ_ROOT`` or the config file); ``settings``: more
+        of :meth:`ClusterConfig.load`'s (``mysql_url=`` to read pruned jobs).
+
+        >>> client = zkq.Client.connect("127.0.0.1:2181", root="/zkq")
+        """
         client = cls(ClusterConfig.load(hosts=hosts, root=root, **settings))
         client.start()
         return client
 
     def start(self) -> None:
+        """Connect; :class:`zkq.Unavailable` if ZooKeeper does not answer in time.
+
+        >>> client = zkq.Client(ClusterConfig.load(hosts="127.0.0.1:2181"))
+        >>> client.start()
+        """
         if not self.session.start(wait=self.connect_timeout):
             self.session.stop()
             raise Unavailable(
@@ -64,6 +89,10 @@ class Client:
         self.session.ensure_paths(self.config.zk.layout.shared_parents())
 
     def close(self) -> None:
+        """End the session; ``with zkq.Client.connect(...) as client:`` does it for you.
+
+        >>> client.close()
+        """
         self.session.stop()
         if self.archive is not None:
             self.archive.pool.close()
@@ -91,16 +120,39 @@ class Client:
         job_id: str | None = None,
         request_timeout: float | None = None,
     ) -> Job:
+        """Submit a job of ``job_type``; returns its record, ``pending``.
+
+        ``priority`` 0 (lowest) to 999; ``max_attempts``; ``timeout``: seconds per attempt;
+        ``job_id``: one of your own (``zkq.coordinator.ids.new_job_id()``), so that a retry
+        after a lost connection finds the job instead of making a second.
+
+        >>> job = client.submit("resize", {"image": "a.png"}, priority=5, max_attempts=3)
+        >>> job.id, job.state
+        ('01JC8ZQ4W6T3M5X9B2N7R0K1HD', <JobState.PENDING: 'pending'>)
+        """
         spec = JobSpec(job_type, payload, priority, max_attempts, timeout, job_id)
         return self.store.submit(spec, self._deadline(request_timeout))
 
     def submit_many(
         self, specs: Sequence[JobSpec], request_timeout: float | None = None
     ) -> list[Job]:
+        """Submit several jobs (``JobSpec``, e.g. ``handle.spec(payload)``) in as few
+        ZooKeeper transactions as their size allows; returns their records, in order.
+
+        >>> jobs = client.submit_many([resize.spec({"image": f"{n}.png"}) for n in range(3)])
+        >>> len(jobs)
+        3
+        """
         return self.store.submit_many(specs, self._deadline(request_timeout))
 
     def get(self, job_id: str) -> Job:
-        """The job from ZooKeeper or, once pruned from there, from the MySQL archive."""
+        """The job from ZooKeeper or, once pruned from there, from the MySQL archive;
+        :class:`zkq.JobNotFound` if neither has it.
+
+        >>> job = client.get("01JC8ZQ4W6T3M5X9B2N7R0K1HD")
+        >>> job.state, job.attempts, job.result
+        (<JobState.SUCCEEDED: 'succeeded'>, 1, {'width': 640})
+        """
         return self.lookup.get(job_id)
 
     def wait(self, job_id: str, timeout: float, until: Callable[[Job], bool] | None = None) -> Job:
@@ -110,6 +162,10 @@ class Client:
         not happened within ``timeout`` seconds, with the record as it was then in its
         ``.job``: returning that record instead would look like the final one to a caller
         that does not check ``.state`` (a pending job is not a finished one).
+
+        >>> done = client.wait(job.id, timeout=60)
+        >>> done.state, done.result
+        (<JobState.SUCCEEDED: 'succeeded'>, {'width': 640})
         """
         job = self.store.wait(job_id, timeout, until)
         if not (until(job) if until is not None else job.terminal):
@@ -117,12 +173,22 @@ class Client:
         return job
 
     def cancel(self, job_id: str) -> Job:
+        """Cancel a pending, assigned or running job; returns its record, ``cancelled``.
+        One that has ended raises :class:`zkq.InvalidTransition` (a :class:`zkq.Conflict`).
+
+        >>> client.cancel(job.id).state
+        <JobState.CANCELLED: 'cancelled'>
+        """
         return self.store.cancel(job_id, self._deadline(None))
 
     # -- workers --------------------------------------------------------------------------
     def workers(self) -> list[dict[str, Any]]:
         """Each live worker's registration, with the jobs in its inbox (three pipelined
-        rounds, whatever the number of workers: :func:`census.workers`)."""
+        rounds, whatever the number of workers: :func:`census.workers`).
+
+        >>> [(w["id"], len(w["inbox"]), w["types"]) for w in client.workers()]
+        [('host-4242-a1b2c3', 1, ['echo', 'resize'])]
+        """
         out: list[dict[str, Any]] = []
         for live in census.workers(self.session, self._deadline(None)):
             entry = live.registration.to_dict()

@@ -33,6 +33,7 @@ from zkq.coordinator.retention import Pruner, prune_interval
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import ConnectionLost, Election, ZkSession, connect
+from zkq.coordinator.zk.outages import report_outages
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,11 @@ class Coordinator:
             threading.Thread(target=election.cancel, daemon=True).start()
 
     def run(self) -> None:
+        # before the first attempt: one line every few seconds while disconnected
+        report_outages(self.session, log)
         self.session.start()
         while not self._stop.is_set() and not self.session.wait_connected(1.0):
-            log.info("waiting for ZooKeeper at %s", self.config.zk.hosts)
+            pass
         if self._stop.is_set():
             self.session.stop()
             return

@@ -39,6 +39,7 @@ from zkq.coordinator.zk import (
     ZkSession,
     connect,
 )
+from zkq.coordinator.zk.outages import report_outages
 from zkq.coordinator.zk.session import STOP_GRACE
 from zkq.worker.metrics import WorkerMetrics
 from zkq.worker.pipeline import Assignment, Pipeline
@@ -141,9 +142,11 @@ class Worker:
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> None:
         self.pipeline.start()
+        # before the first attempt: one line every few seconds while disconnected
+        report_outages(self.session, log)
         self.session.start()
         while not self._draining.is_set() and not self.session.wait_connected(1.0):
-            log.info("waiting for ZooKeeper at %s", self.config.zk.hosts)
+            pass
         if self.session.connected.is_set():
             self.session.ensure_paths(self.layout.shared_parents())
         abandoned = False

@@ -19,6 +19,7 @@ import click
 
 from zkq import logs
 from zkq.acl_cli import COMMANDS as ACL_COMMANDS
+from zkq.cli_errors import JOB_ID, ZkqGroup
 from zkq.coordinator.errors import WaitTimeout, ZkqError
 from zkq.db_cli import COMMANDS as DB_COMMANDS
 from zkq.options import (
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from zkq.coordinator.job import Job
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ZkqGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @connection_options(ZOOKEEPER, MYSQL)
 def main() -> None:
     """zkq: a work-distribution cluster coordinated by ZooKeeper.
@@ -50,7 +51,8 @@ def main() -> None:
     with none of them naming a cluster, from the local cluster that `zkq dev up` (or
     `make run`) started in this folder (`eval "$(zkq dev env)"` for other shells).
 
-    Exit status: 0 done, 1 the request failed, 2 usage, 3 the cluster could not be reached.
+    Errors are one line on stderr.  Exit status: 0 done, 1 the request failed, 2 usage
+    (also a malformed job id), 3 the cluster could not be reached, 130 interrupted.
     """
 
 
@@ -137,7 +139,12 @@ def worker(
     try:
         registry = load_app(app)
     except ImportError as exc:
-        raise click.UsageError(f"cannot import the app module {app!r}: {exc}") from exc
+        import os
+
+        hint = ""
+        if isinstance(exc, ModuleNotFoundError) and exc.name == app.split(":")[0].split(".")[0]:
+            hint = f" in {os.getcwd()} or on the import path: start the worker in the app's folder"
+        raise click.UsageError(f"cannot import the app module {app!r}: {exc}{hint}") from exc
     wanted = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
     try:
         service = Worker(cli.config, registry, app, wanted, concurrency, pool, prefetch)
@@ -286,7 +293,7 @@ def waited(client: Client, job_id: str, timeout: float) -> Job:
 
 @main.command()
 @connection_options(ZOOKEEPER, MYSQL)
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @json_option
 @pass_cli
 def job(cli: CliContext, job_id: str) -> None:
@@ -344,4 +351,7 @@ def bench_command(args: tuple[str, ...]) -> None:
     from zkq.benchmarks_entry import load_bench
 
     group = load_bench()
-    group.main(list(args), prog_name="zkq bench")
+    # not standalone: its usage errors rise to zkq's group, which reports them in one line
+    code = group.main(list(args), prog_name="zkq bench", standalone_mode=False)
+    if isinstance(code, int) and code:  # what an explicit ctx.exit(code) came back as
+        sys.exit(code)

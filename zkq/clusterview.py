@@ -15,6 +15,7 @@ from typing import Any
 from zkq.coordinator import census, serving
 from zkq.coordinator.client import Client
 from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.zk import NoNode
 from zkq.dev.fourletter import four_letter, parse_srvr
 from zkq.output import age, table
 
@@ -37,7 +38,11 @@ def election(client: Client) -> dict[str, Any]:
     session = client.session
     path = client.config.zk.layout.election
     contenders = []
-    for node in sorted(session.get_children(path), key=lambda n: n[-10:]):
+    try:
+        nodes = session.get_children(path)
+    except NoNode:  # no coordinator has ever run under this root: none leads
+        nodes = []
+    for node in sorted(nodes, key=lambda n: n[-10:]):
         try:
             contenders.append(session.get(f"{path}/{node}")[0].decode())
         except Exception:  # gone between the listing and the read

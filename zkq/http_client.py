@@ -48,17 +48,17 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from zkq.coordinator.errors import (
-    ConfigError,
-    Conflict,
-    InvalidInput,
-    Unavailable,
-    WaitTimeout,
-    ZkqError,
-    from_code,
-)
+from zkq.coordinator.errors import Conflict, InvalidInput, Unavailable, WaitTimeout
 from zkq.coordinator.job import Job
 from zkq.coordinator.validation import check_job_type, check_json
+from zkq.http_transport import (
+    CA_FILE_ENV,
+    CertificateRejected,
+    error_of,
+    tls_reason,
+    trust,
+    trusted,
+)
 
 if TYPE_CHECKING:
     from zkq.coordinator.job import JobSpec
@@ -67,50 +67,6 @@ log = logging.getLogger(__name__)
 
 #: the server caps a long-poll at its MAX_WAIT (60 s by default); ask for less
 LONG_POLL = 30.0
-
-#: what a body without an error code means, by status: only a proxy in front of HAProxy
-#: answers so, and only these say "try again"
-_CODELESS = {502: "bad_gateway", 503: "unavailable", 504: "gateway_timeout"}
-#: where a CA file comes from when the constructor is given none
-CA_FILE_ENV = "ZKQ_CA_FILE"
-
-
-class CertificateRejected(ConfigError):
-    """The server's TLS certificate did not verify against the CA the client trusts.
-
-    Raised by the client alone (no server answers with it), so it is not in the tree's
-    table of codes."""
-
-    code = "certificate_rejected"
-
-
-def trust(ca_file: str | os.PathLike[str] | None) -> str | bool:
-    """What ``requests`` verifies with: ``ca_file``, else ``$ZKQ_CA_FILE``, else ``True``
-    (the system's CAs).  A named file that cannot be read is a :class:`ConfigError` now,
-    rather than an obscure TLS failure on the first request."""
-    chosen = os.fspath(ca_file) if ca_file is not None else os.environ.get(CA_FILE_ENV) or None
-    if chosen is None:
-        return True
-    if not os.path.isfile(chosen) or not os.access(chosen, os.R_OK):
-        source = "ca_file" if ca_file is not None else CA_FILE_ENV
-        raise ConfigError(f"{source}: cannot read the CA file {chosen!r}: give a readable PEM file")
-    return chosen
-
-
-def _error(response: requests.Response) -> ZkqError:
-    status = response.status_code
-    try:
-        body = response.json()["error"]
-        code, message = str(body["code"]), str(body["message"])
-    except (ValueError, KeyError, TypeError):
-        code = _CODELESS.get(status, "http_error")
-        message = response.text[:200] or response.reason
-    error = from_code(code, message)
-    error.status = status
-    retry = response.headers.get("Retry-After")
-    if retry and retry.isdigit():
-        error.retry_after = float(retry)
-    return error
 
 
 def _checked(body: dict[str, Any]) -> dict[str, Any]:
@@ -140,20 +96,6 @@ def _submission(job: JobSpec | dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _trusted(verify: str | bool) -> str:
-    return "the system's CAs" if verify is True else f"CA file {verify}"
-
-
-def _reason(exc: requests.exceptions.SSLError) -> str:
-    """The innermost TLS complaint (e.g. "certificate verify failed: self-signed
-    certificate in certificate chain"), not urllib3's nest of wrappers."""
-    text = str(exc)
-    marker = "SSLError("
-    if marker in text:
-        text = text[text.rfind(marker) + len(marker) :]
-    return text.split("(_ssl.c")[0].strip(" '\"(),")[:300]
-
-
 @dataclass(frozen=True)
 class Page:
     jobs: list[Job]
@@ -161,6 +103,24 @@ class Page:
 
 
 class HttpClient:
+    """The HTTP API from Python: submit jobs, wait for them, read, list and cancel them.
+
+    ``base_url`` is the load balancer's: for the local cluster, the ``https:`` URL that
+    ``make run`` and ``zkq dev status`` print (``zkq dev env`` exports it as ``ZKQ_URL``).
+    ``api_key``: one from ``zkq keys create`` (or the demo key ``make run`` prints).  Over
+    HTTPS the server is verified against ``ca_file``, else ``$ZKQ_CA_FILE``, else the
+    system's CAs.  ``timeout``: seconds per request; ``retries`` and ``backoff``: how
+    often, and how patiently, a request that found no live frontend is sent again.
+
+    >>> import os, zkq
+    >>> client = zkq.HttpClient(os.environ["ZKQ_URL"], api_key=KEY)
+    >>> job = client.submit("echo", {"hello": "zkq"})
+    >>> client.wait(job.id, timeout=30).result
+    {'hello': 'zkq'}
+
+    Errors are zkq's own (:class:`zkq.ZkqError` and below) and carry the HTTP ``.status``.
+    """
+
     def __init__(
         self,
         base_url: str,
@@ -183,6 +143,10 @@ class HttpClient:
         self.last_warnings: builtins.list[str] = []
 
     def close(self) -> None:
+        """Close the connections; ``with zkq.HttpClient(...) as client:`` does it for you.
+
+        >>> client.close()
+        """
         self.http.close()
 
     def __enter__(self) -> HttpClient:
@@ -221,8 +185,8 @@ class HttpClient:
                 # not transient: the same certificate will fail the same way
                 raise CertificateRejected(
                     f"{method} {path}: the TLS certificate of {self.base_url} is not trusted "
-                    f"(verifying with {_trusted(self.verify)}): give the cluster's CA "
-                    f"file as ca_file or in {CA_FILE_ENV}; the TLS library said: {_reason(exc)}"
+                    f"(verifying with {trusted(self.verify)}): give the cluster's CA "
+                    f"file as ca_file or in {CA_FILE_ENV}; the TLS library said: {tls_reason(exc)}"
                 ) from exc
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt > self.retries:
@@ -233,7 +197,7 @@ class HttpClient:
                 continue
             if response.status_code < 400:
                 return response
-            error = _error(response)
+            error = error_of(response)
             if isinstance(error, Unavailable) and attempt <= self.retries:
                 self._pause(attempt, error.retry_after)
                 continue
@@ -256,6 +220,16 @@ class HttpClient:
         timeout: float = 300.0,
         idempotency_key: str | None = None,
     ) -> Job:
+        """Submit a job of ``job_type``; returns its record, ``pending``.
+
+        ``priority`` 0 (lowest) to 999; ``max_attempts``; ``timeout``: seconds per attempt.
+        The call's retries never make a second job (one ``Idempotency-Key`` per call);
+        give ``idempotency_key`` to make your own retries of the call as safe.
+
+        >>> job = client.submit("resize", {"image": "a.png"}, priority=5, max_attempts=3)
+        >>> job.id, job.state
+        ('01JC8ZQ4W6T3M5X9B2N7R0K1HD', <JobState.PENDING: 'pending'>)
+        """
         body = _checked(
             {
                 "type": job_type,
@@ -274,8 +248,15 @@ class HttpClient:
     def submit_batch(
         self, jobs: Sequence[JobSpec | dict[str, Any]], idempotency_key: str | None = None
     ) -> builtins.list[Job]:
-        """Each item a ``JobSpec`` (``handle.spec(payload)``) or a body ``{"type": ...,
-        "payload": ..., "priority": ..., ...}``; at most 1,000."""
+        """Submit up to 1,000 jobs in one request; returns their records, in order.
+
+        Each item a ``JobSpec`` (``handle.spec(payload)``) or a body as the API takes it,
+        ``{"type": ..., "payload": ..., "priority": ..., ...}``.
+
+        >>> jobs = client.submit_batch([{"type": "echo", "payload": n} for n in range(3)])
+        >>> [job.payload for job in jobs]
+        [0, 1, 2]
+        """
         key = idempotency_key or str(uuid.uuid4())
         body = {"jobs": [_submission(job) for job in jobs]}
         response = self._request(
@@ -291,12 +272,24 @@ class HttpClient:
             log.warning("zkq: %s", warning)
 
     def get(self, job_id: str) -> Job:
+        """The job's record as it is now (from the archive once pruned from ZooKeeper);
+        :class:`zkq.JobNotFound` if the key's tenant has no such job.
+
+        >>> job = client.get("01JC8ZQ4W6T3M5X9B2N7R0K1HD")
+        >>> job.state, job.attempts, job.result
+        (<JobState.SUCCEEDED: 'succeeded'>, 1, {'width': 640})
+        """
         return Job.from_dict(self._request("GET", f"/v1/jobs/{job_id}").json())
 
     def wait(self, job_id: str, timeout: float) -> Job:
         """The job once it ends (long-polls).  Raises :class:`~zkq.coordinator.errors.WaitTimeout`
         (a ``TimeoutError``, the record as it stood in its ``.job``) if it has not ended within
-        ``timeout`` seconds, so a pending or running record is never mistaken for the final one."""
+        ``timeout`` seconds, so a pending or running record is never mistaken for the final one.
+
+        >>> done = client.wait(job.id, timeout=60)
+        >>> done.state, done.result
+        (<JobState.SUCCEEDED: 'succeeded'>, {'width': 640})
+        """
         deadline = time.monotonic() + timeout
         while True:
             remaining = max(0.0, deadline - time.monotonic())
@@ -314,6 +307,12 @@ class HttpClient:
                 raise WaitTimeout.waited(job, timeout)
 
     def cancel(self, job_id: str) -> Job:
+        """Cancel a pending, assigned or running job; returns its record, ``cancelled``.
+        One that has ended raises :class:`zkq.InvalidTransition` (a :class:`zkq.Conflict`).
+
+        >>> client.cancel(job.id).state
+        <JobState.CANCELLED: 'cancelled'>
+        """
         try:
             return Job.from_dict(self._request("DELETE", f"/v1/jobs/{job_id}").json())
         except Conflict:
@@ -330,6 +329,13 @@ class HttpClient:
         limit: int = 100,
         cursor: str | None = None,
     ) -> Page:
+        """One page of the key's tenant's jobs, filtered by ``state`` and ``type``.
+        ``cursor``: the ``next_cursor`` of the page before; None on the last page.
+
+        >>> page = client.list(state="dead", limit=20)
+        >>> [job.id for job in page.jobs], page.next_cursor
+        (['01JC8ZQ4W6T3M5X9B2N7R0K1HD'], None)
+        """
         params: dict[str, Any] = {"limit": limit}
         for name, value in (("state", state), ("type", type), ("cursor", cursor)):
             if value is not None:
@@ -338,7 +344,13 @@ class HttpClient:
         return Page([Job.from_dict(j) for j in body["jobs"]], body.get("next_cursor"))
 
     def iter_jobs(self, **filters: Any) -> Iterator[Job]:
-        """Every job (of the key's tenant) matching ``filters``, page after page."""
+        """Every job (of the key's tenant) matching ``filters`` (those of :meth:`list`),
+        page after page.
+
+        >>> for job in client.iter_jobs(state="dead", type="resize"):
+        ...     print(job.id, job.error["message"])
+        01JC8ZQ4W6T3M5X9B2N7R0K1HD image not found
+        """
         cursor: str | None = None
         while True:
             page = self.list(cursor=cursor, **filters)
@@ -349,9 +361,21 @@ class HttpClient:
 
     # -- the cluster ------------------------------------------------------------------------
     def workers(self) -> builtins.list[dict[str, Any]]:
+        """The live workers: id, host, slots, how many are busy, the types they serve.
+        Needs a key with the ``admin`` scope.
+
+        >>> [(w["id"], w["busy"], w["types"]) for w in client.workers()]
+        [('host-4242-a1b2c3', 1, ['echo', 'resize'])]
+        """
         return list(self._request("GET", "/v1/workers").json()["workers"])
 
     def queues(self) -> builtins.list[dict[str, Any]]:
+        """Per job type: jobs pending, the oldest one's age, jobs running, whether paused.
+        Needs a key with the ``admin`` scope.
+
+        >>> [(q["type"], q["depth"], q["paused"]) for q in client.queues()]
+        [('resize', 3, False)]
+        """
         return list(self._request("GET", "/v1/queues").json()["queues"])
 
 

@@ -56,5 +56,7 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # kazoo narrates every reconnection attempt at INFO; its warnings are what matter
-    logging.getLogger("kazoo").setLevel(max(logging.WARNING, root.level))
+    # kazoo narrates every reconnection attempt at INFO; its warnings are what matter,
+    # except to someone asking for debug, who gets its narration too
+    debug = root.level <= logging.DEBUG
+    logging.getLogger("kazoo").setLevel(root.level if debug else max(logging.WARNING, root.level))

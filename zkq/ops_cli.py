@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from zkq import clusterview, zkbrowse
+from zkq.cli_errors import JOB_ID
 from zkq.coordinator import census
 from zkq.coordinator.controls import Controls
 from zkq.coordinator.errors import InvalidInput
@@ -75,7 +76,9 @@ def status(cli: CliContext) -> None:
 @click.option("--state", type=click.Choice(STATES), default=None)
 @click.option("--type", "job_type", default=None)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--after", default=None, help="Resume after this job id (the last one shown).")
+@click.option(
+    "--after", type=JOB_ID, default=None, help="Resume after this job id (the last one shown)."
+)
 @json_option
 @pass_cli
 def jobs(
@@ -119,7 +122,7 @@ def jobs(
 # -- steering ---------------------------------------------------------------------------
 @click.command()
 @connection_options(ZOOKEEPER)
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @json_option
 @pass_cli
 def requeue(cli: CliContext, job_id: str) -> None:
@@ -134,7 +137,7 @@ def requeue(cli: CliContext, job_id: str) -> None:
 
 @click.command()
 @connection_options(ZOOKEEPER)
-@click.argument("job_id")
+@click.argument("job_id", type=JOB_ID)
 @json_option
 @pass_cli
 def cancel(cli: CliContext, job_id: str) -> None:

@@ -1,9 +1,10 @@
 """How every ``zkq`` command answers: tables for people, ``--json`` for machines, and
 errors as one line on stderr with an exit status that means something.
 
-Exit statuses: 0 done; 1 the request failed (a job that did not succeed, a bad id, a
-refused transition); 2 usage (click's own, also for a bad setting); 3 the cluster could not
-be reached.  Where the settings come from is :mod:`zkq.options`.
+Exit statuses: 0 done; 1 the request failed (a job that did not succeed, an unknown job
+id, a refused transition); 2 usage (a bad option, argument, setting or job id); 3 the cluster
+could not be reached; 130 interrupted (Ctrl-C).  :mod:`zkq.cli_errors` reports click's own
+errors the same way.  Where the settings come from is :mod:`zkq.options`.
 """
 
 from __future__ import annotations
@@ -22,10 +23,17 @@ from zkq.coordinator.job import Job
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # what click exits with on a UsageError
 EXIT_UNAVAILABLE = 3
+#: Ctrl-C, as shells report a process ended by SIGINT (128 + 2)
+EXIT_INTERRUPTED = 130
+
+
+def one_line(message: str) -> str:
+    """``message`` on a single line: a newline in an error would break ``zkq: ...``."""
+    return " ".join(message.split())
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"zkq: {message}", err=True)
+    click.echo(f"zkq: {one_line(message)}", err=True)
     sys.exit(code)
 
 

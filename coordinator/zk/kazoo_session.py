@@ -55,6 +55,7 @@ from zkq.coordinator.zk.kazoo_translate import (
     zk_stat,
 )
 from zkq.coordinator.zk.ops import Check, Create, Delete, Op, SetData
+from zkq.coordinator.zk.outages import KazooLog
 from zkq.coordinator.zk.session import (
     ConnectionState,
     Election,
@@ -136,6 +137,9 @@ class KazooSession(ZkSession):
             handler = SequentialGeventHandler()
             # gevent's AsyncResult raises gevent's own Timeout, not the handler's subclass
             self._timeouts = (handler.timeout_exception, gevent_module.Timeout)
+        #: what kazoo logs goes through this: it keeps the last connection error, and
+        #: hushes kazoo's narration of its attempts for a service that reports outages
+        self.narration = KazooLog(logging.getLogger(f"kazoo.{name}"))
         #: kazoo's client, for what measures kazoo itself (``zkq bench``) and tests that
         #: break connections on purpose; zkq's own code goes through the methods below
         self.client = KazooClient(
@@ -147,7 +151,7 @@ class KazooSession(ZkSession):
             default_acl=kazoo_acl(self.acl.strictest) if self.acl else None,
             # reconnect forever: waiting out an outage is the policy, dying is not
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
-            logger=_quiet if quiet else logging.getLogger(f"kazoo.{name}"),
+            logger=_quiet if quiet else self.narration,
         )
         self.client.add_listener(self._on_kazoo_state)
 

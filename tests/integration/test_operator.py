@@ -81,7 +81,7 @@ def test_job_and_jobs(cluster: DevCluster, client: Client) -> None:
     assert all(j["state"] == "succeeded" for j in listed["jobs"])
     assert "ID" in zkq(cluster, "jobs", "--limit", "2")
     assert "no job" in zkq(cluster, "job", "01M81DJSFMKM5WE6J0X6ERV5QZ", code=1)
-    assert "not a job id" in zkq(cluster, "job", "nope", code=1)
+    assert "not a job id" in zkq(cluster, "job", "nope", code=2)  # usage: checked first
 
 
 def test_zk_ls_get_tree_decode_records(cluster: DevCluster, client: Client) -> None:

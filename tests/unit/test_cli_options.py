@@ -135,7 +135,7 @@ def test_every_help_answers(path: tuple[str, ...]) -> None:
 def test_a_bad_or_missing_setting_is_a_usage_error(args: tuple[str, ...]) -> None:
     result = zkq(*args)
     assert result.exit_code == EXIT_USAGE, result.output
-    assert "Error:" in result.stderr
+    assert result.stderr.startswith("zkq: ") and len(result.stderr.splitlines()) == 1
 
 
 def test_an_unreachable_ensemble_is_one_line_and_exit_3() -> None:
