@@ -18,6 +18,7 @@ from flask import current_app, g, request
 from zkq.coordinator.errors import InvalidInput, InvalidTransition, JobNotFound
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import Job, JobSpec
+from zkq.coordinator.selection import JobFilter
 from zkq.frontend import auth, idempotency
 from zkq.frontend.api import Header, api
 from zkq.frontend.auth import current_key
@@ -216,7 +217,7 @@ def cancel_job(job_id: str) -> tuple[Any, ...]:
 @api.route(
     "/v1/jobs",
     "GET",
-    summary="List your jobs, oldest first, a page at a time",
+    summary="List your jobs, oldest (or newest) first, a page at a time",
     scope="read",
     query=ListQuery,
     ok=(200, JobPage),
@@ -227,6 +228,7 @@ def list_jobs(query: ListQuery) -> tuple[Any, ...]:
     :class:`~zkq.coordinator.lookup.Page`'s, which never skips a job of either, sealed for
     the tenant (:mod:`zkq.frontend.cursors`): it may be another tenant's job id."""
     tenant = current_key().tenant
+    window = JobFilter.of(since=query.since, until=query.until).id_range()
     sealer = resources().mysql.secrets.cursors()
     page = resources().jobs.page(
         sealer.open(tenant, query.cursor) if query.cursor else None,
@@ -235,6 +237,8 @@ def list_jobs(query: ListQuery) -> tuple[Any, ...]:
         state=query.state,
         job_type=query.type,
         budget=int(current_app.config["LIST_SCAN_BUDGET"]),
+        newest=query.order == "newest",
+        window=window,
     )
     cursor = sealer.seal(tenant, page.next_cursor) if page.next_cursor else None
     return JobPage(jobs=[JobOut.of(j) for j in page.jobs], next_cursor=cursor), 200
