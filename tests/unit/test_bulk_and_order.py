@@ -80,8 +80,9 @@ def test_newest_first_walks_every_bucket_backwards_and_pages_without_loss() -> N
     cluster = MemoryCluster()
     try:
         store = cluster.store("s")
-        # ages from seconds to days: many ticks and several eras
-        made = submit_at(store, [5, 6, 7, 100, 2000, 2001, 3 * HOUR, 30 * HOUR, 50 * HOUR])
+        # ages from milliseconds apart (one tick) to days: many ticks and several eras
+        ages = [5, 5.001, 5.002, 5.003, 6, 7, 100, 2000, 2001, 3 * HOUR, 30 * HOUR, 50 * HOUR]
+        made = submit_at(store, ages)
         everything = JobFilter()
         for page in (1, 2, 4, 100):
             assert scan_all(store, True, everything, page) == made[::-1]
@@ -120,8 +121,38 @@ def test_a_time_window_selects_by_creation_and_never_reads_outside_it() -> None:
         cluster.close()
 
 
+def test_a_window_edge_inside_one_tick_reads_nothing_outside_it() -> None:
+    cluster = MemoryCluster()
+    try:
+        store = cluster.store("s")
+        # the middle of a tick (1024 ms) an hour ago: jobs either side of it share the tick
+        edge = ((int((NOW - HOUR) * 1000) // 1024) * 1024 + 512) / 1000
+        before = submit_at(store, [NOW - edge + d for d in (0.3, 0.2, 0.1)])
+        after = submit_at(store, [NOW - edge - d for d in (0.1, 0.2)])
+        window = JobFilter(since=edge)
+        for newest in (True, False):
+            scan = scan_jobs(
+                store.session,
+                None,
+                10,
+                window.matches,
+                time.monotonic() + 10,
+                budget=2,
+                newest=newest,
+                window=window.id_range(),
+            )
+            assert sorted(j.id for j in scan.jobs) == after, newest
+        assert scan_all(store, False, JobFilter(until=edge), 1) == before
+    finally:
+        cluster.close()
+
+
 def test_merge_newest_first_stops_at_the_nearer_source() -> None:
-    a, b, c, d = (Job(id=id_at(NOW - age), type="t") for age in (40, 30, 20, 10))
+    a, b, c, d, e = (Job(id=id_at(NOW - age), type="t") for age in (40, 30, 20, 10, 5))
+    # the scan read e, d, c (its budget ran out there) and found e; a full archive page
+    # went further down: below c the scan has not looked, so the page ends at c
+    page = merge(JobScan([e], c.id, exhausted=False), [d, b, a], limit=3, newest=True)
+    assert [j.id for j in page.jobs] == [e.id, d.id] and page.next_cursor == c.id
     # newest first: the scan got down to c (budget) and found d; the archive holds b, a
     page = merge(JobScan([d], c.id, exhausted=False), [b, a], limit=10, newest=True)
     assert [j.id for j in page.jobs] == [d.id] and page.next_cursor == c.id
