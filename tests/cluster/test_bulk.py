@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.cluster.conftest import Stack, wait_terminal
+from tests.cluster.conftest import Stack
 from tests.support import unique_type
 from zkq.dev.waiting import wait_until
 
@@ -156,28 +156,36 @@ def test_bulk_cancel_asks_on_a_terminal_and_skips_a_job_ended_meanwhile(stack: S
     assert states(stack, made) == ["cancelled"] * 4
 
 
-def test_bulk_requeue_revives_failed_jobs_of_one_tenant(stack: Stack) -> None:
-    started = time.time()
-    failed = submit(stack, "fail", 2, key="bob")  # max_attempts 1: failed at the first try
-    for job_id in failed:
-        wait_terminal(stack, job_id, key="bob")
-    assert states(stack, failed, "bob") == ["failed", "failed"]
-    since = f"{started - 1:.3f}"
-    args = ["requeue", "--type", "fail", "--state", "failed", "--since", since, "--tenant"]
-    counted = json.loads(zkq(stack, *args, "globex", "--dry-run", "--json").stdout)
-    assert counted["matched"] == 2
-    other = json.loads(zkq(stack, *args, "acme", "--dry-run", "--json").stdout)
-    assert other["matched"] == 0
-    done = json.loads(zkq(stack, *args, "globex", "--yes", "--json").stdout)
-    assert done["done"] == 2 and done["failed"] == 0
-
-    def ran_again() -> bool:
-        with stack.client("bob") as client:
-            jobs = [client.get(job_id) for job_id in failed]
-        return all(job.terminal and len(job.history) >= 2 for job in jobs)
-
-    # each runs (and fails) once more: a second attempt in its history
-    wait_until(ran_again, 60, what="the requeued jobs to run again")
+def test_bulk_requeue_takes_running_jobs_back_on_the_cli_and_over_http(
+    stack: Stack, http: requests.Session
+) -> None:
+    # running jobs: a finished one leaves ZooKeeper within the stack's 3 s retention
+    since = f"{time.time() - 1:.3f}"
+    with stack.client("bob") as bob, stack.client("alice") as alice:
+        made = {"bob": bob.submit("sleep", 15).id, "alice": alice.submit("sleep", 15).id}
+    wait_until(
+        lambda: [states(stack, [j], k)[0] for k, j in made.items()] == ["running"] * 2,
+        60,
+        what="both jobs running",
+    )
+    args = ["requeue", "--type", "sleep", "--state", "running", "--state", "assigned"]
+    args += ["--since", since, "--tenant", "globex"]
+    done = json.loads(zkq(stack, *args, "--yes", "--json").stdout)
+    assert (done["matched"], done["done"], done["failed"]) == (1, 1, 0)
+    # over HTTP: requeueing is an admin's
+    body = {"type": "sleep", "state": ["running"], "since": since}
+    refused = bulk(stack, http, "requeue", "bob", **body)  # its own tenant's jobs
+    assert refused.status_code == 403, refused.text
+    assert "admin" in refused.json()["error"]["message"]
+    with stack.client("alice") as admin:
+        assert admin.bulk_requeue(**body, tenant="acme")["done"] == 1
+    for key, job_id in made.items():
+        with stack.client(key) as client:
+            job = client.get(job_id)
+            assert str(job.state) in ("pending", "assigned", "running")
+            assert job.history[0].ended_at is not None  # the attempt taken back
+    with stack.client("alice") as admin:  # left as found: ended
+        assert admin.bulk_cancel(type="sleep", since=since)["done"] == 2
 
 
 # -- over HTTP --------------------------------------------------------------------------------
@@ -230,22 +238,6 @@ def test_bulk_cancel_over_http_is_confined_to_the_keys_tenant(
     finally:
         pool.close()
     assert {tuple(r) for r in rows} >= {(200, "POST"), (403, "POST"), (400, "POST")}
-
-
-def test_bulk_requeue_over_http_needs_admin(stack: Stack, http: requests.Session) -> None:
-    job_type = unique_type()
-    made = submit(stack, job_type, 2, key="bob")
-    with stack.client("bob") as client:
-        for job_id in made:
-            client.cancel(job_id)
-    refused = bulk(stack, http, "requeue", "bob", type=job_type, state=["cancelled"])
-    assert refused.status_code == 403, refused.text
-    with stack.client("alice") as admin:
-        done = admin.bulk_requeue(type=job_type, state=["cancelled"], tenant="globex")
-    assert done["done"] == 2
-    assert states(stack, made, "bob") == ["pending"] * 2
-    with stack.client("bob") as client:
-        assert client.bulk_cancel(type=job_type)["done"] == 2  # left as found: ended
 
 
 def test_list_over_http_newest_first_and_by_time(stack: Stack) -> None:
