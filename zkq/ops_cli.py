@@ -66,8 +66,8 @@ def status(cli: CliContext) -> None:
 @connection_options(ZOOKEEPER)
 @click.option("--state", type=click.Choice(STATES), default=None)
 @click.option("--type", "job_type", default=None)
-@click.option("--since", default=None, help=f"Only jobs created since: {WHEN}.")
-@click.option("--until", default=None, help=f"Only jobs created before: {WHEN}.")
+@click.option("--since", default=None, metavar="WHEN", help=f"Only jobs created since: {WHEN}.")
+@click.option("--until", default=None, metavar="WHEN", help=f"Only jobs created before: {WHEN}.")
 @click.option("--oldest", is_flag=True, help="Oldest first (default: newest first).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--after", default=None, help="Resume after this job id (the last one shown).")
@@ -140,7 +140,8 @@ def requeue(cli: CliContext, job_id: str | None, yes: bool, dry_run: bool, **fil
     select (counted first, then asked: `zkq requeue --state dead --type T`).
 
     An assigned or running job is taken from its worker (whose completion is then refused);
-    a failed, dead or cancelled job runs again with fresh attempts.
+    a failed, dead or cancelled job runs again with fresh attempts.  Only jobs still in
+    ZooKeeper: a finished job moves to the archive after the retention (ZKQ_RETENTION).
     """
     chosen = selected(job_id, **filters)
     if chosen is not None:
