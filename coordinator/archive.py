@@ -134,9 +134,14 @@ class JobArchive:
         type: str | None = None,
         after_id: str | None = None,
         limit: int = 100,
+        newest: bool = False,
+        window: tuple[str | None, str | None] = (None, None),
     ) -> builtins.list[Job]:
         """Archived jobs in id (creation) order, filtered by whichever of ``tenant``,
-        ``state`` and ``type`` are given; page on with ``after_id`` = the last id seen."""
+        ``state`` and ``type`` are given; page on with ``after_id`` = the last id seen.
+        ``newest``: descending (``after_id`` then means older than it); ``window``: ids from
+        the first (inclusive) to the second (exclusive), as
+        :meth:`~zkq.coordinator.selection.JobFilter.id_range` gives them."""
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
         for column, value in (("tenant", tenant), ("state", state), ("type", type)):
@@ -144,12 +149,17 @@ class JobArchive:
                 where.append(f"{column} = %s")
                 args.append(str(value))
         if after_id is not None:
-            where.append("job_id > %s")
+            where.append("job_id < %s" if newest else "job_id > %s")
             args.append(validate_job_id(after_id))
+        low, high = window
+        for condition, bound in (("job_id >= %s", low), ("job_id < %s", high)):
+            if bound is not None:
+                where.append(condition)
+                args.append(bound)
         sql = "SELECT record FROM job_archive"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY job_id LIMIT %s"
+        sql += f" ORDER BY job_id {'DESC' if newest else 'ASC'} LIMIT %s"
         args.append(max(1, min(int(limit), LIST_LIMIT_MAX)))
         with self.pool.connection() as conn, conn.cursor() as cur:
             cur.execute(sql, args)

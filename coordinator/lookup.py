@@ -46,6 +46,8 @@ class Archive(Protocol):
         type: str | None = None,
         after_id: str | None = None,
         limit: int = 100,
+        newest: bool = False,
+        window: tuple[str | None, str | None] = (None, None),
     ) -> builtins.list[Job]: ...
 
 
@@ -57,9 +59,10 @@ class Page:
     next_cursor: str | None
 
 
-def merge(live: JobScan, archived: Sequence[Job], limit: int) -> Page:
+def merge(live: JobScan, archived: Sequence[Job], limit: int, newest: bool = False) -> Page:
     """One page from a scan of ZooKeeper and a page of the archive, both after the same
-    cursor, the live record winning where both hold a job.
+    cursor and in the same order (``newest``: ids descending), the live record winning
+    where both hold a job.
 
     Each source read a bounded amount and says how far it got: the scan up to
     :attr:`JobScan.last` unless it was exhausted, the archive up to its last job if it
@@ -70,10 +73,14 @@ def merge(live: JobScan, archived: Sequence[Job], limit: int) -> Page:
     bounds = [] if live.exhausted or live.last is None else [live.last]
     if len(archived) >= limit:
         bounds.append(archived[-1].id)
-    bound = min(bounds) if bounds else None
+    # the nearer of the two points in the scan's direction
+    bound = (max(bounds) if newest else min(bounds)) if bounds else None
     merged = {job.id: job for job in archived}
     merged.update({job.id: job for job in live.jobs})  # the live record is the newer one
-    ids = sorted(i for i in merged if bound is None or i <= bound)
+    ids = sorted(
+        (i for i in merged if bound is None or (i >= bound if newest else i <= bound)),
+        reverse=newest,
+    )
     page = ids[:limit]
     cursor = page[-1] if len(ids) > limit else bound
     return Page([merged[i] for i in page], cursor)
@@ -129,16 +136,22 @@ class JobLookup:
         state: JobState | str | None = None,
         job_type: str | None = None,
         budget: int = 2000,
+        newest: bool = False,
+        window: tuple[str | None, str | None] = (None, None),
     ) -> Page:
-        """Up to ``limit`` jobs after the cursor ``after``, oldest first, live and archived
-        merged (:func:`merge`), filtered by whichever of tenant, state and type are given.
-        ZooKeeper is scanned reading at most ``budget`` records."""
+        """Up to ``limit`` jobs after the cursor ``after``, oldest first (``newest``: newest
+        first), live and archived merged (:func:`merge`), filtered by whichever of tenant,
+        state, type and id ``window`` (a time window's ids) are given.  ZooKeeper is
+        scanned reading at most ``budget`` records."""
+        low, high = window
 
         def match(job: Job) -> bool:
             return (
                 (tenant is None or job.tenant == tenant)
                 and (state is None or job.state == state)
                 and (job_type is None or job.type == job_type)
+                and (low is None or job.id >= low)
+                and (high is None or job.id < high)
             )
 
         # ZooKeeper first: a job pruned while we read is in the archive by then.  Half the
@@ -155,13 +168,21 @@ class JobLookup:
                 deadline,
                 budget=budget,
                 enough_at=enough_at,
+                newest=newest,
+                window=window,
             )
         archived: list[Job] = []
         if self.archive is not None:
             archived = self.archive.list(
-                tenant=tenant, state=state, type=job_type, after_id=after, limit=limit
+                tenant=tenant,
+                state=state,
+                type=job_type,
+                after_id=after,
+                limit=limit,
+                newest=newest,
+                window=window,
             )
-        return merge(live, archived, limit)
+        return merge(live, archived, limit, newest)
 
 
 __all__ = ["Archive", "JobLookup", "Page", "merge", "within"]

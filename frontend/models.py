@@ -80,11 +80,48 @@ class JobQuery(_Query):
     )
 
 
+#: a time as `since`/`until` take it (zkq.coordinator.selection.parse_when)
+WHEN = (
+    "A duration ago (`10m`, `2h`, `1d`), an ISO-8601 time (`2026-12-03T14:00:00Z`; UTC "
+    "when it names no zone) or Unix seconds; compared with the job's creation time."
+)
+
+
 class ListQuery(_Query):
     state: JobState | None = None
     type: JobType | None = None
     limit: int = Field(100, ge=1, le=1000)
     cursor: Cursor | None = Field(None, description="`next_cursor` of the previous page.")
+    order: Literal["oldest", "newest"] = Field(
+        "oldest", description="`oldest` first (the default) or `newest` first."
+    )
+    since: str | None = Field(None, max_length=64, description="Created at or after: " + WHEN)
+    until: str | None = Field(None, max_length=64, description="Created before: " + WHEN)
+
+
+StateName = Literal["pending", "assigned", "running", "succeeded", "failed", "dead", "cancelled"]
+
+
+class BulkRequest(_Strict):
+    """Which jobs a bulk cancel or requeue acts on, and how much of it one request does."""
+
+    type: JobType | None = Field(None, description="Only jobs of this type.")
+    state: list[StateName] = Field(
+        [], max_length=7, description="Only jobs in one of these states (empty: any)."
+    )
+    since: str | float | None = Field(None, description="Created at or after: " + WHEN)
+    until: str | float | None = Field(None, description="Created before: " + WHEN)
+    tenant: str | None = Field(
+        None,
+        max_length=255,
+        description="Admin keys only: only this tenant's jobs (default: every tenant's).  "
+        "Other keys act on their own tenant's jobs alone.",
+    )
+    dry_run: bool = Field(False, description="Count the jobs, act on none.")
+    limit: WholeInt = Field(500, ge=1, le=1000, description="Jobs acted on at most.")
+    cursor: Cursor | None = Field(
+        None, description="`next_cursor` of the previous response: go on from there."
+    )
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -150,6 +187,21 @@ class JobPage(BaseModel):
         None,
         description="Pass as `cursor` for the next page; null at the end.  Opaque, and "
         "good for the same tenant only.",
+    )
+
+
+class BulkOut(BaseModel):
+    action: Literal["cancel", "requeue"]
+    dry_run: bool
+    matched: int = Field(description="Jobs selected in this step (counted, for a dry run).")
+    done: int = Field(description="Cancelled or requeued.")
+    skipped: int = Field(description="Ended or changed between the selection and the write.")
+    failed: int
+    errors: list[str] = Field([], description="The first few failures, for people.")
+    next_cursor: Cursor | None = Field(
+        None,
+        description="More jobs may match: send the same request with this `cursor`.  null: "
+        "done.  Newest first, so jobs submitted meanwhile are not selected.",
     )
 
 

@@ -84,8 +84,12 @@ class _Archive:
         type: str | None = None,
         after_id: str | None = None,
         limit: int = 100,
+        newest: bool = False,
+        window: tuple[str | None, str | None] = (None, None),
     ) -> builtins.list[Job]:
-        return self.resources.mysql.archive.list(tenant, state, type, after_id, limit)
+        return self.resources.mysql.archive.list(
+            tenant, state, type, after_id, limit, newest, window
+        )
 
 
 class Resources:

@@ -328,16 +328,28 @@ class HttpClient:
         type: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        order: str | None = None,
+        since: str | float | None = None,
+        until: str | float | None = None,
     ) -> Page:
-        """One page of the key's tenant's jobs, filtered by ``state`` and ``type``.
+        """A page of the key's jobs, filtered by ``state`` and ``type``.  ``order``:
+        ``"oldest"`` (the server's default) or ``"newest"`` first; ``since``/``until``:
+        creation time, as ``"2h"`` (that long ago), an ISO-8601 time or Unix seconds.
         ``cursor``: the ``next_cursor`` of the page before; None on the last page.
 
-        >>> page = client.list(state="dead", limit=20)
+        >>> page = client.list(state="dead", order="newest", since="1h", limit=20)
         >>> [job.id for job in page.jobs], page.next_cursor
         (['01JC8ZQ4W6T3M5X9B2N7R0K1HD'], None)
         """
         params: dict[str, Any] = {"limit": limit}
-        for name, value in (("state", state), ("type", type), ("cursor", cursor)):
+        for name, value in (
+            ("state", state),
+            ("type", type),
+            ("cursor", cursor),
+            ("order", order),
+            ("since", since),
+            ("until", until),
+        ):
             if value is not None:
                 params[name] = value
         body = self._request("GET", "/v1/jobs", params=params).json()
@@ -358,6 +370,35 @@ class HttpClient:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def bulk_cancel(self, **filters: Any) -> dict[str, Any]:
+        """Cancel every job the filters select (``type``, ``state``: a list of states,
+        ``since``, ``until``; ``tenant`` for admin keys; ``dry_run=True`` only counts),
+        following the server's cursor to the end; returns the summed ``matched``, ``done``,
+        ``skipped`` (ended or changed meanwhile) and ``failed``.  Needs the submit scope.
+        ``client.bulk_cancel(type="resize", state=["pending"])``"""
+        return self._bulk("cancel", filters)
+
+    def bulk_requeue(self, **filters: Any) -> dict[str, Any]:
+        """Requeue every job the filters select, as :meth:`bulk_cancel` (admin keys only).
+        ``client.bulk_requeue(type="resize", state=["dead", "failed"])``"""
+        return self._bulk("requeue", filters)
+
+    def _bulk(self, action: str, filters: dict[str, Any]) -> dict[str, Any]:
+        body = {k: v for k, v in filters.items() if v is not None}
+        total: dict[str, Any] = {"matched": 0, "done": 0, "skipped": 0, "failed": 0, "errors": []}
+        while True:
+            # each step is bounded by the server; a retried step finds the jobs it already
+            # did ended (skipped), so retries are safe
+            step = self._request(
+                "POST", f"/v1/jobs/bulk/{action}", json=body, timeout=max(self.timeout, 30.0)
+            ).json()
+            for name in ("matched", "done", "skipped", "failed"):
+                total[name] += step[name]
+            total["errors"].extend(step.get("errors", []))
+            if not step.get("next_cursor"):
+                return {"action": action, "dry_run": bool(body.get("dry_run")), **total}
+            body["cursor"] = step["next_cursor"]
 
     # -- the cluster ------------------------------------------------------------------------
     def workers(self) -> builtins.list[dict[str, Any]]:

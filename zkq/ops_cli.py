@@ -13,11 +13,13 @@ import click
 
 from zkq import clusterview, zkbrowse
 from zkq.cli_errors import JOB_ID
+from zkq.bulk_cli import WHEN, bulk_options, run_bulk, selected
 from zkq.coordinator import census
 from zkq.coordinator.controls import Controls
 from zkq.coordinator.errors import InvalidInput
 from zkq.coordinator.job import JobState
 from zkq.coordinator.listing import scan_jobs
+from zkq.coordinator.selection import JobFilter
 from zkq.options import (
     MYSQL,
     ZOOKEEPER,
@@ -75,6 +77,9 @@ def status(cli: CliContext) -> None:
 @connection_options(ZOOKEEPER)
 @click.option("--state", type=click.Choice(STATES), default=None)
 @click.option("--type", "job_type", default=None)
+@click.option("--since", default=None, metavar="WHEN", help=f"Only jobs created since: {WHEN}.")
+@click.option("--until", default=None, metavar="WHEN", help=f"Only jobs created before: {WHEN}.")
+@click.option("--oldest", is_flag=True, help="Oldest first (default: newest first).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option(
     "--after", type=JOB_ID, default=None, help="Resume after this job id (the last one shown)."
@@ -82,15 +87,32 @@ def status(cli: CliContext) -> None:
 @json_option
 @pass_cli
 def jobs(
-    cli: CliContext, state: str | None, job_type: str | None, limit: int, after: str | None
+    cli: CliContext,
+    state: str | None,
+    job_type: str | None,
+    since: str | None,
+    until: str | None,
+    oldest: bool,
+    limit: int,
+    after: str | None,
 ) -> None:
-    """Jobs held in ZooKeeper, oldest first, filtered by state and type."""
-
-    def match(job: Any) -> bool:
-        return (state is None or job.state == state) and (job_type is None or job.type == job_type)
+    """Jobs held in ZooKeeper, newest first, filtered by state, type and creation time."""
+    try:
+        chosen = JobFilter.of(states=state, job_type=job_type, since=since, until=until)
+    except InvalidInput as exc:
+        raise click.UsageError(str(exc)) from None
 
     def scan(client: Any) -> Any:
-        return scan_jobs(client.session, after, limit, match, time.monotonic() + 30, budget=100_000)
+        return scan_jobs(
+            client.session,
+            after,
+            limit,
+            chosen.matches,
+            time.monotonic() + 30,
+            budget=100_000,
+            newest=not oldest,
+            window=chosen.id_range(),
+        )
 
     found = cli.with_client(scan)
     data = {
@@ -122,26 +144,41 @@ def jobs(
 # -- steering ---------------------------------------------------------------------------
 @click.command()
 @connection_options(ZOOKEEPER)
-@click.argument("job_id", type=JOB_ID)
+@click.argument("job_id", type=JOB_ID, required=False)
+@bulk_options("requeue")
 @json_option
 @pass_cli
-def requeue(cli: CliContext, job_id: str) -> None:
-    """Send a job back to the queue.
+def requeue(cli: CliContext, job_id: str | None, yes: bool, dry_run: bool, **filters: Any) -> None:
+    """Send a job back to the queue; or, with filters instead of JOB_ID, every job they
+    select (counted first, then asked: `zkq requeue --state dead --type T`).
 
     An assigned or running job is taken from its worker (whose completion is then refused);
-    a failed, dead or cancelled job runs again with fresh attempts.
+    a failed, dead or cancelled job runs again with fresh attempts.  Only jobs still in
+    ZooKeeper: a finished job moves to the archive after the retention (ZKQ_RETENTION).
     """
+    chosen = selected(job_id, **filters)
+    if chosen is not None:
+        run_bulk(cli, "requeue", chosen, yes, dry_run)
+        return
+    assert job_id is not None
     job = cli.with_client(lambda c: Controls(c.store).requeue(job_id))
     show_job(job, cli.as_json) if cli.as_json else click.echo(f"{job.id} {job.state}")
 
 
 @click.command()
 @connection_options(ZOOKEEPER)
-@click.argument("job_id", type=JOB_ID)
+@click.argument("job_id", type=JOB_ID, required=False)
+@bulk_options("cancel")
 @json_option
 @pass_cli
-def cancel(cli: CliContext, job_id: str) -> None:
-    """Cancel a pending, assigned or running job."""
+def cancel(cli: CliContext, job_id: str | None, yes: bool, dry_run: bool, **filters: Any) -> None:
+    """Cancel a pending, assigned or running job; or, with filters instead of JOB_ID,
+    every job they select (counted first, then asked: `zkq cancel --type T --state pending`)."""
+    chosen = selected(job_id, **filters)
+    if chosen is not None:
+        run_bulk(cli, "cancel", chosen, yes, dry_run)
+        return
+    assert job_id is not None
     job = cli.with_client(lambda c: c.cancel(job_id))
     show_job(job, cli.as_json) if cli.as_json else click.echo(f"{job.id} {job.state}")
 

@@ -19,6 +19,7 @@ from flask import current_app, g, request
 from zkq.coordinator.errors import InvalidInput, InvalidTransition, JobNotFound, ZkqError
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import Job, JobSpec
+from zkq.coordinator.selection import JobFilter
 from zkq.coordinator.serving import unserved_warning
 from zkq.frontend import auth, idempotency
 from zkq.frontend.api import Header, api
@@ -254,7 +255,7 @@ def cancel_job(job_id: str) -> tuple[Any, ...]:
 @api.route(
     "/v1/jobs",
     "GET",
-    summary="List your jobs, oldest first, a page at a time",
+    summary="List your jobs, oldest (or newest) first, a page at a time",
     scope="read",
     query=ListQuery,
     ok=(200, JobPage),
@@ -265,6 +266,7 @@ def list_jobs(query: ListQuery) -> tuple[Any, ...]:
     :class:`~zkq.coordinator.lookup.Page`'s, which never skips a job of either, sealed for
     the tenant (:mod:`zkq.frontend.cursors`): it may be another tenant's job id."""
     tenant = current_key().tenant
+    window = JobFilter.of(since=query.since, until=query.until).id_range()
     sealer = resources().mysql.secrets.cursors()
     page = resources().jobs.page(
         sealer.open(tenant, query.cursor) if query.cursor else None,
@@ -273,6 +275,8 @@ def list_jobs(query: ListQuery) -> tuple[Any, ...]:
         state=query.state,
         job_type=query.type,
         budget=int(current_app.config["LIST_SCAN_BUDGET"]),
+        newest=query.order == "newest",
+        window=window,
     )
     cursor = sealer.seal(tenant, page.next_cursor) if page.next_cursor else None
     return JobPage(jobs=[JobOut.of(j) for j in page.jobs], next_cursor=cursor), 200

@@ -73,6 +73,17 @@ def test_listing_filters_and_pages_in_id_order(mariadb: MariaDBServer) -> None:
         first = archive.list(tenant="a", limit=2)
         rest = archive.list(tenant="a", after_id=first[-1].id, limit=2)
         assert [j.id for j in first + rest] == [jobs[0].id, jobs[1].id, jobs[3].id]
+        # newest first, paged the other way, and within a window of ids
+        newest = archive.list(tenant="a", limit=2, newest=True)
+        older = archive.list(tenant="a", after_id=newest[-1].id, limit=2, newest=True)
+        assert [j.id for j in newest + older] == [jobs[3].id, jobs[1].id, jobs[0].id]
+        window = (jobs[1].id, jobs[4].id)  # from jobs[1] (inclusive) to jobs[4] (exclusive)
+        assert [j.id for j in archive.list(window=window)] == [j.id for j in jobs[1:4]]
+        assert [j.id for j in archive.list(window=window, newest=True)] == [
+            jobs[3].id,
+            jobs[2].id,
+            jobs[1].id,
+        ]
 
 
 def test_a_large_batch_is_split_under_the_packet_limit(mariadb: MariaDBServer) -> None:

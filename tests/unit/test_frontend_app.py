@@ -37,6 +37,8 @@ def test_openapi_document(client: FlaskClient) -> None:
         "/v1/jobs",
         "/v1/jobs/batch",
         "/v1/jobs/{job_id}",
+        "/v1/jobs/bulk/cancel",
+        "/v1/jobs/bulk/requeue",
         "/v1/workers",
         "/v1/queues",
         "/healthz",

@@ -253,3 +253,28 @@ def test_the_ca_file_comes_from_the_argument_else_the_environment(
     with pytest.raises(ConfigError, match="ZKQ_CA_FILE: cannot read the CA file"):
         monkeypatch.setenv("ZKQ_CA_FILE", str(tmp_path / "missing.pem"))
         HttpClient("https://h", "k")
+
+
+def test_a_bulk_action_follows_the_cursor_and_sums_the_steps(server: tuple[str, Script]) -> None:
+    url, script = server
+
+    def step(done: int, skipped: int, cursor: str | None) -> tuple[int, dict[str, Any]]:
+        counts = {"matched": done + skipped, "done": done, "skipped": skipped, "failed": 0}
+        return 200, {"action": "cancel", "dry_run": False, **counts, "next_cursor": cursor}
+
+    script.answers = [step(3, 0, "c1"), step(2, 1, "c2"), step(1, 0, None)]
+    total = HttpClient(url, "k").bulk_cancel(type="echo", state=["pending"], since="2h")
+    assert (total["matched"], total["done"], total["skipped"], total["failed"]) == (7, 6, 1, 0)
+    sent = [json.loads(s["body"]) for s in script.seen]
+    assert [s["path"] for s in script.seen] == ["/v1/jobs/bulk/cancel"] * 3
+    assert sent[0] == {"type": "echo", "state": ["pending"], "since": "2h"}
+    assert [s.get("cursor") for s in sent] == [None, "c1", "c2"]
+
+
+def test_a_list_asks_for_its_order_and_time_window(server: tuple[str, Script]) -> None:
+    url, script = server
+    script.answers = [(200, {"jobs": [JOB], "next_cursor": None})]
+    page = HttpClient(url, "k").list(order="newest", since="10m", until=1700000000)
+    assert [j.id for j in page.jobs] == [JOB_ID]
+    path = script.seen[0]["path"]
+    assert "order=newest" in path and "since=10m" in path and "until=1700000000" in path
