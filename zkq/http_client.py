@@ -376,12 +376,19 @@ class HttpClient:
         ``since``, ``until``; ``tenant`` for admin keys; ``dry_run=True`` only counts),
         following the server's cursor to the end; returns the summed ``matched``, ``done``,
         ``skipped`` (ended or changed meanwhile) and ``failed``.  Needs the submit scope.
-        ``client.bulk_cancel(type="resize", state=["pending"])``"""
+
+        >>> counts = client.bulk_cancel(type="resize", state=["pending"])
+        >>> counts["matched"], counts["done"], counts["skipped"]
+        (120, 118, 2)
+        """
         return self._bulk("cancel", filters)
 
     def bulk_requeue(self, **filters: Any) -> dict[str, Any]:
         """Requeue every job the filters select, as :meth:`bulk_cancel` (admin keys only).
-        ``client.bulk_requeue(type="resize", state=["dead", "failed"])``"""
+
+        >>> client.bulk_requeue(type="resize", state=["dead", "failed"], since="1h")["done"]
+        7
+        """
         return self._bulk("requeue", filters)
 
     def _bulk(self, action: str, filters: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from zkq import clusterview, zkbrowse
-from zkq.cli_errors import JOB_ID
 from zkq.bulk_cli import WHEN, bulk_options, run_bulk, selected
+from zkq.cli_errors import JOB_ID
 from zkq.coordinator import census
 from zkq.coordinator.controls import Controls
 from zkq.coordinator.errors import InvalidInput
