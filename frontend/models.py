@@ -89,12 +89,18 @@ class ListQuery(_Query):
 
 # -- responses --------------------------------------------------------------------------------
 class AttemptOut(BaseModel):
-    number: int
+    """An entry of a job's history: an attempt, or the job sent back to the queue."""
+
+    number: int | None = Field(
+        description="The attempt's number: 1, 2, ... never repeated; null for a requeue."
+    )
     worker: str
-    started_at: float
+    started_at: float = Field(description="When it started; for a requeue, when it happened.")
     ended_at: float | None = None
     outcome: str | None = None
-    error: str | None = None
+    error: str | None = Field(None, description="What failed; for a requeue, why.")
+    kind: str = Field("attempt", description="`attempt`, or `requeue`: sent back to the queue.")
+    by: str | None = Field(None, description="Who requeued it: `operator` or `leader`.")
 
 
 class JobOut(BaseModel):
