@@ -31,7 +31,7 @@ from zkq.options import (
     pass_cli,
     setting_option,
 )
-from zkq.output import EXIT_FAILED, show_job
+from zkq.output import EXIT_FAILED, show_job, workers_table
 
 if TYPE_CHECKING:
     from zkq.coordinator.client import Client
@@ -270,17 +270,11 @@ def job(cli: CliContext, job_id: str) -> None:
 @pass_cli
 def workers(cli: CliContext) -> None:
     """List live workers, their slots and what is in their inboxes."""
-    found = cli.with_client(lambda c: c.workers())
+    found = [{**w, "busy": len(w["inbox"])} for w in cli.with_client(lambda c: c.workers())]
     if cli.as_json:
         click.echo(json.dumps(found, indent=2))
         return
-    header = f"{'WORKER':<40} {'SLOTS':>5} {'BUSY':>4} {'POOL':<7} {'DRAINING':<8} TYPES"
-    click.echo(header)
-    for w in found:
-        click.echo(
-            f"{w['id']:<40} {w['slots']:>5} {len(w['inbox']):>4} {w.get('pool', '-'):<7} "
-            f"{'yes' if w.get('draining') else 'no':<8} {','.join(w['types'])}"
-        )
+    click.echo(workers_table(found))
 
 
 def _attach_optional() -> None:

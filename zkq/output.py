@@ -70,6 +70,29 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+#: ``zkq workers`` and ``zkq status`` show workers alike: the same columns, named the same
+WORKER_COLUMNS = ["WORKER", "SLOTS", "BUSY", "POOL", "DRAINING", "TYPES"]
+
+
+def workers_table(workers: Sequence[dict[str, Any]]) -> str:
+    """Workers as both commands show them: ``busy`` counts the jobs in the worker's inbox
+    (assigned or running), as the HTTP API's ``busy`` does."""
+    return table(
+        [
+            (
+                w["id"],
+                w.get("slots"),
+                w["busy"],
+                w.get("pool") or "-",
+                "yes" if w.get("draining") else "no",
+                ",".join(w.get("types") or ()),
+            )
+            for w in workers
+        ],
+        WORKER_COLUMNS,
+    )
+
+
 def emit(data: Any, as_json: bool, human: Callable[[], str]) -> None:
     click.echo(json.dumps(data, indent=2, default=str) if as_json else human())
 

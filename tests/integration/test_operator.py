@@ -178,6 +178,20 @@ def test_job_shows_who_finished_it_and_the_traceback(cluster: DevCluster, client
     assert "  Traceback (most recent call last):" in text and "on purpose" in text
 
 
+def test_workers_and_status_name_their_columns_alike(cluster: DevCluster) -> None:
+    def header(text: str, first: str) -> list[str]:
+        return next(line.split() for line in text.splitlines() if line.startswith(first))
+
+    workers = installed_zkq(cluster, "workers").stdout
+    status = installed_zkq(cluster, "status").stdout
+    assert header(workers, "WORKER") == header(status, "WORKER")
+    assert header(workers, "WORKER") == ["WORKER", "SLOTS", "BUSY", "POOL", "DRAINING", "TYPES"]
+    listed = json.loads(installed_zkq(cluster, "workers", "--json").stdout)
+    viewed = json.loads(installed_zkq(cluster, "status", "--json").stdout)["workers"]
+    assert sorted(w["id"] for w in listed) == sorted(w["id"] for w in viewed)
+    assert all("inbox" in w and "busy" in w for w in [*listed, *viewed])
+
+
 def test_drain_finishes_the_running_job_before_the_worker_exits(
     cluster: DevCluster, client: Client
 ) -> None:
