@@ -25,6 +25,9 @@ when it exists::
     [haproxy]
     stats = "lb:8404"          # for `zkq status`
 
+    [client]
+    tenant = "default"         # whose jobs `zkq submit` and zkq.Client submit
+
 Environment variables:
 
 =====================  ================================================  ================
@@ -47,6 +50,10 @@ ZKQ_MYSQL_URL          MySQL database (mysql://user:pw@host:port/db):    none: n
 ZKQ_RETENTION          seconds a finished job stays in ZooKeeper before  3600
                        the leader archives it to MySQL and prunes it
 ZKQ_HAPROXY_STATS      HAProxy stats address (host:port), for status     none
+ZKQ_TENANT             the tenant of jobs submitted straight to          default
+                       ZooKeeper (``zkq submit``, ``zkq.Client``), as an
+                       API key's tenant is over HTTP: an admin key reads
+                       them there, a key of that tenant too
 ZKQ_CONFIG             the config file                                   /etc/zkq/zkq.toml
 =====================  ================================================  ================
 """
@@ -66,6 +73,11 @@ from zkq.coordinator.errors import ConfigError
 from zkq.coordinator.job import Limits
 from zkq.coordinator.mysql import MySQLSettings
 from zkq.coordinator.paths import Layout
+
+#: the tenant of jobs submitted without an API key (``zkq submit``, ``zkq.Client``)
+DEFAULT_TENANT = "default"
+#: as long as a tenant may be (the API keys' and the archive's column)
+TENANT_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -96,13 +108,16 @@ class ClusterConfig:
     retention_seconds: float = 3600.0
     #: where ``zkq status`` reads HAProxy's view of the frontends
     haproxy_stats: str | None = None
+    #: the tenant of jobs submitted through :class:`~zkq.coordinator.client.Client` (so by
+    #: ``zkq submit``); over HTTP a job's tenant is its API key's
+    tenant: str = DEFAULT_TENANT
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClusterConfig:
         """Defaults, then ``environ`` (``os.environ`` by default), then ``overrides``
         (``hosts``, ``root``, ``session_timeout``, ``zk_auth``, ``zk_auth_file``, ``zk_acl``,
-        ``payload_bytes``, ``result_bytes``, ``mysql_url``, ``retention``; ``None`` values
-        are ignored, so unset flags fall through)."""
+        ``payload_bytes``, ``result_bytes``, ``mysql_url``, ``retention``, ``tenant``;
+        ``None`` values are ignored, so unset flags fall through)."""
         env = os.environ if environ is None else environ
         config_file = overrides.pop("config_file", None) or env.get("ZKQ_CONFIG") or None
         values: dict[str, Any] = read_config_file(config_file)
@@ -137,12 +152,16 @@ class ClusterConfig:
         retention = values.get("retention", cls.retention_seconds)
         if retention < 0:
             raise ConfigError("retention must be zero or more seconds")
+        tenant = str(values.get("tenant", DEFAULT_TENANT))
+        if not 0 < len(tenant) <= TENANT_MAX:
+            raise ConfigError(f"tenant must be 1 to {TENANT_MAX} characters, not {tenant!r}")
         return cls(
             zk=zk,
             limits=limits,
             mysql=mysql,
             retention_seconds=retention,
             haproxy_stats=values.get("haproxy_stats"),
+            tenant=tenant,
         )
 
     def with_zk(self, **changes: Any) -> ClusterConfig:
@@ -161,6 +180,7 @@ _ENV: list[tuple[str, str, Any]] = [
     ("mysql_url", "ZKQ_MYSQL_URL", str),
     ("retention", "ZKQ_RETENTION", float),
     ("haproxy_stats", "ZKQ_HAPROXY_STATS", str),
+    ("tenant", "ZKQ_TENANT", str),
 ]
 
 DEFAULT_CONFIG_FILE = Path("/etc/zkq/zkq.toml")
@@ -178,6 +198,7 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("mysql", "url"): "mysql_url",
     ("coordinator", "retention"): "retention",
     ("haproxy", "stats"): "haproxy_stats",
+    ("client", "tenant"): "tenant",
 }
 
 

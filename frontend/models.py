@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from zkq.coordinator.job import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_SECONDS, Job, JobState
 from zkq.coordinator.paths import PRIORITY_MAX, PRIORITY_MIN
 from zkq.coordinator.validation import JOB_TYPE_MAX, JOB_TYPE_PATTERN
+from zkq.frontend.keys import TENANT_MAX
 
 #: a ULID, as :func:`zkq.coordinator.ids.validate_job_id` checks it
 JOB_ID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
@@ -85,6 +86,13 @@ class ListQuery(_Query):
     type: JobType | None = None
     limit: int = Field(100, ge=1, le=1000)
     cursor: Cursor | None = Field(None, description="`next_cursor` of the previous page.")
+    tenant: str | None = Field(
+        None,
+        min_length=1,
+        max_length=TENANT_MAX,
+        description="Admin keys: only this tenant's jobs (by default every tenant's). "
+        "Other keys list their own tenant's jobs only (another tenant here is a 403).",
+    )
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -122,11 +130,19 @@ class JobOut(BaseModel):
     history: list[AttemptOut] = []
     parent: str | None = None
     children: list[str] = []
+    tenant: str | None = Field(
+        None,
+        # absent, not null, for the other keys: their own tenant is nothing to tell
+        exclude_if=lambda value: value is None,
+        description="Whose job it is: given to admin keys only, which read every tenant's "
+        "jobs (other keys read their own tenant's alone).",
+    )
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, show_tenant: bool = False) -> JobOut:
         data = job.to_dict()
-        data.pop("tenant", None)  # the caller's own tenant: nothing to tell
+        if not show_tenant:
+            data.pop("tenant", None)  # the caller's own tenant: nothing to tell
         data.pop("schema", None)
         return cls.model_validate(data)
 

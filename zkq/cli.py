@@ -211,6 +211,13 @@ def frontend(cli: CliContext, binds: tuple[str, ...], workers: int | None) -> No
     "--wait", "wait_", is_flag=True, help="Wait for the job to end; exit 1 unless it succeeded."
 )
 @click.option("--wait-timeout", type=float, default=300.0, show_default=True)
+@setting_option(
+    "--tenant",
+    setting="tenant",
+    help="Whose job it is, as an API key's tenant is over HTTP, where an admin key (or a key "
+    "of this tenant) reads it (env ZKQ_TENANT; [client] tenant in the config file; "
+    "default 'default').",
+)
 @json_option
 @pass_cli
 def submit(

@@ -1,14 +1,20 @@
 """Records that read well: a finished job names the worker that finished it, every requeue is
 an entry of the history, attempt numbers never repeat, and a record written before these
-fields existed still reads."""
+fields existed still reads; jobs submitted without an API key carry a tenant."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from tests.memory_support import Leader, MemoryCluster
 from zkq.coordinator import lifecycle
+from zkq.coordinator.client import Client
+from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.controls import Controls
+from zkq.coordinator.errors import ConfigError
 from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import (
@@ -151,3 +157,39 @@ def test_a_record_written_before_requeue_entries_still_reads() -> None:
     job = Job.from_bytes(json.dumps(old).encode())
     assert job.history[0].kind == "attempt" and job.history[0].by is None
     assert job.attempt_number == 1 and job.tries() == job.history
+
+
+# -- the tenant of jobs submitted without an API key ------------------------------------------
+def test_client_jobs_carry_the_configured_tenant(cluster: MemoryCluster) -> None:
+    default = Client(cluster.config, session=cluster.session("c1"))
+    assert default.submit("t").tenant == "default"
+    shop = Client(cluster.config, session=cluster.session("c2"), tenant="shop")
+    assert shop.submit("t").tenant == "shop"
+    batch = shop.submit_many([JobSpec("t"), JobSpec("t", tenant="other")])
+    assert [j.tenant for j in batch] == ["shop", "other"]
+    assert shop.get(batch[0].id).tenant == "shop"
+
+
+def test_spawned_children_inherit_their_parents_tenant(cluster: MemoryCluster) -> None:
+    client = Client(cluster.config, session=cluster.session("c"), tenant="shop")
+    worker = cluster.store("worker")
+    cluster.register(worker.session, "w1")
+    parent = client.submit("t")
+    running = started(cluster, Leader(cluster), worker, parent.id)
+    version = worker.get_versioned(parent.id)[1]
+    done = FencedWriter(worker).complete(running, version, "w1", None, [JobSpec("t")])
+    (child,) = done.children
+    assert client.get(child).tenant == "shop" and client.get(child).parent == parent.id
+
+
+def test_the_tenant_setting_comes_from_flag_environment_file_or_default(tmp_path: Path) -> None:
+    assert ClusterConfig.load(environ={}).tenant == "default"
+    assert ClusterConfig.load(environ={"ZKQ_TENANT": "env"}).tenant == "env"
+    config = tmp_path / "zkq.toml"
+    config.write_text('[client]\ntenant = "file"\n')
+    from_file = {"ZKQ_CONFIG": str(config)}
+    assert ClusterConfig.load(environ=from_file).tenant == "file"
+    assert ClusterConfig.load(environ={**from_file, "ZKQ_TENANT": "env"}).tenant == "env"
+    assert ClusterConfig.load(environ={"ZKQ_TENANT": "env"}, tenant="flag").tenant == "flag"
+    with pytest.raises(ConfigError, match="tenant must be 1 to 64 characters"):
+        ClusterConfig.load(environ={"ZKQ_TENANT": "x" * 65})
