@@ -79,9 +79,10 @@ class AttemptClock:
             self.track(job, job.worker or "", now)
             look = self._looks[job.id]
         if job.state == JobState.RUNNING:
-            if look.started is None or look.attempt != job.attempts:
+            if look.started is None or look.attempt != job.attempt_number:
                 # the first sight of this attempt running: the start was at or before now
-                look.started, look.attempt = now, job.attempts
+                # (by its number, which no later attempt repeats, unlike ``attempts``)
+                look.started, look.attempt = now, job.attempt_number
             due = look.started + job.timeout + self.grace
             return due if due > now else None
         limit = look.since + max(UNSTARTED_LIMIT, 2 * job.timeout) + self.grace

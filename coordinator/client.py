@@ -11,10 +11,16 @@
 
 (Web applications submit over HTTP through the frontends instead; this is what those
 frontends, the ``zkq`` command and the tests use.)
+
+Jobs submitted here belong to a tenant, as those submitted over HTTP belong to their API
+key's: ``tenant=`` (``Client.connect(..., tenant="shop")``), else ``ZKQ_TENANT`` or
+``[client] tenant`` in the config file, else ``default``.  Over HTTP an admin key reads
+them, as does any key of that tenant.  Reading here is not confined to a tenant.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -51,10 +57,13 @@ class Client:
         config: ClusterConfig,
         connect_timeout: float = 10.0,
         session: ZkSession | None = None,
+        tenant: str | None = None,
     ) -> None:
         """``session``: the ZooKeeper session to use, by default one to ``config.zk``;
-        :meth:`start` starts it and :meth:`close` stops it."""
+        :meth:`start` starts it and :meth:`close` stops it.  ``tenant``: whose jobs this
+        client submits (by default ``config.tenant``)."""
         self.config = config
+        self.tenant = tenant or config.tenant
         self.session = session or connect(config.zk, name="client")
         self.store = JobStore(self.session, config.limits)
         self.connect_timeout = connect_timeout
@@ -130,7 +139,7 @@ class Client:
         >>> job.id, job.state
         ('01JC8ZQ4W6T3M5X9B2N7R0K1HD', <JobState.PENDING: 'pending'>)
         """
-        spec = JobSpec(job_type, payload, priority, max_attempts, timeout, job_id)
+        spec = JobSpec(job_type, payload, priority, max_attempts, timeout, job_id, self.tenant)
         return self.store.submit(spec, self._deadline(request_timeout))
 
     def submit_many(
@@ -138,12 +147,14 @@ class Client:
     ) -> list[Job]:
         """Submit several jobs (``JobSpec``, e.g. ``handle.spec(payload)``) in as few
         ZooKeeper transactions as their size allows; returns their records, in order.
+        Specs that name no tenant get this client's.
 
         >>> jobs = client.submit_many([resize.spec({"image": f"{n}.png"}) for n in range(3)])
         >>> len(jobs)
         3
         """
-        return self.store.submit_many(specs, self._deadline(request_timeout))
+        own = [s if s.tenant else dataclasses.replace(s, tenant=self.tenant) for s in specs]
+        return self.store.submit_many(own, self._deadline(request_timeout))
 
     def get(self, job_id: str) -> Job:
         """The job from ZooKeeper or, once pruned from there, from the MySQL archive;

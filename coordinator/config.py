@@ -27,6 +27,8 @@ when it exists::
 
     [status]
     unserved_after = 60        # for `zkq status`
+    [client]
+    tenant = "default"         # whose jobs `zkq submit` and zkq.Client submit
 
 Environment variables:
 
@@ -52,6 +54,10 @@ ZKQ_RETENTION          seconds a finished job stays in ZooKeeper before  3600
 ZKQ_HAPROXY_STATS      HAProxy stats address (host:port), for status     none
 ZKQ_UNSERVED_AFTER     seconds pending jobs of a type no live worker     60
                        serves may wait before ``zkq status`` reports it
+ZKQ_TENANT             the tenant of jobs submitted straight to          default
+                       ZooKeeper (``zkq submit``, ``zkq.Client``), as an
+                       API key's tenant is over HTTP: an admin key reads
+                       them there, a key of that tenant too
 ZKQ_CONFIG             the config file                                   /etc/zkq/zkq.toml
 =====================  ================================================  ================
 """
@@ -71,6 +77,11 @@ from zkq.coordinator.errors import ConfigError
 from zkq.coordinator.job import Limits
 from zkq.coordinator.mysql import MySQLSettings
 from zkq.coordinator.paths import Layout
+
+#: the tenant of jobs submitted without an API key (``zkq submit``, ``zkq.Client``)
+DEFAULT_TENANT = "default"
+#: as long as a tenant may be (the API keys' and the archive's column)
+TENANT_MAX = 64
 
 
 @dataclass(frozen=True)
@@ -103,13 +114,16 @@ class ClusterConfig:
     haproxy_stats: str | None = None
     #: seconds pending jobs of a type nobody serves wait before ``zkq status`` says so
     unserved_after: float = 60.0
+    #: the tenant of jobs submitted through :class:`~zkq.coordinator.client.Client` (so by
+    #: ``zkq submit``); over HTTP a job's tenant is its API key's
+    tenant: str = DEFAULT_TENANT
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClusterConfig:
         """Defaults, then ``environ`` (``os.environ`` by default), then ``overrides``
         (``hosts``, ``root``, ``session_timeout``, ``zk_auth``, ``zk_auth_file``, ``zk_acl``,
-        ``payload_bytes``, ``result_bytes``, ``mysql_url``, ``retention``; ``None`` values
-        are ignored, so unset flags fall through)."""
+        ``payload_bytes``, ``result_bytes``, ``mysql_url``, ``retention``, ``tenant``;
+        ``None`` values are ignored, so unset flags fall through)."""
         env = os.environ if environ is None else environ
         config_file = overrides.pop("config_file", None) or env.get("ZKQ_CONFIG") or None
         values: dict[str, Any] = read_config_file(config_file)
@@ -147,6 +161,9 @@ class ClusterConfig:
         unserved_after = values.get("unserved_after", cls.unserved_after)
         if unserved_after < 0:
             raise ConfigError("unserved_after must be zero or more seconds")
+        tenant = str(values.get("tenant", DEFAULT_TENANT))
+        if not 0 < len(tenant) <= TENANT_MAX:
+            raise ConfigError(f"tenant must be 1 to {TENANT_MAX} characters, not {tenant!r}")
         return cls(
             zk=zk,
             limits=limits,
@@ -154,6 +171,7 @@ class ClusterConfig:
             retention_seconds=retention,
             haproxy_stats=values.get("haproxy_stats"),
             unserved_after=unserved_after,
+            tenant=tenant,
         )
 
     def with_zk(self, **changes: Any) -> ClusterConfig:
@@ -173,6 +191,7 @@ _ENV: list[tuple[str, str, Any]] = [
     ("retention", "ZKQ_RETENTION", float),
     ("haproxy_stats", "ZKQ_HAPROXY_STATS", str),
     ("unserved_after", "ZKQ_UNSERVED_AFTER", float),
+    ("tenant", "ZKQ_TENANT", str),
 ]
 
 DEFAULT_CONFIG_FILE = Path("/etc/zkq/zkq.toml")
@@ -191,6 +210,7 @@ _FILE_KEYS: dict[tuple[str, str], str] = {
     ("coordinator", "retention"): "retention",
     ("haproxy", "stats"): "haproxy_stats",
     ("status", "unserved_after"): "unserved_after",
+    ("client", "tenant"): "tenant",
 }
 
 

@@ -133,7 +133,11 @@ class Controls:
         job = self.store.get(job_id, self._deadline())
         if job.state in (JobState.ASSIGNED, JobState.RUNNING):
             taken = self.store.requeue(
-                job_id, AttemptOutcome.REQUEUED, "requeued by an operator", spend_attempt=False
+                job_id,
+                AttemptOutcome.REQUEUED,
+                "requeued by an operator",
+                spend_attempt=False,
+                by="operator",
             )
             return taken if taken is not None else self.store.get(job_id, self._deadline())
         return self.store.revive(job_id, self._deadline())

@@ -93,7 +93,12 @@ class AttemptOutcome(enum.StrEnum):
     LOST = "lost"  # its worker's session ended
     TIMEOUT = "timeout"  # it ran past the job's timeout and was taken back
     CANCELLED = "cancelled"
-    REQUEUED = "requeued"  # an operator took it back (costs no attempt)
+    REQUEUED = "requeued"  # an operator took it back (costs no attempt); a requeue entry
+
+
+#: the kinds of :class:`Attempt` entries in a record's ``history``
+ATTEMPT = "attempt"
+REQUEUE = "requeue"
 
 
 @dataclass(frozen=True)
@@ -112,15 +117,46 @@ class Limits:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One try at running the job, kept in the record for operators."""
+    """An entry of the record's ``history``, kept for operators: one try at running the job
+    (``kind`` ``attempt``), or the job sent back to the queue (``kind`` ``requeue``).
 
-    number: int
+    Attempts are numbered 1, 2, ... over the job's whole life: a number is never given
+    twice, across retries, requeues and revivals alike (``attempts`` is another count: the
+    tries spent against ``max_attempts``, which a requeue by an operator gives back and a
+    revival starts afresh).  A requeue entry has no number; it says who sent the job back
+    (``by``: ``operator`` or ``leader``), why (``error``), when (``started_at``, equal to
+    ``ended_at``) and from which worker (``worker``, empty if it had none); its outcome is
+    ``requeued``.
+    """
+
+    number: int | None
     worker: str
     started_at: float
     ended_at: float | None = None
     #: None while it runs; a plain string for an outcome a newer zkq wrote
     outcome: AttemptOutcome | str | None = None
     error: str | None = None
+    #: ``attempt`` or ``requeue`` (records written before requeue entries hold attempts only)
+    kind: str = ATTEMPT
+    #: of a requeue entry: who sent the job back, ``operator`` or ``leader``
+    by: str | None = None
+
+    @classmethod
+    def requeue(cls, worker: str | None, by: str, reason: str, now: float) -> Attempt:
+        return cls(
+            number=None,
+            worker=worker or "",
+            started_at=now,
+            ended_at=now,
+            outcome=AttemptOutcome.REQUEUED,
+            error=short(reason),
+            kind=REQUEUE,
+            by=by,
+        )
+
+    @property
+    def is_attempt(self) -> bool:
+        return self.kind == ATTEMPT
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -169,6 +205,16 @@ class Job:
     @property
     def terminal(self) -> bool:
         return self.state.terminal
+
+    @property
+    def attempt_number(self) -> int:
+        """The number of the latest attempt in the history (0 before the first): the next
+        one is numbered one more, whatever ``attempts`` says."""
+        return max((a.number for a in self.history if a.number is not None), default=0)
+
+    def tries(self) -> tuple[Attempt, ...]:
+        """The history's attempts, without its requeue entries."""
+        return tuple(a for a in self.history if a.is_attempt)
 
     def replace(self, **changes: Any) -> Job:
         return dataclasses.replace(self, **changes)
@@ -311,6 +357,21 @@ def validate_spec(job_type: str, priority: int, max_attempts: int, timeout: floa
         raise InvalidInput(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT_SECONDS}]")
 
 
+def bounded_history(history: tuple[Attempt, ...]) -> tuple[Attempt, ...]:
+    """The last :data:`MAX_ATTEMPTS_LIMIT` entries (an operator may revive a job many times
+    and a record must stay small), always with the latest attempt: its number is where the
+    next attempt's numbering goes on, even after a long run of requeue entries."""
+    if len(history) <= MAX_ATTEMPTS_LIMIT:
+        return history
+    tail = history[-MAX_ATTEMPTS_LIMIT:]
+    if any(a.number is not None for a in tail):
+        return tail
+    numbered = [a for a in history if a.number is not None]
+    if not numbered:
+        return tail
+    return (numbered[-1], *history[-(MAX_ATTEMPTS_LIMIT - 1) :])
+
+
 def short(text: str | None, limit: int = MESSAGE_LIMIT) -> str | None:
     """An error message cut to ``limit`` characters: a record must stay far below 1 MB
     however long the messages its attempts raised."""
@@ -330,6 +391,8 @@ def truncate_traceback(text: str) -> str:
 
 
 __all__ = [
+    "ATTEMPT",
+    "REQUEUE",
     "TERMINAL_STATES",
     "TRANSITIONS",
     "Attempt",
@@ -338,6 +401,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "Limits",
+    "bounded_history",
     "check_payload",
     "check_result",
     "check_transition",

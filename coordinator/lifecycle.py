@@ -41,11 +41,11 @@ from typing import Any
 
 from zkq.coordinator.errors import InvalidTransition
 from zkq.coordinator.job import (
-    MAX_ATTEMPTS_LIMIT,
     Attempt,
     AttemptOutcome,
     Job,
     JobState,
+    bounded_history,
     check_transition,
     short,
 )
@@ -143,14 +143,15 @@ def start(layout: Layout, job: Job, version: int, worker_id: str, now: float) ->
     check_transition(job, JobState.RUNNING)
     if job.worker != worker_id:
         raise InvalidTransition(f"job {job.id} is assigned to {job.worker}, not {worker_id}")
-    attempt = Attempt(number=job.attempts + 1, worker=worker_id, started_at=now)
+    # numbered after the history's latest, not after ``attempts``: a requeue gives an
+    # attempt back and a revival starts the count afresh, and a number must never repeat
+    attempt = Attempt(number=job.attempt_number + 1, worker=worker_id, started_at=now)
     nxt = job.replace(
         state=JobState.RUNNING,
         attempts=job.attempts + 1,
         started_at=now,
         updated_at=now,
-        # bounded: an operator may revive a job many times
-        history=(*job.history, attempt)[-MAX_ATTEMPTS_LIMIT:],
+        history=bounded_history((*job.history, attempt)),
     )
     return Step(
         nxt,
@@ -166,6 +167,8 @@ def _close_attempt(job: Job, now: float, outcome: AttemptOutcome, error: str | N
     if not job.history:
         return job
     last = job.history[-1]
+    if not last.is_attempt:
+        return job
     closed = Attempt(
         number=last.number,
         worker=last.worker,
@@ -196,7 +199,7 @@ def complete(
         state=JobState.SUCCEEDED,
         result=result,
         error=None,
-        worker=None,
+        worker=worker_id,  # who finished it, for operators (its attempt says so too)
         finished_at=now,
         updated_at=now,
         children=tuple(c.id for c in children),
@@ -221,7 +224,9 @@ def fail(
     else:
         final = JobState.FAILED if job.max_attempts == 1 else JobState.DEAD
         check_transition(job, final)
-        nxt = closed.replace(state=final, worker=None, error=error, finished_at=now, updated_at=now)
+        nxt = closed.replace(
+            state=final, worker=worker_id, error=error, finished_at=now, updated_at=now
+        )
     return Step(nxt, (SetData(layout.job(job.id), nxt.to_bytes(), version), *ops))
 
 
@@ -235,14 +240,17 @@ def requeue(
     claim_exists: bool,
     inbox_exists: bool,
     spend_attempt: bool = True,
+    by: str = "leader",
 ) -> Step:
     """Take a job back from its worker: ``outcome`` is ``lost`` (its session is gone),
     ``timeout`` (the attempt ran past the job's timeout) or ``requeued`` (an operator asked,
     with ``spend_attempt=False``: the interrupted attempt does not count); ``reason`` says
-    it for people.
+    it for people, ``by`` who asked (``leader`` or ``operator``).
 
     An assigned job that never started costs no attempt.  A running one already counted
-    its attempt at start, so when that was the last one the job is ``dead``.
+    its attempt at start, so when that was the last one the job is ``dead`` (and keeps
+    the worker it died on).  A job that goes back to pending gets a requeue entry in its
+    history, after the attempt it interrupted.
     """
     if job.state not in (JobState.ASSIGNED, JobState.RUNNING) or job.worker is None:
         raise InvalidTransition(
@@ -260,11 +268,16 @@ def requeue(
         if not spend_attempt:
             job = job.replace(attempts=job.attempts - 1)
     if job.state == JobState.RUNNING and job.attempts >= job.max_attempts:
-        nxt = job.replace(
-            state=JobState.DEAD, worker=None, error=error, finished_at=now, updated_at=now
-        )
+        nxt = job.replace(state=JobState.DEAD, error=error, finished_at=now, updated_at=now)
     else:
-        nxt = job.replace(state=JobState.PENDING, worker=None, error=error, updated_at=now)
+        entry = Attempt.requeue(job.worker, by, reason, now)
+        nxt = job.replace(
+            state=JobState.PENDING,
+            worker=None,
+            error=error,
+            updated_at=now,
+            history=bounded_history((*job.history, entry)),
+        )
         ops.append(Create(_pending_entry(layout, job)))
     return Step(nxt, (SetData(layout.job(job.id), nxt.to_bytes(), version), *ops))
 
@@ -287,15 +300,24 @@ def cancel(
         ops.append(Delete(layout.claim(job.id)))
     if job.state == JobState.RUNNING:
         job = _close_attempt(job, now, AttemptOutcome.CANCELLED)
+    # no worker finished it: its history names the worker it ran on, if any
     nxt = job.replace(state=JobState.CANCELLED, worker=None, finished_at=now, updated_at=now)
     return Step(nxt, (SetData(layout.job(job.id), nxt.to_bytes(), version), *ops))
 
 
-def revive(layout: Layout, job: Job, version: int, now: float) -> Step:
+def revive(
+    layout: Layout,
+    job: Job,
+    version: int,
+    now: float,
+    by: str = "operator",
+    reason: str = "requeued by an operator",
+) -> Step:
     """An operator sends a failed, dead or cancelled job back, with fresh attempts.
 
-    Its history is kept (the last attempts, within the record's bound) so the earlier
-    failures stay visible."""
+    Its history is kept (the last entries, within the record's bound) so the earlier
+    failures stay visible, with a requeue entry after them; the attempts to come are
+    numbered on from the earlier ones."""
     if job.state == JobState.SUCCEEDED:
         raise InvalidTransition(f"job {job.id} succeeded; submit a new job to run it again")
     check_transition(job, JobState.PENDING)
@@ -307,7 +329,7 @@ def revive(layout: Layout, job: Job, version: int, now: float) -> Step:
         worker=None,
         finished_at=None,
         updated_at=now,
-        history=job.history[-MAX_ATTEMPTS_LIMIT:],
+        history=bounded_history((*job.history, Attempt.requeue(job.worker, by, reason, now))),
     )
     return Step(
         nxt,

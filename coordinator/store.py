@@ -298,6 +298,7 @@ class JobStore:
         only_unstarted: bool = False,
         holder: str | None = None,
         fence: str | None = None,
+        by: str = "leader",
     ) -> Job | None:
         """Take an assigned or running job back; ``None`` when there was nothing to take.
 
@@ -306,7 +307,8 @@ class JobStore:
         requeued it and given it to a live worker.  So the requeue is conditional on what
         was seen.  ``holder``: take it only from this worker (the lost or draining one).
         ``expected_version``: only if the record is still at that version (what the caller
-        judged overdue), so an attempt that started meanwhile is left alone.
+        judged overdue), so an attempt that started meanwhile is left alone.  ``by``: who
+        asks, for the requeue entry in the record's history (``leader``, ``operator``).
 
         ``fence``: the leader's election node, checked in the same multi as in
         :meth:`assign_many`; :class:`LeadershipLost` once it is gone."""
@@ -328,7 +330,16 @@ class JobStore:
             claim = self._exists(self.layout.claim(job_id))
             inbox = self._exists(self.layout.inbox_entry(job.worker, job_id))
             step = lifecycle.requeue(
-                self.layout, job, version, outcome, reason, time.time(), claim, inbox, spend_attempt
+                self.layout,
+                job,
+                version,
+                outcome,
+                reason,
+                time.time(),
+                claim,
+                inbox,
+                spend_attempt,
+                by,
             )
             self.commit_fenced(Batch((step,), head))
             return step.job

@@ -13,6 +13,8 @@ Encrypt-then-MAC with keys derived from one per-cluster secret (``cluster_secret
 MySQL, made by the first frontend that needs it), built from the standard library's HMAC
 because zkq has no AES at hand.  A random nonce makes two cursors for one position differ.
 A cursor altered, sealed for another tenant or by another cluster fails the tag: 400.
+An admin key's listing (of every tenant, or of one it names) is sealed for
+:func:`admin_view`, a name no tenant can have.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import secrets
 import threading
 
+from zkq.coordinator.config import TENANT_MAX
 from zkq.coordinator.errors import InvalidJobId, MalformedRequest
 from zkq.coordinator.ids import validate_job_id
 from zkq.coordinator.mysql import ConnectionPool
@@ -36,6 +39,13 @@ TAG_BYTES = 16
 ID_BYTES = 26
 CURSOR_BYTES = len(VERSION) + NONCE_BYTES + ID_BYTES + TAG_BYTES
 SECRET_NAME = "cursor"
+
+
+def admin_view(tenant: str | None) -> str:
+    """Whom an admin listing's cursors are sealed for: the listing of ``tenant``'s jobs, or
+    of every tenant's (None).  Longer than any tenant's name (``TENANT_MAX``), so no
+    tenant's cursor opens an admin listing and no admin cursor opens a tenant's."""
+    return "*" * (TENANT_MAX + 1) + f"admin:{tenant if tenant is not None else ''}"
 
 
 class InvalidCursor(MalformedRequest):

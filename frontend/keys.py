@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from zkq.coordinator.config import TENANT_MAX
 from zkq.coordinator.errors import ApiKeyNotFound, InvalidInput
 from zkq.coordinator.mysql import ConnectionPool
 
@@ -42,7 +43,6 @@ PREFIX_CHARS = 8
 #: len(secrets.token_urlsafe(32))
 TOKEN_CHARS = 43
 SCOPES = ("submit", "read", "admin")
-TENANT_MAX = 64
 NAME_MAX = 200
 CACHE_MAX = 10_000
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 from zkq.coordinator.job import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_SECONDS, Job, JobState
 from zkq.coordinator.paths import PRIORITY_MAX, PRIORITY_MIN
 from zkq.coordinator.validation import JOB_TYPE_MAX, JOB_TYPE_PATTERN
+from zkq.frontend.keys import TENANT_MAX
 
 #: a ULID, as :func:`zkq.coordinator.ids.validate_job_id` checks it
 JOB_ID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
@@ -97,6 +98,13 @@ class ListQuery(_Query):
     )
     since: str | None = Field(None, max_length=64, description="Created at or after: " + WHEN)
     until: str | None = Field(None, max_length=64, description="Created before: " + WHEN)
+    tenant: str | None = Field(
+        None,
+        min_length=1,
+        max_length=TENANT_MAX,
+        description="Admin keys: only this tenant's jobs (by default every tenant's). "
+        "Other keys list their own tenant's jobs only (another tenant here is a 403).",
+    )
 
 
 StateName = Literal["pending", "assigned", "running", "succeeded", "failed", "dead", "cancelled"]
@@ -113,7 +121,7 @@ class BulkRequest(_Strict):
     until: str | float | None = Field(None, description="Created before: " + WHEN)
     tenant: str | None = Field(
         None,
-        max_length=255,
+        max_length=TENANT_MAX,
         description="Admin keys only: only this tenant's jobs (default: every tenant's).  "
         "Other keys act on their own tenant's jobs alone.",
     )
@@ -126,12 +134,18 @@ class BulkRequest(_Strict):
 
 # -- responses --------------------------------------------------------------------------------
 class AttemptOut(BaseModel):
-    number: int
+    """An entry of a job's history: an attempt, or the job sent back to the queue."""
+
+    number: int | None = Field(
+        description="The attempt's number: 1, 2, ... never repeated; null for a requeue."
+    )
     worker: str
-    started_at: float
+    started_at: float = Field(description="When it started; for a requeue, when it happened.")
     ended_at: float | None = None
     outcome: str | None = None
-    error: str | None = None
+    error: str | None = Field(None, description="What failed; for a requeue, why.")
+    kind: str = Field("attempt", description="`attempt`, or `requeue`: sent back to the queue.")
+    by: str | None = Field(None, description="Who requeued it: `operator` or `leader`.")
 
 
 class JobOut(BaseModel):
@@ -153,11 +167,19 @@ class JobOut(BaseModel):
     history: list[AttemptOut] = []
     parent: str | None = None
     children: list[str] = []
+    tenant: str | None = Field(
+        None,
+        # absent, not null, for the other keys: their own tenant is nothing to tell
+        exclude_if=lambda value: value is None,
+        description="Whose job it is: given to admin keys only, which read every tenant's "
+        "jobs (other keys read their own tenant's alone).",
+    )
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, show_tenant: bool = False) -> JobOut:
         data = job.to_dict()
-        data.pop("tenant", None)  # the caller's own tenant: nothing to tell
+        if not show_tenant:
+            data.pop("tenant", None)  # the caller's own tenant: nothing to tell
         data.pop("schema", None)
         return cls.model_validate(data)
 

@@ -120,12 +120,15 @@ def account(
 
 
 def _describe(job: Job, runs: list[Execution]) -> str:
-    history = [f"#{a.number} {a.worker} {a.outcome}" for a in job.history]
+    history = [
+        f"#{a.number} {a.worker} {a.outcome}" if a.is_attempt else f"requeued by {a.by}"
+        for a in job.history
+    ]
     return f"state {job.state}, {len(runs)} execution(s), history {history}, error {job.error}"
 
 
 def _double_commit(job: Job, runs: list[Execution]) -> str | None:
-    wins = [a for a in job.history if a.outcome == AttemptOutcome.SUCCEEDED]
+    wins = [a for a in job.tries() if a.outcome == AttemptOutcome.SUCCEEDED]
     if len(wins) > 1:
         return f"{len(wins)} successful attempts: {[a.number for a in wins]}"
     if job.state is not JobState.SUCCEEDED:
@@ -145,7 +148,7 @@ def _duplicates(job: Job, runs: list[Execution], faults: FaultLog) -> list[Dupli
         return []
     result = job.result if isinstance(job.result, dict) else {}
     winner = result.get("execution")
-    outcomes = {a.number: a for a in job.history}
+    outcomes = {a.number: a for a in job.tries()}
     seen: Counter[int] = Counter(r.attempt for r in runs)
     out: list[Duplicate] = []
     for run in runs:
@@ -158,7 +161,9 @@ def _duplicates(job: Job, runs: list[Execution], faults: FaultLog) -> list[Dupli
     return out
 
 
-def _cause(run: Execution, outcomes: dict[int, Any], seen: Counter[int], faults: FaultLog) -> str:
+def _cause(
+    run: Execution, outcomes: dict[int | None, Any], seen: Counter[int], faults: FaultLog
+) -> str:
     if seen[run.attempt] > 1:
         return f"ran twice within one attempt (attempt {run.attempt}: fencing failed)"
     attempt = outcomes.get(run.attempt)

@@ -33,7 +33,7 @@ from zkq.options import (
     pass_cli,
     setting_option,
 )
-from zkq.output import EXIT_FAILED, show_job
+from zkq.output import EXIT_FAILED, show_job, workers_table
 
 if TYPE_CHECKING:
     from zkq.coordinator.client import Client
@@ -225,6 +225,13 @@ def frontend(cli: CliContext, binds: tuple[str, ...], workers: int | None) -> No
     "it has not ended).",
 )
 @click.option("--wait-timeout", type=float, default=300.0, show_default=True)
+@setting_option(
+    "--tenant",
+    setting="tenant",
+    help="Whose job it is, as an API key's tenant is over HTTP, where an admin key (or a key "
+    "of this tenant) reads it (env ZKQ_TENANT; [client] tenant in the config file; "
+    "default 'default').",
+)
 @json_option
 @pass_cli
 def submit(
@@ -307,17 +314,11 @@ def job(cli: CliContext, job_id: str) -> None:
 @pass_cli
 def workers(cli: CliContext) -> None:
     """List live workers, their slots and what is in their inboxes."""
-    found = cli.with_client(lambda c: c.workers())
+    found = [{**w, "busy": len(w["inbox"])} for w in cli.with_client(lambda c: c.workers())]
     if cli.as_json:
         click.echo(json.dumps(found, indent=2))
         return
-    header = f"{'WORKER':<40} {'SLOTS':>5} {'BUSY':>4} {'POOL':<7} {'DRAINING':<8} TYPES"
-    click.echo(header)
-    for w in found:
-        click.echo(
-            f"{w['id']:<40} {w['slots']:>5} {len(w['inbox']):>4} {w.get('pool', '-'):<7} "
-            f"{'yes' if w.get('draining') else 'no':<8} {','.join(w['types'])}"
-        )
+    click.echo(workers_table(found))
 
 
 def _attach_optional() -> None:

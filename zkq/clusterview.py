@@ -17,7 +17,7 @@ from zkq.coordinator.client import Client
 from zkq.coordinator.errors import ZkqError
 from zkq.coordinator.zk import NoNode
 from zkq.dev.fourletter import four_letter, parse_srvr
-from zkq.output import age, table
+from zkq.output import age, table, workers_table
 
 
 def ensemble(connect_string: str) -> list[dict[str, Any]]:
@@ -81,7 +81,8 @@ def check_status(raw: object) -> str:
 
 def frontends(stats_address: str) -> list[dict[str, Any]]:
     """The servers of every backend as HAProxy sees them (its CSV stats), named as in
-    HAProxy's config (``frontend-1``)."""
+    HAProxy's config (``frontend-1``), each with its address (``host:port``, which HAProxy
+    reports when its stats section says ``stats show-legends``, as zkq's does)."""
     # the library configures the root logger when first imported: undo that, and keep
     # its own complaints off our output (a failure is reported below, in one line)
     root = logging.getLogger()
@@ -124,11 +125,11 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
             "id": w.id,
             "host": w.registration.host,
             "slots": w.registration.slots,
-            "running": len(w.inbox),
+            "busy": len(w.inbox),  # assigned or running: named as by `zkq workers`
             "pool": w.registration.pool,
             "draining": w.registration.draining,
             "types": sorted(w.registration.types),
-            "jobs": w.inbox,
+            "inbox": w.inbox,
         }
         for w in census.workers(client.session, deadline)
     ]
@@ -204,20 +205,7 @@ def render(view: dict[str, Any]) -> str:
         f"Coordinators: {len(view['coordinators'])}, leader {view['leader'] or 'NONE'}",
         "",
         "Workers",
-        table(
-            [
-                (
-                    w["id"],
-                    w["slots"],
-                    w["running"],
-                    w["pool"],
-                    "yes" if w["draining"] else "no",
-                    ",".join(w["types"]),
-                )
-                for w in view["workers"]
-            ],
-            ["WORKER", "SLOTS", "RUNNING", "POOL", "DRAINING", "TYPES"],
-        ),
+        workers_table(view["workers"]),
         "",
         "Queues",
         table(
@@ -243,6 +231,7 @@ def render(view: dict[str, Any]) -> str:
                     (
                         f["backend"],
                         f["server"],
+                        f["address"] or "-",
                         f["status"],
                         f["check"],
                         f["sessions"],
@@ -251,7 +240,7 @@ def render(view: dict[str, Any]) -> str:
                     )
                     for f in view["frontends"]
                 ],
-                ["BACKEND", "SERVER", "STATUS", "CHECK", "SESSIONS", "TOTAL", "5XX"],
+                ["BACKEND", "SERVER", "ADDRESS", "STATUS", "CHECK", "SESSIONS", "TOTAL", "5XX"],
             ),
         ]
     parts += ["", "OK" if view["ok"] else "PROBLEMS: " + "; ".join(view["problems"])]

@@ -103,7 +103,8 @@ def keys() -> None:
     "--scopes",
     default="submit,read",
     show_default=True,
-    help="Comma-separated: submit, read, admin (admin may do everything).",
+    help="Comma-separated: submit, read, admin (admin may do everything, and reads and "
+    "cancels every tenant's jobs, those of `zkq submit` included).",
 )
 @click.option("--name", default="", help="What the key is for, for operators.")
 @click.option(

@@ -51,9 +51,10 @@ def collect(session: ZkSession, limit: int) -> dict[str, Any]:
         t = by_type[job.type]
         t["jobs"] += 1
         t["states"][str(job.state)] += 1
-        if job.history:
-            t["wait"].append(max(0.0, job.history[0].started_at - job.created_at))
-        for attempt in job.history:
+        tries = job.tries()  # the requeue entries are no attempts
+        if tries:
+            t["wait"].append(max(0.0, tries[0].started_at - job.created_at))
+        for attempt in tries:
             w = by_worker[attempt.worker]
             w["attempts"] += 1
             t["attempts"] += 1

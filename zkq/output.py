@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from zkq.coordinator.errors import Unavailable, ZkqError
-from zkq.coordinator.job import Job
+from zkq.coordinator.job import Attempt, Job
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # what click exits with on a UsageError
@@ -78,6 +78,29 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+#: ``zkq workers`` and ``zkq status`` show workers alike: the same columns, named the same
+WORKER_COLUMNS = ["WORKER", "SLOTS", "BUSY", "POOL", "DRAINING", "TYPES"]
+
+
+def workers_table(workers: Sequence[dict[str, Any]]) -> str:
+    """Workers as both commands show them: ``busy`` counts the jobs in the worker's inbox
+    (assigned or running), as the HTTP API's ``busy`` does."""
+    return table(
+        [
+            (
+                w["id"],
+                w.get("slots"),
+                w["busy"],
+                w.get("pool") or "-",
+                "yes" if w.get("draining") else "no",
+                ",".join(w.get("types") or ()),
+            )
+            for w in workers
+        ],
+        WORKER_COLUMNS,
+    )
+
+
 def emit(data: Any, as_json: bool, human: Callable[[], str]) -> None:
     click.echo(json.dumps(data, indent=2, default=str) if as_json else human())
 
@@ -112,17 +135,28 @@ def show_job(job: Job, as_json: bool) -> None:
         click.echo("")
         click.echo(
             table(
-                [
-                    (
-                        a.number,
-                        a.worker,
-                        when(a.started_at),
-                        f"{a.ended_at - a.started_at:.3f}s" if a.ended_at else "running",
-                        a.outcome or "-",
-                        (a.error or "")[:60],
-                    )
-                    for a in job.history
-                ],
+                [_history_row(a) for a in job.history],
                 ["ATTEMPT", "WORKER", "STARTED", "TOOK", "OUTCOME", "ERROR"],
             )
         )
+    trace = (job.error or {}).get("traceback")
+    if trace:
+        # the handler's own words, whole (the record keeps at most its last 8 KiB)
+        click.echo("")
+        click.echo("traceback")
+        click.echo("\n".join(f"  {line}" for line in str(trace).rstrip().splitlines()))
+
+
+def _history_row(a: Attempt) -> tuple[Any, ...]:
+    """An attempt, or a requeue entry: when and by whom the job went back to the queue."""
+    if not a.is_attempt:
+        note = f"requeued by {a.by or '?'}: {a.error or ''}"
+        return ("-", a.worker or "-", when(a.started_at), "-", a.outcome or "-", note[:60])
+    return (
+        a.number,
+        a.worker,
+        when(a.started_at),
+        f"{a.ended_at - a.started_at:.3f}s" if a.ended_at else "running",
+        a.outcome or "-",
+        (a.error or "")[:60],
+    )

@@ -1,7 +1,9 @@
 """``/v1/jobs``: submit (one or a batch), read (with long-poll), cancel, list.
 
 Every job belongs to the tenant of the key that submitted it; another tenant's job is a
-404, exactly like a job that does not exist, so ids cannot be probed.  Jobs are read
+404, exactly like a job that does not exist, so ids cannot be probed.  Admin keys (scope
+``admin``) are the operators': they read, long-poll, list and cancel every tenant's jobs,
+the CLI's and ``zkq.Client``'s included, and see each job's ``tenant``.  Jobs are read
 through :class:`~zkq.coordinator.lookup.JobLookup`: from ZooKeeper, or from the MySQL
 archive once pruned.
 """
@@ -16,7 +18,13 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from zkq.coordinator.errors import InvalidInput, InvalidTransition, JobNotFound, ZkqError
+from zkq.coordinator.errors import (
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    JobNotFound,
+    ZkqError,
+)
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import Job, JobSpec
 from zkq.coordinator.selection import JobFilter
@@ -24,6 +32,7 @@ from zkq.coordinator.serving import unserved_warning
 from zkq.frontend import auth, idempotency
 from zkq.frontend.api import Header, api
 from zkq.frontend.auth import current_key
+from zkq.frontend.cursors import admin_view
 from zkq.frontend.models import (
     BatchOut,
     BatchSubmission,
@@ -54,11 +63,32 @@ SUBMIT_HEADERS = {
 }
 
 
+def _admin() -> bool:
+    """Whether the caller reads every tenant's jobs: an admin key does."""
+    return "admin" in current_key().scopes
+
+
 def _own(job: Job) -> Job:
-    """The job if the caller's tenant owns it; otherwise it does not exist for them."""
-    if job.tenant != current_key().tenant:
+    """The job if the caller's tenant owns it (or the caller is an admin); otherwise it
+    does not exist for them."""
+    if job.tenant != current_key().tenant and not _admin():
         raise JobNotFound(job.id)
     return job
+
+
+def _out(job: Job) -> JobOut:
+    return JobOut.of(job, show_tenant=_admin())
+
+
+def _listed_tenant(wanted: str | None) -> tuple[str | None, str]:
+    """Whose jobs a listing shows (None: every tenant's), and whom its cursors are sealed
+    for: the key's tenant, or for an admin the view it asked for (:func:`admin_view`)."""
+    own = current_key().tenant
+    if not _admin():
+        if wanted is not None and wanted != own:
+            raise Forbidden("only an admin key lists another tenant's jobs")
+        return own, own
+    return wanted, admin_view(wanted)
 
 
 def _specs(
@@ -182,7 +212,11 @@ def submit_job(body: JobSubmission) -> tuple[Any, ...]:
     headers["Location"] = f"/v1/jobs/{job.id}"
     if replay:
         headers["Idempotent-Replayed"] = "true"
-    return SubmittedJob.of(job).model_copy(update={"warnings": warnings}), 201, headers
+    return (
+        SubmittedJob.of(job, show_tenant=_admin()).model_copy(update={"warnings": warnings}),
+        201,
+        headers,
+    )
 
 
 @api.route(
@@ -204,7 +238,7 @@ def submit_batch(body: BatchSubmission) -> tuple[Any, ...]:
     warnings, headers = _warnings(jobs)
     if replay:
         headers["Idempotent-Replayed"] = "true"
-    return BatchOut(jobs=[JobOut.of(j) for j in jobs], warnings=warnings), 201, headers
+    return BatchOut(jobs=[_out(j) for j in jobs], warnings=warnings), 201, headers
 
 
 def _read(job_id: str) -> Job:
@@ -229,7 +263,7 @@ def get_job(job_id: str, query: JobQuery) -> tuple[Any, ...]:
             job = resources().zk.wait_job(job_id, wait)
         except JobNotFound:
             job = _read(job_id)  # pruned while we waited (it ended long enough ago)
-    return JobOut.of(job), 200
+    return _out(job), 200
 
 
 @api.route(
@@ -249,7 +283,7 @@ def cancel_job(job_id: str) -> tuple[Any, ...]:
         )
     res = resources()
     with res.zk.call() as deadline:
-        return JobOut.of(res.zk.store.cancel(job_id, deadline)), 200
+        return _out(res.zk.store.cancel(job_id, deadline)), 200
 
 
 @api.route(
@@ -265,11 +299,11 @@ def list_jobs(query: ListQuery) -> tuple[Any, ...]:
     """Live jobs (ZooKeeper) and archived ones (MySQL) merged by id; the cursor is
     :class:`~zkq.coordinator.lookup.Page`'s, which never skips a job of either, sealed for
     the tenant (:mod:`zkq.frontend.cursors`): it may be another tenant's job id."""
-    tenant = current_key().tenant
+    tenant, sealed_for = _listed_tenant(query.tenant)
     window = JobFilter.of(since=query.since, until=query.until).id_range()
     sealer = resources().mysql.secrets.cursors()
     page = resources().jobs.page(
-        sealer.open(tenant, query.cursor) if query.cursor else None,
+        sealer.open(sealed_for, query.cursor) if query.cursor else None,
         query.limit,
         tenant=tenant,
         state=query.state,
@@ -278,5 +312,5 @@ def list_jobs(query: ListQuery) -> tuple[Any, ...]:
         newest=query.order == "newest",
         window=window,
     )
-    cursor = sealer.seal(tenant, page.next_cursor) if page.next_cursor else None
-    return JobPage(jobs=[JobOut.of(j) for j in page.jobs], next_cursor=cursor), 200
+    cursor = sealer.seal(sealed_for, page.next_cursor) if page.next_cursor else None
+    return JobPage(jobs=[_out(j) for j in page.jobs], next_cursor=cursor), 200

@@ -11,7 +11,7 @@ import requests
 from kazoo.client import KazooClient
 from ulid import ULID
 
-from tests.cluster.conftest import KEYS, RETENTION, Stack, wait_terminal
+from tests.cluster.conftest import RETENTION, Stack, wait_terminal
 from tests.support import unique_type
 from zkq.coordinator.errors import InvalidTransition, JobNotFound
 from zkq.coordinator.ids import new_job_id
@@ -19,7 +19,7 @@ from zkq.coordinator.job import JobState
 from zkq.coordinator.paths import Layout
 from zkq.dev.tcpproxy import CuttingProxy
 from zkq.dev.waiting import wait_until
-from zkq.frontend.cursors import ClusterSecrets
+from zkq.frontend.cursors import ClusterSecrets, admin_view
 from zkq.http_client import HttpClient
 
 pytestmark = pytest.mark.cluster
@@ -66,7 +66,8 @@ def test_submit_get_and_wait(stack: Stack, http: requests.Session) -> None:
     assert r.status_code == 201, r.text
     job = r.json()
     assert r.headers["Location"] == f"/v1/jobs/{job['id']}"
-    assert job["state"] == "pending" and job["priority"] == 7 and "tenant" not in job
+    assert job["state"] == "pending" and job["priority"] == 7
+    assert job["tenant"] == "acme"  # alice's key is an admin's: it sees whose jobs it reads
     done = wait_terminal(stack, job["id"])
     assert done["state"] == "succeeded"
     assert done["result"] == {"hello": [1, 2.5, "x", None]}
@@ -479,10 +480,11 @@ def test_pruned_job_is_served_from_the_archive(stack: Stack, http: requests.Sess
 
 def _just_before(stack: Stack, job_id: str) -> str:
     """A cursor that makes ``job_id`` the first of alice's page (ids sort by time), sealed
-    with the cluster's secret as the frontends seal theirs."""
+    with the cluster's secret as the frontends seal theirs (alice's key is an admin's: for
+    its listing of every tenant's jobs)."""
     after = str(ULID.from_int(int(ULID.from_str(job_id)) - 1))
     pool = stack.pool
     try:
-        return ClusterSecrets(pool).cursors().seal(KEYS["alice"][0], after)
+        return ClusterSecrets(pool).cursors().seal(admin_view(None), after)
     finally:
         pool.close()

@@ -72,6 +72,10 @@ def test_status_lists_both_frontends_up_as_haproxy_names_them(stack: Stack) -> N
     rows = frontend_rows(view)
     assert set(rows) == FRONTENDS
     assert all(r["status"] == "UP" and r["check"] == "L7OK" for r in rows.values()), rows
+    # each with its address as HAProxy knows it (the CSV's addr: `stats show-legends`)
+    addresses = {n: f"127.0.0.1:{stack.cluster.member(n).ports['http']}" for n in FRONTENDS}
+    assert {n: r["address"] for n, r in rows.items()} == addresses
+    assert all(address in text for address in addresses.values())
     assert view["ok"] is True and view["problems"] == []
     # the other spellings an operator may have at hand: the same view
     port = stats_port(stack)

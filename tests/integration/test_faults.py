@@ -68,8 +68,9 @@ def test_kill_9_of_a_worker_requeues_its_job_to_another(
     print(f"reassigned {reassigned_after:.2f}s after kill -9 (session timeout {negotiated:g}s)")
     done = client.wait(job.id, 15)
     assert done.state == JobState.SUCCEEDED
-    assert [a.outcome for a in done.history] == ["lost", "succeeded"]
-    assert done.history[0].worker == worker_id and done.history[1].worker == moved.worker
+    # the lost attempt, the leader's requeue (an entry of its own), the attempt that succeeded
+    assert [a.outcome for a in done.history] == ["lost", "requeued", "succeeded"]
+    assert done.history[0].worker == worker_id and done.history[2].worker == moved.worker
 
 
 def test_a_paused_worker_cannot_complete_a_job_taken_from_it(
@@ -248,7 +249,8 @@ def test_overdue_attempts_are_taken_back(cluster: DevCluster, client: Client) ->
     job = client.submit("sleep", 6, timeout=1, max_attempts=2)
     done = client.wait(job.id, 30, until=lambda j: j.terminal)
     assert done.state == JobState.DEAD
-    assert [a.outcome for a in done.history] == ["timeout", "timeout"]
+    assert [a.outcome for a in done.history] == ["timeout", "requeued", "timeout"]
+    assert [a.number for a in done.history] == [1, None, 2]
 
 
 def test_cpu_bound_handlers_in_processes_keep_the_session(tmp_path: Path) -> None:

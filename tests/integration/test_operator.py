@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
 import pytest
@@ -122,7 +127,10 @@ def test_cancel_and_requeue(cluster: DevCluster, client: Client) -> None:
     revived = zkq_json(cluster, "requeue", dead.id)
     assert revived["state"] == "pending" and revived["attempts"] == 0
     again = client.wait(dead.id, 20, until=lambda j: j.terminal)
-    assert again.state == JobState.DEAD and len(again.history) == 4
+    assert again.state == JobState.DEAD
+    # the revival is an entry of its own, and the new attempts are numbered on
+    assert [a.number for a in again.history] == [1, 2, None, 3, 4]
+    assert (again.history[2].kind, again.history[2].by) == ("requeue", "operator")
     # a type only one worker serves: the job goes back to the very worker still running
     # its first attempt, which must take it up again as soon as that attempt ends
     cluster.add_worker(app="tests.apps.solo", concurrency=1, name="solo-op")
@@ -132,10 +140,56 @@ def test_cancel_and_requeue(cluster: DevCluster, client: Client) -> None:
         zkq(cluster, "requeue", running.id)
         done = client.wait(running.id, 10)
         assert done.state == JobState.SUCCEEDED, "an operator requeue must not spend the attempt"
-        assert [a.outcome for a in done.history] == ["requeued", "succeeded"]
-        assert done.history[0].worker == done.history[1].worker
+        assert [a.outcome for a in done.history] == ["requeued", "requeued", "succeeded"]
+        assert [a.number for a in done.history] == [1, None, 2]  # never the same number
+        assert done.history[0].worker == done.history[2].worker == done.worker
+        text = installed_zkq(cluster, "job", running.id).stdout
+        assert "requeued by operator: requeued by an operator" in text
     finally:
         cluster.stop_member("solo-op")
+
+
+def installed_zkq(cluster: DevCluster, *args: str, code: int = 0) -> CompletedProcess[str]:
+    """``zkq *args`` run as a person runs it: the installed command, in a process of its
+    own, with the operator's settings in the environment."""
+    env = {k: v for k, v in os.environ.items() if k not in ("ZKQ_TENANT", "ZKQ_CONFIG")}
+    env.update(ZKQ_ZK_HOSTS=cluster.connect_string, ZKQ_ROOT=cluster.root)
+    env.update(cluster.zk_env("coordinator"))
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("zkq")), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == code, done.stderr + done.stdout
+    return done
+
+
+def test_job_shows_who_finished_it_and_the_traceback(cluster: DevCluster, client: Client) -> None:
+    failed = client.wait(client.submit("fail", "on purpose").id, 20)
+    assert failed.state == JobState.FAILED and failed.worker, "a finished job names its worker"
+    assert failed.worker == failed.history[-1].worker
+    text = installed_zkq(cluster, "job", failed.id).stdout
+    rows = dict(line.split(None, 1) for line in text.splitlines()[:12] if line.strip())
+    assert rows["worker"] == failed.worker
+    assert "traceback" in text.splitlines()
+    assert "  Traceback (most recent call last):" in text and "on purpose" in text
+
+
+def test_workers_and_status_name_their_columns_alike(cluster: DevCluster) -> None:
+    def header(text: str, first: str) -> list[str]:
+        return next(line.split() for line in text.splitlines() if line.startswith(first))
+
+    workers = installed_zkq(cluster, "workers").stdout
+    status = installed_zkq(cluster, "status").stdout
+    assert header(workers, "WORKER") == header(status, "WORKER")
+    assert header(workers, "WORKER") == ["WORKER", "SLOTS", "BUSY", "POOL", "DRAINING", "TYPES"]
+    listed = json.loads(installed_zkq(cluster, "workers", "--json").stdout)
+    viewed = json.loads(installed_zkq(cluster, "status", "--json").stdout)["workers"]
+    assert sorted(w["id"] for w in listed) == sorted(w["id"] for w in viewed)
+    assert all("inbox" in w and "busy" in w for w in [*listed, *viewed])
 
 
 def test_drain_finishes_the_running_job_before_the_worker_exits(

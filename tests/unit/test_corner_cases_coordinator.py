@@ -228,7 +228,7 @@ def test_an_orphan_inbox_of_a_worker_that_died_with_no_leader_running_is_emptied
     assert not client.session.exists(cluster.layout.inbox("gone"))
     assert cluster.inbox(other, "other") == sorted([ran.id, queued.id])
     lost = client.get(ran.id)
-    assert [a.outcome for a in lost.history] == [AttemptOutcome.LOST] and lost.attempts == 1
+    assert [a.outcome for a in lost.tries()] == [AttemptOutcome.LOST] and lost.attempts == 1
     assert client.get(queued.id).attempts == 0
     cluster.finish(other, "other")
     for job_id, attempts in ((ran.id, 2), (queued.id, 1)):

@@ -159,10 +159,16 @@ def test_the_jobs_of_an_expired_worker_go_to_another(
     assert not client.session.exists(cluster.layout.inbox("lost"))
     ran = client.get(started.id)
     assert ran.state == JobState.ASSIGNED and ran.worker == "other"
-    assert [a.outcome for a in ran.history] == ["lost"]
+    # the lost attempt, then the requeue that sent the job back, as an entry of its own
+    assert [a.outcome for a in ran.history] == ["lost", "requeued"]
+    assert (ran.history[1].kind, ran.history[1].by, ran.history[1].number) == (
+        "requeue",
+        "leader",
+        None,
+    )
     assert ran.attempts == 1  # the attempt that started counts
     unstarted = client.get(queued.id)
-    assert unstarted.history == () and unstarted.attempts == 0
+    assert unstarted.tries() == () and unstarted.attempts == 0
 
 
 def test_an_inbox_whose_worker_died_without_a_leader_is_emptied(
@@ -196,7 +202,7 @@ def test_an_attempt_past_its_timeout_is_taken_back(
     cluster.clock.advance(15)  # past 30 s and the 2 s grace
     leader.rounds(1)
     taken = client.get(job.id)
-    assert [a.outcome for a in taken.history] == ["timeout"]
+    assert [a.outcome for a in taken.tries()] == ["timeout"]
     assert not client.session.exists(cluster.layout.claim(job.id))
     # the worker is still there with a free slot: it gets the job again, a second attempt
     leader.rounds()
@@ -219,7 +225,7 @@ def test_an_unstarted_assignment_waits_behind_running_jobs_before_it_is_taken_ba
     leader.rounds(1)
     taken = client.get(queued.id)
     assert taken.state == JobState.PENDING and "timeout" in (taken.error or {})["message"]
-    assert taken.attempts == 0 and taken.history == ()  # it never started: no attempt spent
+    assert taken.attempts == 0 and taken.tries() == ()  # it never started: no attempt spent
     assert state(client, running.id) == JobState.RUNNING
 
 
@@ -249,7 +255,7 @@ def test_an_attempt_that_starts_as_the_leader_takes_it_back_is_still_timed(
     leader.rounds(1)
     cluster.clock.advance(13)  # and then it runs past its own timeout
     leader.rounds(1)
-    assert [a.outcome for a in client.get(job.id).history] == ["timeout"]
+    assert [a.outcome for a in client.get(job.id).tries()] == ["timeout"]
 
 
 def start_with_clock_off(cluster: MemoryCluster, worker: JobStore, job_id: str, off: float) -> None:
@@ -276,7 +282,7 @@ def test_an_attempt_of_a_worker_whose_clock_lags_is_not_taken_back_by_a_new_lead
     assert state(client, job.id) == JobState.RUNNING  # within its timeout, by any clock
     cluster.clock.advance(8)  # 33 s since the new leader saw it running: past 30 + 2
     successor.rounds(1)
-    assert [a.outcome for a in client.get(job.id).history] == ["timeout"]
+    assert [a.outcome for a in client.get(job.id).tries()] == ["timeout"]
 
 
 def test_a_queued_attempt_that_starts_late_on_a_lagging_clock_gets_its_whole_timeout(
@@ -301,7 +307,7 @@ def test_a_queued_attempt_that_starts_late_on_a_lagging_clock_gets_its_whole_tim
     assert state(client, long.id) == JobState.RUNNING
     cluster.clock.advance(4)
     leader.rounds(1)
-    assert [a.outcome for a in client.get(queued.id).history] == ["timeout"]
+    assert [a.outcome for a in client.get(queued.id).tries()] == ["timeout"]
 
 
 # -- the leader's fence ----------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def test_requeue_of_an_overdue_attempt_frees_its_claim() -> None:
         L, running(1, 2), 2, "timeout", "late", 9.0, claim_exists=True, inbox_exists=True
     )
     assert ("delete", L.claim(step.job.id)) in ops_of(step)
-    assert step.job.state == JobState.PENDING and step.job.history[-1].outcome == "timeout"
+    assert step.job.state == JobState.PENDING and step.job.tries()[-1].outcome == "timeout"
 
 
 def test_cancel_removes_whatever_holds_the_job() -> None:
@@ -125,7 +125,14 @@ def test_revive_sends_a_dead_job_back_with_fresh_attempts() -> None:
     dead = lifecycle.fail(L, running(2, 2), 2, "w1", err, 2.0).job
     step = lifecycle.revive(L, dead, 3, 4.0)
     assert step.job.state == JobState.PENDING and step.job.attempts == 0
-    assert step.job.history == dead.history
+    assert step.job.history[:-1] == dead.history
+    revived = step.job.history[-1]  # the revival, as an entry of its own
+    assert (revived.kind, revived.by, revived.number, revived.started_at) == (
+        "requeue",
+        "operator",
+        None,
+        4.0,
+    )
     assert ("create", L.pending_entry("t", 0, dead.id)) in ops_of(step)
     done = lifecycle.complete(L, running(1, 1), 2, "w1", None, 3.0)
     with pytest.raises(InvalidTransition, match="submit a new job"):
@@ -136,8 +143,8 @@ def test_requeue_records_the_outcome_as_its_string() -> None:
     step = lifecycle.requeue(
         L, running(1, 2), 2, AttemptOutcome.LOST, "gone", 3.0, claim_exists=False, inbox_exists=True
     )
-    assert step.job.to_dict()["history"][-1]["outcome"] == "lost"
-    assert Job.from_bytes(step.job.to_bytes()).history[-1].outcome is AttemptOutcome.LOST
+    assert step.job.to_dict()["history"][-2]["outcome"] == "lost"
+    assert Job.from_bytes(step.job.to_bytes()).history[-2].outcome is AttemptOutcome.LOST
 
 
 def test_prune_deletes_a_finished_record_at_the_version_read() -> None:

@@ -159,5 +159,7 @@ def test_a_job_of_a_worker_whose_session_expires_runs_again_elsewhere(
     gate.set()  # the first attempt returns too: its completion is refused
     done = client.wait(job.id, 10)
     assert done.state == JobState.SUCCEEDED
-    assert [a.outcome for a in done.history] == ["lost", "succeeded"]
-    assert done.history[0].worker == first.worker != done.history[1].worker
+    assert [a.outcome for a in done.history] == ["lost", "requeued", "succeeded"]
+    assert [a.number for a in done.history] == [1, None, 2]
+    assert done.history[0].worker == first.worker != done.history[2].worker
+    assert done.worker == done.history[2].worker  # the worker that finished it

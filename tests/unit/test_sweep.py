@@ -70,7 +70,7 @@ def test_a_running_job_whose_inbox_entry_and_claim_are_gone_is_taken_back(
     leader.rounds()
     a_pass(cluster, leader)
     taken = client.get(job.id)
-    assert [a.outcome for a in taken.history] == ["lost"]
+    assert [a.outcome for a in taken.tries()] == ["lost"]
     assert taken.state == JobState.ASSIGNED and taken.attempts == 1
 
 
@@ -83,7 +83,7 @@ def test_a_running_attempt_nobody_times_is_timed_again(
     cluster.start(worker, "w1", job.id)
     leader.dispatcher.attempts.forget(job.id)  # as if a look had been dropped
     a_pass(cluster, leader)
-    assert [a.outcome for a in client.get(job.id).history] == ["timeout"]
+    assert [a.outcome for a in client.get(job.id).tries()] == ["timeout"]
 
 
 def test_a_sweep_over_healthy_jobs_writes_nothing(
