@@ -4,10 +4,13 @@ its metrics; a frontend app with nothing behind it; an ensemble of one's own."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from zkq.coordinator.job import Job
 from zkq.coordinator.paths import Layout
 from zkq.coordinator.zk import NoNode
 from zkq.dev import DevCluster, local_cluster
+from zkq.dev.owner import OWNERS_ENV
 from zkq.dev.ports import free_port
 from zkq.dev.waiting import wait_until
 from zkq.dev.zookeeper import ZooKeeperEnsemble
@@ -168,6 +172,56 @@ def zkq_cli(
     result = CliRunner(env={**base, **(env or {})}).invoke(main, list(args))
     assert result.exit_code == code, result.output
     return result
+
+
+#: the ``zkq`` command installed beside this interpreter: what a user types
+ZKQ = Path(sys.executable).with_name("zkq")
+
+
+def user_env(**variables: str) -> dict[str, str]:
+    """This process's environment as a user who configured nothing has it, then
+    ``variables``: no ``ZKQ_`` setting (a developer's shell, or what ``zkq dev env``
+    exported, must not leak in) but the test run's owner mark, so that whatever a command
+    starts goes with the run (tests/teardown.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZKQ_") or k == OWNERS_ENV}
+    return {**env, **variables}
+
+
+def operator_env(
+    cluster: DevCluster, role: str = "coordinator", **variables: str
+) -> dict[str, str]:
+    """:func:`user_env` pointed at ``cluster``, with ``role``'s ZooKeeper credential (the
+    coordinator's: an operator who acts), then ``variables``."""
+    return user_env(
+        ZKQ_ZK_HOSTS=cluster.connect_string,
+        ZKQ_ROOT=cluster.root,
+        **cluster.zk_env(role),
+        **variables,
+    )
+
+
+def run_zkq(
+    *args: str,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    code: int | None = 0,
+    timeout: float = 120.0,
+) -> subprocess.CompletedProcess[str]:
+    """The installed ``zkq *args`` in a process of its own, as a user runs it, without a
+    terminal (stdin is /dev/null).  Fails unless it exits with ``code`` (None: any)."""
+    done = subprocess.run(
+        [str(ZKQ), *args],
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if code is not None:
+        assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    return done
 
 
 def metric_families(text: str) -> dict[str, Any]:

@@ -13,45 +13,26 @@ import os
 import pty
 import select
 import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from tests.cluster.conftest import Stack
-from tests.support import unique_type
+from tests.support import ZKQ, operator_env, run_zkq, unique_type
 from zkq.dev.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 
-ZKQ = str(Path(sys.executable).parent / "zkq")
-
 
 def env_of(stack: Stack) -> dict[str, str]:
-    cluster = stack.cluster
-    return {
-        **os.environ,
-        "ZKQ_ZK_HOSTS": cluster.connect_string,
-        "ZKQ_ROOT": cluster.root,
-        **cluster.zk_env("coordinator"),
-    }
+    return operator_env(stack.cluster)
 
 
 def zkq(stack: Stack, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
     """The installed command, with no terminal (stdin is /dev/null)."""
-    done = subprocess.run(
-        [ZKQ, *args],
-        env=env_of(stack),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == code, (done.stdout, done.stderr)
-    return done
+    return run_zkq(*args, env=env_of(stack), code=code)
 
 
 def states(stack: Stack, job_ids: list[str], key: str = "alice") -> list[str]:

@@ -5,37 +5,18 @@ its own tenant's jobs."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import requests
 
 from tests.cluster.conftest import Stack
-from tests.support import unique_type
-
-ZKQ = Path(sys.executable).with_name("zkq")
+from tests.support import operator_env, run_zkq, unique_type
 
 
 def zkq(stack: Stack, *args: str, env: dict[str, str] | None = None) -> str:
     """``zkq *args`` as an operator runs it (the installed command, the coordinator's
     credential); its standard output.  A tenant of the caller's shell does not leak in."""
-    cluster = stack.cluster
-    base = {k: v for k, v in os.environ.items() if k not in ("ZKQ_TENANT", "ZKQ_CONFIG")}
-    full = {
-        **base,
-        "ZKQ_ZK_HOSTS": cluster.connect_string,
-        "ZKQ_ROOT": cluster.root,
-        **cluster.zk_env("coordinator"),
-        **(env or {}),
-    }
-    done = subprocess.run(
-        [str(ZKQ), *args], env=full, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr + done.stdout
-    return done.stdout
+    return run_zkq(*args, env=operator_env(stack.cluster, **(env or {}))).stdout
 
 
 def get(stack: Stack, path: str, key: str, **params: Any) -> requests.Response:

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 import requests
 
 from tests.cluster.conftest import Stack
+from tests.support import ZKQ, run_zkq
 from zkq.demo import DEMO_KEY, demo_key
 from zkq.dev.cluster import DevCluster
 from zkq.dev.owner import OWNERS_ENV
@@ -32,8 +32,6 @@ from zkq.output import EXIT_UNAVAILABLE
 
 pytestmark = pytest.mark.cluster
 
-ZKQ = Path(sys.executable).with_name("zkq")
-
 
 def bare_env(**variables: str) -> dict[str, str]:
     """An empty environment but for ``variables`` and the test run's mark (so whatever the
@@ -43,15 +41,7 @@ def bare_env(**variables: str) -> dict[str, str]:
 
 
 def zkq_in(folder: Path, *args: str, **variables: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ZKQ), *args],
-        cwd=folder,
-        env=bare_env(**variables),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_zkq(*args, env=bare_env(**variables), cwd=folder, code=None)
 
 
 def folder_of(stack: Stack) -> Path:

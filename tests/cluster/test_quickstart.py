@@ -224,16 +224,7 @@ def tag() -> Iterator[str]:
         kill_marked(tag)
 
 
-def has_dev_env() -> bool:
-    """Whether this zkq has ``zkq dev env``, and with it the dev cluster's discovery that
-    the guide's steps rely on from "Add a worker of your own" on (issue 15, part A)."""
-    probe = [str(VENV_BIN / "zkq"), "dev", "env", "--help"]
-    return subprocess.run(probe, capture_output=True, timeout=60, check=False).returncode == 0
-
-
 def test_the_quickstart_guide_works_as_written(tmp_path: Path, tag: str) -> None:
-    if not has_dev_env():
-        pytest.skip("the guide's commands need `zkq dev env` and dev-cluster discovery")
     blocks = parse(GUIDE.read_text())
     assert [check_for(b.text) for b in blocks if not b.is_file] == list(CHECKS)
     folder = tmp_path / "reader"  # where the reader opens the terminal

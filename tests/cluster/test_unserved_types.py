@@ -13,9 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,14 +23,13 @@ import pytest
 import requests
 
 from tests.cluster.conftest import Stack
-from tests.support import client_of, log_text, unique_type
+from tests.support import client_of, log_text, operator_env, run_zkq, unique_type
 from zkq.coordinator.errors import InvalidTransition, JobNotFound
 from zkq.coordinator.serving import unserved_warning
 from zkq.dev.waiting import wait_until
 
 pytestmark = pytest.mark.cluster
 
-ZKQ = Path(sys.executable).with_name("zkq")
 WORKER = "solo-unserved"
 
 
@@ -54,20 +51,7 @@ def zkq(
     stack: Stack, cwd: Path, *args: str, code: int = 0, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``zkq *args`` as an operator who acts runs it (the coordinator's credential)."""
-    cluster = stack.cluster
-    base = {k: v for k, v in os.environ.items() if not k.startswith("ZKQ_")}
-    base.update(ZKQ_ZK_HOSTS=cluster.connect_string, ZKQ_ROOT=cluster.root)
-    base.update(cluster.zk_env("coordinator"))
-    done = subprocess.run(
-        [str(ZKQ), *args],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    return done
+    return run_zkq(*args, env=operator_env(stack.cluster, **(env or {})), cwd=cwd, code=code)
 
 
 def post(stack: Stack, path: str, body: Any) -> requests.Response:

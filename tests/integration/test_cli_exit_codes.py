@@ -6,34 +6,29 @@ coordinator or worker, so a submitted job stays pending as long as the test need
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
+from tests.support import ZKQ, run_zkq, user_env
 from zkq.cli_errors import EXAMPLE_JOB_ID
+from zkq.coordinator.serving import unserved_warning
 from zkq.dev.ports import free_port
 from zkq.dev.waiting import wait_until
 from zkq.dev.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
 
-ZKQ = Path(sys.executable).with_name("zkq")
-
 
 def environment(ensemble: ZooKeeperEnsemble, root: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZKQ_")}
-    return {**env, "ZKQ_ZK_HOSTS": ensemble.connect_string, "ZKQ_ROOT": root}
+    return user_env(ZKQ_ZK_HOSTS=ensemble.connect_string, ZKQ_ROOT=root)
 
 
 def zkq(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ZKQ), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+    return run_zkq(*args, env=env, cwd=cwd, code=None)
 
 
 def test_exit_statuses_as_documented(ensemble: ZooKeeperEnsemble, tmp_path: Path) -> None:
@@ -100,7 +95,8 @@ def test_ctrl_c_is_one_line_and_exit_130(ensemble: ZooKeeperEnsemble, tmp_path: 
             waiting.kill()
             waiting.communicate()
     assert waiting.returncode == 130, (out, err)
-    assert err.splitlines() == ["zkq: interrupted"], err
+    # the submission's own warning (no live worker serves the type), then the interrupt
+    assert err.splitlines() == [f"zkq: warning: {unserved_warning(job_type)}", "zkq: interrupted"]
 
 
 @pytest.mark.parametrize(

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
 
@@ -18,6 +14,8 @@ from tests.support import (
     client_of,
     member_by_pid,
     metric_families,
+    operator_env,
+    run_zkq,
     running_cluster,
     worker_pid,
     zkq_cli,
@@ -152,19 +150,7 @@ def test_cancel_and_requeue(cluster: DevCluster, client: Client) -> None:
 def installed_zkq(cluster: DevCluster, *args: str, code: int = 0) -> CompletedProcess[str]:
     """``zkq *args`` run as a person runs it: the installed command, in a process of its
     own, with the operator's settings in the environment."""
-    env = {k: v for k, v in os.environ.items() if k not in ("ZKQ_TENANT", "ZKQ_CONFIG")}
-    env.update(ZKQ_ZK_HOSTS=cluster.connect_string, ZKQ_ROOT=cluster.root)
-    env.update(cluster.zk_env("coordinator"))
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("zkq")), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == code, done.stderr + done.stdout
-    return done
+    return run_zkq(*args, env=operator_env(cluster), code=code)
 
 
 def test_job_shows_who_finished_it_and_the_traceback(cluster: DevCluster, client: Client) -> None:

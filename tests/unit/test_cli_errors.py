@@ -4,18 +4,15 @@ one of them, refused before anything connects."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import run_zkq, user_env
 from zkq.cli_errors import EXAMPLE_JOB_ID
 from zkq.coordinator.ids import validate_job_id
 
 #: the console script of this environment, run as a user runs it
-ZKQ = Path(sys.executable).with_name("zkq")
 #: a port nothing listens on: a command that got as far as connecting would exit 3, not 2
 NOWHERE = ["--zk", "127.0.0.1:1"]
 
@@ -43,16 +40,9 @@ USAGE_ERRORS = [
 ]
 
 
-def run_zkq(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZKQ_")}
-    return subprocess.run(
-        [str(ZKQ), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-    )
-
-
 @pytest.mark.parametrize(("args", "says"), USAGE_ERRORS, ids=[" ".join(a) for a, _ in USAGE_ERRORS])
 def test_a_usage_error_is_one_line_and_exit_2(args: list[str], says: str, tmp_path: Path) -> None:
-    done = run_zkq(*args, cwd=tmp_path)
+    done = run_zkq(*args, cwd=tmp_path, env=user_env(), code=None, timeout=60)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert done.stdout == ""
     lines = done.stderr.splitlines()
@@ -67,11 +57,13 @@ def test_the_example_id_in_the_message_is_a_job_id() -> None:
 
 def test_a_job_id_in_small_letters_is_taken(tmp_path: Path) -> None:
     """ULIDs are case-insensitive: past the id check, the command tries to connect (3)."""
-    done = run_zkq("job", EXAMPLE_JOB_ID.lower(), *NOWHERE, cwd=tmp_path)
+    done = run_zkq(
+        "job", EXAMPLE_JOB_ID.lower(), *NOWHERE, cwd=tmp_path, env=user_env(), code=None, timeout=60
+    )
     assert done.returncode == 3, done.stderr
     assert len(done.stderr.splitlines()) == 1
 
 
 def test_asking_for_help_is_not_an_error(tmp_path: Path) -> None:
-    done = run_zkq("jobs", "--help", cwd=tmp_path)
+    done = run_zkq("jobs", "--help", cwd=tmp_path, env=user_env(), code=None, timeout=60)
     assert done.returncode == 0 and "Usage: zkq jobs" in done.stdout
