@@ -135,6 +135,8 @@ class BulkAction:
                         REASON,
                         spend_attempt=False,
                         expected_version=version,
+                        by="operator",
+                        deadline=deadline,
                     )
                     if taken is not None:
                         return DONE

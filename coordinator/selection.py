@@ -93,7 +93,7 @@ class JobFilter:
         start = None if since is None else parse_when(since, now)
         end = None if until is None else parse_when(until, now)
         if start is not None and end is not None and start >= end:
-            raise InvalidInput(f"--since ({since}) must be before --until ({until})")
+            raise InvalidInput(f"since ({since}) must be before until ({until})")
         return cls(tenant, frozenset(str(s) for s in wanted), job_type, start, end)
 
     @property

@@ -299,6 +299,7 @@ class JobStore:
         holder: str | None = None,
         fence: str | None = None,
         by: str = "leader",
+        deadline: float | None = None,
     ) -> Job | None:
         """Take an assigned or running job back; ``None`` when there was nothing to take.
 
@@ -309,6 +310,8 @@ class JobStore:
         ``expected_version``: only if the record is still at that version (what the caller
         judged overdue), so an attempt that started meanwhile is left alone.  ``by``: who
         asks, for the requeue entry in the record's history (``leader``, ``operator``).
+        ``deadline``: a caller that must answer in time (an operator's bulk requeue) gives
+        one; the leader's own requeues wait out a disconnection instead.
 
         ``fence``: the leader's election node, checked in the same multi as in
         :meth:`assign_many`; :class:`LeadershipLost` once it is gone."""
@@ -344,7 +347,7 @@ class JobStore:
             self.commit_fenced(Batch((step,), head))
             return step.job
 
-        return self.decide("requeue", attempt, None)
+        return self.decide("requeue", attempt, deadline)
 
     def commit_fenced(self, batch: Batch) -> list[OpResult]:
         """:meth:`commit` a batch whose head ops are the leader's fence: a failure there

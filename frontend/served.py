@@ -80,6 +80,10 @@ class ServedTypes:
         self._workers = workers
         self._types = frozenset().union(*workers.values())
         self._connections = connections
+        if listed is None:
+            # no `workers` node yet (a fresh root: no worker or coordinator has started),
+            # so no watch was set: read again next time, or the first worker goes unseen
+            self._stale = True
         self.refreshes += 1
 
 

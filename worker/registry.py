@@ -96,6 +96,9 @@ class JobContext:
 
     job_id: str
     type: str
+    #: this try's count against ``max_attempts`` (1 on the first): "is this my last try".
+    #: An operator's requeue of a running job does not spend a try and a revival starts
+    #: the count again, so it may repeat; the record's history numbers attempts for good
     attempt: int
     max_attempts: int
     parent: str | None = None

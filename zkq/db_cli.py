@@ -173,12 +173,20 @@ def list_command(cli: CliContext, tenant: str | None, active: bool) -> None:
 def revoke_command(cli: CliContext, key: str) -> None:
     """Revoke KEY (an id, or a prefix as `zkq keys list` shows it).  Frontends stop
     accepting it within a few seconds."""
+    from zkq.demo import forget_revoked
+    from zkq.dev.discovery import state_dir
+
     store = _key_store(cli)
     revoked = run_guarded(lambda: store.revoke(key))
+    # the demo key `make run` keeps must not come back with the next run's fresh database
+    forgotten = forget_revoked(revoked.prefix, state_dir())
     emit(
-        revoked.to_dict(),
+        {**revoked.to_dict(), "demo_key_forgotten": forgotten},
         cli.as_json,
-        lambda: f"revoked key {revoked.id} ({revoked.display_prefix}) of {revoked.tenant}",
+        lambda: (
+            f"revoked key {revoked.id} ({revoked.display_prefix}) of {revoked.tenant}"
+            + ("; it was `make run`'s demo key: the next run makes a new one" if forgotten else "")
+        ),
     )
 
 

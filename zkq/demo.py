@@ -117,8 +117,7 @@ def demo_key(path: Path, mysql_url: str) -> str:
         if saved and keys.authenticate(saved) is not None:
             return saved
         # a key of that prefix the database refuses was revoked: never bring it back
-        prefix = saved[len(SECRET_PREFIX) :][:PREFIX_CHARS]
-        revoked = any(key.prefix == prefix for key in keys.list())
+        revoked = any(key.prefix == _prefix(saved) for key in keys.list())
         try:
             again = saved if saved and not revoked else None
             _, secret = keys.create("demo", SCOPES, name=NAME, secret=again)
@@ -131,6 +130,25 @@ def demo_key(path: Path, mysql_url: str) -> str:
     with os.fdopen(fd, "w") as out:
         out.write(secret + "\n")
     return secret
+
+
+def forget_revoked(prefix: str, state_dir: Path) -> bool:
+    """After ``zkq keys revoke``: forget the dev cluster's demo key if it is the one
+    revoked.  The next ``zkq dev up`` starts its database afresh, where nothing remembers
+    the revocation, so :func:`demo_key` would register the secret again.  True if it was."""
+    path = state_dir / DEMO_KEY
+    try:
+        saved = path.read_text().strip()
+    except OSError:
+        return False
+    if not saved or _prefix(saved) != prefix:
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
+def _prefix(secret: str) -> str:
+    return secret[len(SECRET_PREFIX) :][:PREFIX_CHARS]
 
 
 def _activate() -> str:

@@ -331,8 +331,10 @@ class HttpClient:
         order: str | None = None,
         since: str | float | None = None,
         until: str | float | None = None,
+        tenant: str | None = None,
     ) -> Page:
-        """A page of the key's jobs, filtered by ``state`` and ``type``.  ``order``:
+        """A page of the key's jobs, filtered by ``state`` and ``type``; an admin key sees
+        every tenant's, or ``tenant``'s alone.  ``order``:
         ``"oldest"`` (the server's default) or ``"newest"`` first; ``since``/``until``:
         creation time, as ``"2h"`` (that long ago), an ISO-8601 time or Unix seconds.
         ``cursor``: the ``next_cursor`` of the page before; None on the last page.
@@ -349,6 +351,7 @@ class HttpClient:
             ("order", order),
             ("since", since),
             ("until", until),
+            ("tenant", tenant),
         ):
             if value is not None:
                 params[name] = value

@@ -264,6 +264,9 @@ def test_requeue_takes_an_assigned_job_back_from_its_worker() -> None:
         assert tally.done == 2
         assert cluster.inbox(store, "w1") == []
         assert {store.get(i).state for i in made} == {JobState.PENDING}
+        # the record says who took it back: an operator, not the leader
+        entries = [store.get(i).history[-1] for i in made]
+        assert [(e.kind, e.by) for e in entries] == [("requeue", "operator")] * 2
     finally:
         cluster.close()
 

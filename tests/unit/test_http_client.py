@@ -274,7 +274,8 @@ def test_a_bulk_action_follows_the_cursor_and_sums_the_steps(server: tuple[str, 
 def test_a_list_asks_for_its_order_and_time_window(server: tuple[str, Script]) -> None:
     url, script = server
     script.answers = [(200, {"jobs": [JOB], "next_cursor": None})]
-    page = HttpClient(url, "k").list(order="newest", since="10m", until=1700000000)
+    page = HttpClient(url, "k").list(order="newest", since="10m", until=1700000000, tenant="shop")
     assert [j.id for j in page.jobs] == [JOB_ID]
     path = script.seen[0]["path"]
     assert "order=newest" in path and "since=10m" in path and "until=1700000000" in path
+    assert "tenant=shop" in path

@@ -102,6 +102,26 @@ def test_served_types_are_read_again_after_a_reconnection(cluster: MemoryCluster
     assert served.types(far()) == {"a"}
 
 
+def test_served_types_see_the_first_worker_of_a_root_that_had_none(
+    cluster: MemoryCluster,
+) -> None:
+    """A frontend may ask before anything made the `workers` node: no watch is set on a
+    node that does not exist, so it must look again rather than trust the empty set."""
+    fresh = MemoryCluster(root="/fresh")
+    try:
+        frontend = fresh.zk.session(fresh.config.zk, "frontend")
+        fresh.sessions.append(frontend)
+        frontend.start()  # and no parents made: the root is new
+        served = ServedTypes(frontend)
+        assert served.types(far()) == frozenset()
+        workers = fresh.store("workers")  # makes the parents, as a worker's start does
+        fresh.register(workers.session, "w1", types=frozenset({"a"}))
+        fresh.zk.settle()
+        assert served.types(far()) == {"a"}
+    finally:
+        fresh.close()
+
+
 # -- why a wait ran out ----------------------------------------------------------------------
 @pytest.fixture
 def client(cluster: MemoryCluster) -> JobStore:
