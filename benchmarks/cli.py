@@ -5,18 +5,17 @@ Imports nothing heavy at module level: ``zkq worker`` and friends load this modu
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
+from benchmarks.cli_run import EXIT_FAILED, run_reported
 from benchmarks.http_cli import http
 from benchmarks.timings_cli import timings
 
-#: exit statuses: 0 the bench ran (verdicts are in the report), 1 it could not run, or a
-#: target was missed under --strict
-EXIT_FAILED = 1
+#: exit statuses (EXIT_FAILED): 0 the bench ran (verdicts are in the report), 1 it could
+#: not run, or a target was missed under --strict
 
 
 @click.group("bench", invoke_without_command=True)
@@ -77,7 +76,6 @@ def bench(
     import dataclasses
 
     from benchmarks import report, runner
-    from zkq.coordinator.errors import ZkqError
 
     plan = runner.QUICK if quick else runner.FULL
     if jobs is not None:
@@ -85,19 +83,13 @@ def bench(
     if lq_cap is not None:
         plan = dataclasses.replace(plan, lq_cap=lq_cap)
 
-    def progress(message: str) -> None:
-        click.echo(f"zkq bench: {message}", err=True)
-
-    try:
-        results = runner.run(plan, progress, state_dir)
-    except (ZkqError, TimeoutError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        click.echo(f"zkq bench: {first}", err=True)
-        sys.exit(EXIT_FAILED)
-    if as_json:
-        click.echo(json.dumps(report.to_json(results), indent=2))
-    else:
-        click.echo(report.render(results))
+    results = run_reported(
+        "",
+        lambda progress: runner.run(plan, progress, state_dir),
+        report.to_json,
+        report.render,
+        as_json,
+    )
     if strict and not report.passed(results):
         sys.exit(EXIT_FAILED)
 

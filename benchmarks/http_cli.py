@@ -6,15 +6,12 @@ loads this module.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
-#: as ``zkq bench``: 0 it ran (verdicts in the report), 1 it could not run, or a target
-#: was missed under --strict
-EXIT_FAILED = 1
+from benchmarks.cli_run import EXIT_FAILED, run_reported
 
 
 @click.command("http")
@@ -83,7 +80,6 @@ def http(
 
     from benchmarks import http as runner
     from benchmarks import http_report
-    from zkq.coordinator.errors import ZkqError
 
     plan = runner.QUICK if quick else runner.FULL
     changes: dict[str, float | int] = {}
@@ -97,18 +93,12 @@ def http(
         changes["long_run_rate"] = long_run_rate
     plan = dataclasses.replace(plan, **changes)  # type: ignore[arg-type]
 
-    def progress(message: str) -> None:
-        click.echo(f"zkq bench http: {message}", err=True)
-
-    try:
-        results = runner.run(plan, progress, state_dir)
-    except (ZkqError, TimeoutError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        click.echo(f"zkq bench http: {first}", err=True)
-        sys.exit(EXIT_FAILED)
-    if as_json:
-        click.echo(json.dumps(http_report.to_json(results), indent=2))
-    else:
-        click.echo(http_report.render(results))
+    results = run_reported(
+        "http",
+        lambda progress: runner.run(plan, progress, state_dir),
+        http_report.to_json,
+        http_report.render,
+        as_json,
+    )
     if strict and not http_report.passed(results):
         sys.exit(EXIT_FAILED)

@@ -6,14 +6,11 @@ loads this module.
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 
 import click
 
-#: as ``zkq bench``: 0 it ran, 1 it could not run (there are no targets to miss)
-EXIT_FAILED = 1
+from benchmarks.cli_run import run_reported
 
 
 @click.command("timings")
@@ -55,7 +52,6 @@ def timings(
     import dataclasses
 
     from benchmarks import timings as runner
-    from zkq.coordinator.errors import ZkqError
 
     plan = runner.QUICK if quick else runner.FULL
     if polls is not None:
@@ -63,16 +59,10 @@ def timings(
     if rounds is not None:
         plan = dataclasses.replace(plan, rounds=rounds)
 
-    def progress(message: str) -> None:
-        click.echo(f"zkq bench timings: {message}", err=True)
-
-    try:
-        results = runner.run(plan, progress, state_dir)
-    except (ZkqError, TimeoutError, OSError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        click.echo(f"zkq bench timings: {first}", err=True)
-        sys.exit(EXIT_FAILED)
-    if as_json:
-        click.echo(json.dumps(runner.to_json(results), indent=2))
-    else:
-        click.echo(runner.render(results))
+    run_reported(
+        "timings",
+        lambda progress: runner.run(plan, progress, state_dir),
+        runner.to_json,
+        runner.render,
+        as_json,
+    )

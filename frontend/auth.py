@@ -24,6 +24,7 @@ from datetime import datetime
 from flask import current_app, g, request
 
 from zkq.coordinator.errors import Forbidden, RateLimited, Unauthenticated
+from zkq.frontend.cursors import admin_view
 from zkq.frontend.keys import SCOPES, ApiKey
 from zkq.frontend.resources import current as resources
 
@@ -111,3 +112,21 @@ def require(scope: str) -> ApiKey:
 def current_key() -> ApiKey:
     key: ApiKey = g.api_key
     return key
+
+
+def is_admin() -> bool:
+    """Whether the caller reaches every tenant's jobs: an admin key does."""
+    return "admin" in current_key().scopes
+
+
+def tenant_view(wanted: str | None) -> tuple[str | None, str]:
+    """Whose jobs a listing or a bulk action covers (None: every tenant's), and whom its
+    cursors are sealed for: the key's tenant, or for an admin the view it asked for
+    (:func:`~zkq.frontend.cursors.admin_view`).  Another tenant's, asked by a key that is
+    not an admin's, is :class:`Forbidden`."""
+    own = current_key().tenant
+    if not is_admin():
+        if wanted is not None and wanted != own:
+            raise Forbidden("only an admin key reaches another tenant's jobs: leave out tenant")
+        return own, own
+    return wanted, admin_view(wanted)

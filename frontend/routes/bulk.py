@@ -5,7 +5,8 @@ A step selects at most ``limit`` jobs, reads at most ``LIST_SCAN_BUDGET`` record
 for about ``ZK_TIMEOUT`` seconds, in chunks each under the gate's own deadline, then
 answers with its counts and a ``next_cursor`` while more may match: no request runs
 unbounded, and a client repeats the request with the cursor until it is null.  The
-cursor is sealed for the key's tenant like a list cursor (:mod:`zkq.frontend.cursors`).
+cursor is sealed as a list cursor is: for the key's tenant, or an admin's view
+(:func:`zkq.frontend.auth.tenant_view`).
 
 Confinement: a key acts on its own tenant's jobs; an admin key on every tenant's, or on
 the one its ``tenant`` names.  Cancelling needs ``submit`` (as ``DELETE /v1/jobs/{id}``
@@ -20,10 +21,10 @@ from typing import Any
 from flask import current_app
 
 from zkq.coordinator import bulk
-from zkq.coordinator.errors import Forbidden, InvalidInput
+from zkq.coordinator.errors import InvalidInput
 from zkq.coordinator.selection import JobFilter
 from zkq.frontend.api import api
-from zkq.frontend.auth import current_key
+from zkq.frontend.auth import tenant_view
 from zkq.frontend.models import BulkOut, BulkRequest
 from zkq.frontend.resources import current as resources
 
@@ -56,13 +57,7 @@ def bulk_requeue(body: BulkRequest) -> tuple[Any, ...]:
 
 
 def _bulk(action: str, body: BulkRequest) -> tuple[Any, ...]:
-    key = current_key()
-    if "admin" in key.scopes:
-        tenant = body.tenant
-    elif body.tenant is None or body.tenant == key.tenant:
-        tenant = key.tenant
-    else:
-        raise Forbidden("only an admin key acts on another tenant's jobs: leave out tenant")
+    tenant, sealed_for = tenant_view(body.tenant)
     chosen = JobFilter.of(
         tenant=tenant, states=body.state, job_type=body.type, since=body.since, until=body.until
     )
@@ -73,7 +68,7 @@ def _bulk(action: str, body: BulkRequest) -> tuple[Any, ...]:
         )
     res = resources()
     sealer = res.mysql.secrets.cursors()
-    after = sealer.open(key.tenant, body.cursor) if body.cursor else None
+    after = sealer.open(sealed_for, body.cursor) if body.cursor else None
     config = current_app.config
     done = bulk.step(
         bulk.BulkAction(res.zk.store, action, chosen),
@@ -94,6 +89,6 @@ def _bulk(action: str, body: BulkRequest) -> tuple[Any, ...]:
         skipped=tally.skipped,
         failed=tally.failed,
         errors=tally.errors,
-        next_cursor=sealer.seal(key.tenant, done.next) if done.next else None,
+        next_cursor=sealer.seal(sealed_for, done.next) if done.next else None,
     )
     return out, 200

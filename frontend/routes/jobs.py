@@ -19,7 +19,6 @@ from typing import Any
 from flask import current_app, g, request
 
 from zkq.coordinator.errors import (
-    Forbidden,
     InvalidInput,
     InvalidTransition,
     JobNotFound,
@@ -32,7 +31,6 @@ from zkq.coordinator.serving import unserved_warning
 from zkq.frontend import auth, idempotency
 from zkq.frontend.api import Header, api
 from zkq.frontend.auth import current_key
-from zkq.frontend.cursors import admin_view
 from zkq.frontend.models import (
     BatchOut,
     BatchSubmission,
@@ -63,32 +61,16 @@ SUBMIT_HEADERS = {
 }
 
 
-def _admin() -> bool:
-    """Whether the caller reads every tenant's jobs: an admin key does."""
-    return "admin" in current_key().scopes
-
-
 def _own(job: Job) -> Job:
     """The job if the caller's tenant owns it (or the caller is an admin); otherwise it
     does not exist for them."""
-    if job.tenant != current_key().tenant and not _admin():
+    if job.tenant != current_key().tenant and not auth.is_admin():
         raise JobNotFound(job.id)
     return job
 
 
 def _out(job: Job) -> JobOut:
-    return JobOut.of(job, show_tenant=_admin())
-
-
-def _listed_tenant(wanted: str | None) -> tuple[str | None, str]:
-    """Whose jobs a listing shows (None: every tenant's), and whom its cursors are sealed
-    for: the key's tenant, or for an admin the view it asked for (:func:`admin_view`)."""
-    own = current_key().tenant
-    if not _admin():
-        if wanted is not None and wanted != own:
-            raise Forbidden("only an admin key lists another tenant's jobs")
-        return own, own
-    return wanted, admin_view(wanted)
+    return JobOut.of(job, show_tenant=auth.is_admin())
 
 
 def _specs(
@@ -213,7 +195,7 @@ def submit_job(body: JobSubmission) -> tuple[Any, ...]:
     if replay:
         headers["Idempotent-Replayed"] = "true"
     return (
-        SubmittedJob.of(job, show_tenant=_admin()).model_copy(update={"warnings": warnings}),
+        SubmittedJob.of(job, show_tenant=auth.is_admin()).model_copy(update={"warnings": warnings}),
         201,
         headers,
     )
@@ -299,7 +281,7 @@ def list_jobs(query: ListQuery) -> tuple[Any, ...]:
     """Live jobs (ZooKeeper) and archived ones (MySQL) merged by id; the cursor is
     :class:`~zkq.coordinator.lookup.Page`'s, which never skips a job of either, sealed for
     the tenant (:mod:`zkq.frontend.cursors`): it may be another tenant's job id."""
-    tenant, sealed_for = _listed_tenant(query.tenant)
+    tenant, sealed_for = auth.tenant_view(query.tenant)
     window = JobFilter.of(since=query.since, until=query.until).id_range()
     sealer = resources().mysql.secrets.cursors()
     page = resources().jobs.page(

@@ -89,15 +89,20 @@ def claimed_ids(f: Frontends, mariadb: MariaDBServer, key: str) -> list[str]:
     return [str(ids) for (ids,) in rows]
 
 
+def connect_cut(f: Frontends, job_type: str) -> None:
+    """Connect the ``cut`` frontend to ZooKeeper (its first request does), before a test
+    takes ZooKeeper away from it."""
+    warm = f.cut.test_client().get("/v1/jobs", query_string={"type": job_type}, headers=f.headers)
+    assert warm.status_code == 200, warm.get_json()
+
+
 def test_a_claimed_key_whose_write_never_reached_zookeeper_is_retried_into_one_job(
     frontends: Frontends, mariadb: MariaDBServer
 ) -> None:
     f = frontends
     job_type = f"t{uuid.uuid4().hex[:8]}"
     key = str(uuid.uuid4())
-    # connect ``cut`` first (its first request does), then take ZooKeeper away from it
-    warm = f.cut.test_client().get("/v1/jobs", query_string={"type": job_type}, headers=f.headers)
-    assert warm.status_code == 200, warm.get_json()
+    connect_cut(f, job_type)
     f.proxy.partition()
     wait_until(
         lambda: not of(f.cut).zk.connected,
@@ -137,8 +142,7 @@ def test_a_claimed_key_whose_write_lost_its_reply_is_retried_into_one_job(
     f = frontends
     job_type = f"t{uuid.uuid4().hex[:8]}"
     key = str(uuid.uuid4())
-    warm = f.cut.test_client().get("/v1/jobs", query_string={"type": job_type}, headers=f.headers)
-    assert warm.status_code == 200, warm.get_json()
+    connect_cut(f, job_type)
     # the write reaches ZooKeeper and is applied; its reply never comes back
     f.proxy.cut_after_next_request(min_bytes=200)
     first = submit(f.cut, f.headers, key, job_type)
