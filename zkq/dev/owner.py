@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from zkq.dev.processes import _signal_verified, read_stat
+from zkq.dev.processes import _is_live_state, _signal_verified, read_stat
 from zkq.dev.waiting import wait_until
 
 #: space-separated tokens of every owner up the chain (a test run inside a test run)
@@ -95,16 +95,23 @@ def marked(token: str) -> dict[int, int]:
 def kill_marked(token: str, timeout: float = 30.0) -> list[int]:
     """SIGKILL every process that carries ``token``, until none is left (a dying parent may
     still fork); the pids that were killed."""
-    killed: list[int] = []
+    killed: dict[int, int] = {}
 
     def none_left() -> bool:
         for pid, ticks in marked(token).items():
             if _signal_verified(pid, ticks, signal.SIGKILL):
-                killed.append(pid)
-        return not marked(token)
+                killed[pid] = ticks
+        # An exiting process loses its environment, so its mark, before it has exited:
+        # done only once every one killed is gone too, or a caller may still find it running
+        return not marked(token) and not any(_alive(p, t) for p, t in killed.items())
 
     wait_until(none_left, timeout, interval=0.1, what=f"processes of owner {token} to die")
-    return killed
+    return list(killed)
+
+
+def _alive(pid: int, ticks: int) -> bool:
+    stat = read_stat(pid)
+    return stat is not None and stat.start_ticks == ticks and _is_live_state(stat.state)
 
 
 class Owner:
