@@ -151,6 +151,8 @@ class NodeKind(enum.Enum):
     INBOXES = "inbox"
     INBOX = "inbox/<id>"
     CLAIMS = "claims"
+    SCHED_BUCKET = "scheduled, scheduled/<era>, scheduled/<era>/<tick>"
+    SCHED_LEAF = "scheduled/<era>/<tick>/<born>"
     ENTRY = "pending entry, inbox entry, claim"
     CONTROL = "paused, coordinator, election and anything else"
 
@@ -170,6 +172,10 @@ MATRIX: dict[NodeKind, dict[Role, Perm]] = {
     NodeKind.INBOXES: {Role.WORKER: Perm.CREATE},
     NodeKind.INBOX: {Role.FRONTEND: Perm.DELETE, Role.WORKER: Perm.DELETE},
     NodeKind.CLAIMS: {Role.FRONTEND: Perm.DELETE, Role.WORKER: Perm.CREATE | Perm.DELETE},
+    # a frontend schedules jobs and cancels them (deleting their entry); a worker schedules a
+    # retry or a delayed child; promotion, the leader's, is the only other delete
+    NodeKind.SCHED_BUCKET: {Role.FRONTEND: Perm.CREATE, Role.WORKER: Perm.CREATE},
+    NodeKind.SCHED_LEAF: {Role.FRONTEND: Perm.CREATE | Perm.DELETE, Role.WORKER: Perm.CREATE},
     NodeKind.ENTRY: {},
     NodeKind.CONTROL: {},
 }
@@ -199,6 +205,8 @@ _DEPTHS: dict[str, tuple[NodeKind, ...]] = {
     "workers": (NodeKind.WORKERS, NodeKind.WORKER, NodeKind.CONTROL),
     "inboxes": (NodeKind.INBOXES, NodeKind.INBOX, NodeKind.ENTRY, NodeKind.CONTROL),
     "claims": (NodeKind.CLAIMS, NodeKind.ENTRY, NodeKind.CONTROL),
+    "scheduled": (NodeKind.SCHED_BUCKET,) * 3
+    + (NodeKind.SCHED_LEAF, NodeKind.ENTRY, NodeKind.CONTROL),
 }
 
 

@@ -24,6 +24,7 @@ from zkq.coordinator.attempts import AttemptClock
 from zkq.coordinator.buckets import BucketSweeper
 from zkq.coordinator.errors import LeadershipLost, ZkqError
 from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.leader_tasks import LeaderTask
 from zkq.coordinator.overdue import OverdueReaper
 from zkq.coordinator.paths import parse_pending_name
 from zkq.coordinator.pending import PendingIndex
@@ -31,14 +32,11 @@ from zkq.coordinator.roster import Roster, WorkerView
 from zkq.coordinator.serving import UnservedNotice
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
+from zkq.coordinator.strays import drop_stray_entry
 from zkq.coordinator.sweep import Sweep
 from zkq.coordinator.zk import (
-    Check,
     ConnectionLost,
-    Delete,
     NoNode,
-    Op,
-    TransactionFailed,
     WatchEvent,
     ZkSession,
 )
@@ -95,7 +93,7 @@ class Dispatcher:
             store,
             self.attempts,
             self.stats,
-            self._watch,
+            self.watch,
             self._mark,
             fence=lambda: self.fence,
             timer=timer,
@@ -107,9 +105,17 @@ class Dispatcher:
         self._tick_listed_at: dict[str, float] = {}
         self._deferred: dict[str, float] = {}  # tick path -> when to list it
         self.unserved = UnservedNotice()
+        #: leader tasks run each round after assignment, in order (see :class:`LeaderTask`)
+        self.tasks: list[LeaderTask] = []
+
+    def mark(self, *paths: str) -> None:
+        """Have these paths listed, with a child watch, in the next round (for tasks; a
+        task's own data watches use :meth:`watch`, which marks the path when it fires)."""
+        self._mark(*paths)
+        self.wake.set()
 
     # -- watches: called on the session's thread, so they only mark and wake --------------
-    def _watch(self, event: WatchEvent) -> None:
+    def watch(self, event: WatchEvent) -> None:
         if event.path:  # a NONE event (connection change) is the reconcile's business
             with self._dirty_lock:
                 self._dirty.add(event.path)
@@ -170,6 +176,8 @@ class Dispatcher:
             self._reconcile_all()
         self._process_dirty()
         assigned = self._assign()
+        for task in self.tasks:
+            assigned += task.step(self.clock(), self.timer())
         self.overdue.reap(self.timer())
         self.sweep.step(self.timer())
         return assigned
@@ -200,6 +208,8 @@ class Dispatcher:
             wait = min(wait, soonest - self.timer())
         if self.sweep.next_at is not None:
             wait = min(wait, self.sweep.next_at - self.timer())
+        dues = [task.next_at(self.clock(), self.timer()) for task in self.tasks]
+        wait = min([wait, *(due for due in dues if due is not None)])
         return max(0.01, wait)
 
     def _reconcile_all(self) -> None:
@@ -210,6 +220,8 @@ class Dispatcher:
         self._mark(self.layout.inboxes)
         for worker in self.roster.workers.values():
             self._mark(self.layout.inbox(worker.id), self.layout.worker(worker.id))
+        for task in self.tasks:
+            task.on_reconcile()
 
     def _process_dirty(self) -> None:
         now = time.monotonic()
@@ -260,7 +272,7 @@ class Dispatcher:
         return True
 
     def _list_many(self, paths: list[str]) -> dict[str, list[str] | None]:
-        return self.session.get_children_many(paths, watch=self._watch)
+        return self.session.get_children_many(paths, watch=self.watch)
 
     def _children(self, path: str) -> list[str] | None:
         """Children of ``path``, with a child watch: from this round's pipelined listing
@@ -268,7 +280,7 @@ class Dispatcher:
         if path in self._listed:
             return self._listed.pop(path)
         try:
-            return self.session.get_children(path, watch=self._watch)
+            return self.session.get_children(path, watch=self.watch)
         except NoNode:
             return None
 
@@ -291,6 +303,11 @@ class Dispatcher:
             worker_id = path.rsplit("/", 1)[1]
             if worker_id in self.roster.workers:
                 self.roster.read_worker(worker_id)
+        else:
+            for task in self.tasks:
+                if task.owns(path):
+                    task.relist(path, self._children(path))
+                    break
 
     # -- pending ---------------------------------------------------------------------------
     def _relist_pending(self, path: str) -> None:
@@ -377,7 +394,8 @@ class Dispatcher:
                 continue
             found = records.get(jid)
             if found is None or found[0].state != JobState.PENDING:
-                self._drop_stray_entry(jid, shard, found)
+                if not drop_stray_entry(self.session, self.layout, self.fence, jid, shard, found):
+                    self._mark(shard)  # it changed: look again
                 continue
             choices.append((found[0], found[1], worker_id))
         assigned, refused = self.store.assign_many(choices, fence=self.fence)
@@ -398,34 +416,3 @@ class Dispatcher:
         self.stats.assigned += len(assigned)
         self.stats.transactions += 1 + len(refused)
         return len(assigned)
-
-    def _drop_stray_entry(self, job_id: str, shard: str, found: tuple[Job, int] | None) -> None:
-        """A pending entry whose job is not pending.  Transactions keep the two in step, so
-        this is an entry the record has moved past while our listing was stale, or a record
-        removed by hand.  Delete the entry only while the record is still as we read it: a
-        job sent back to pending meanwhile (a retry, a revive) has its entry again."""
-        try:
-            names = self.session.get_children(shard)
-        except NoNode:
-            return
-        for name in names:
-            if not name.endswith("-" + job_id):
-                continue
-            head: list[Op] = [Check(self.fence)] if self.fence else []
-            ops: list[Op] = [Delete(f"{shard}/{name}")]
-            if found is not None:
-                ops.insert(0, Check(self.layout.job(job_id), found[1]))
-            try:
-                self.session.multi([*head, *ops])
-            except TransactionFailed as failed:
-                if failed.index < len(head):
-                    raise LeadershipLost(
-                        "the election node is gone: this coordinator no longer leads"
-                    ) from None
-                self._mark(shard)  # it changed: look again
-                return
-            log.warning(
-                "deleted a pending entry whose job is %s",
-                found[0].state if found else "gone",
-                extra={"job_id": job_id},
-            )

@@ -15,6 +15,10 @@ Terminal states and what they mean:
   or timeouts); the last error is kept.  A dead letter for an operator to look at.
 - ``cancelled``: somebody cancelled it before it ended.
 
+A job that waits for its time is ``scheduled``: submitted with ``run_at``/``delay``, or a
+retry waiting out its backoff (``scheduled_for`` says which).  It is not terminal; the
+leader promotes it to ``pending`` once its ``run_at`` has passed on the leader's clock.
+
 Terminal means that nothing in zkq moves the job on by itself; an operator may still send a
 failed, dead or cancelled job back to ``pending`` (``zkq requeue``), with fresh attempts.
 """
@@ -28,19 +32,38 @@ from dataclasses import dataclass
 from typing import Any
 
 from zkq.coordinator.errors import InvalidInput, InvalidTransition
+from zkq.coordinator.history import (
+    ATTEMPT,
+    HISTORY_LIMIT,
+    MESSAGE_LIMIT,
+    REQUEUE,
+    TRACEBACK_LIMIT,
+    Attempt,
+    AttemptOutcome,
+    bounded_history,
+    short,
+    truncate_traceback,
+)
 from zkq.coordinator.ids import id_time, new_job_id, validate_job_id
-from zkq.coordinator.validation import as_text, check_job_type, check_sized_json
+from zkq.coordinator.validation import check_job_type, check_sized_json
 
-SCHEMA_VERSION = 1
-MAX_ATTEMPTS_LIMIT = 100
+#: the newest record schema this zkq reads.  A record is *written* as schema 1 unless it
+#: uses a field or state a zkq before schema 2 would misread (:data:`SCHEMA_2_FIELDS`,
+#: ``scheduled``): such a zkq then sets the record aside instead of mishandling it
+SCHEMA_VERSION = 2
+#: optional fields that came with schema 2; a record carries them only when set
+SCHEMA_2_FIELDS = ("run_at", "scheduled_for", "retry", "schedule", "lane")
+#: how far ahead a job may be scheduled
+MAX_SCHEDULE_AHEAD = 366 * 24 * 3600.0
+#: a job's attempts, and so its history entries, are bounded alike
+MAX_ATTEMPTS_LIMIT = HISTORY_LIMIT
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
-TRACEBACK_LIMIT = 8 * 1024
-MESSAGE_LIMIT = 1024
 #: how far from now a submitter's own job id may be dated (its clock may be off a little)
 ID_CLOCK_SKEW = 300.0
 
 
 class JobState(enum.StrEnum):
+    SCHEDULED = "scheduled"
     PENDING = "pending"
     ASSIGNED = "assigned"
     RUNNING = "running"
@@ -60,6 +83,8 @@ TERMINAL_STATES = frozenset(
 
 #: the one table of allowed transitions
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    # promoted once due, or cancelled while it waits
+    JobState.SCHEDULED: frozenset({JobState.PENDING, JobState.CANCELLED}),
     JobState.PENDING: frozenset({JobState.ASSIGNED, JobState.CANCELLED}),
     # an assigned job goes back to pending when its worker dies before starting it
     JobState.ASSIGNED: frozenset({JobState.RUNNING, JobState.PENDING, JobState.CANCELLED}),
@@ -69,36 +94,22 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
             JobState.FAILED,
             JobState.DEAD,
             JobState.PENDING,  # retry after an error, or requeue of a lost/overdue attempt
+            JobState.SCHEDULED,  # a retry that waits out its backoff
             JobState.CANCELLED,
         }
     ),
     JobState.SUCCEEDED: frozenset(),
     # an operator may send an unsuccessful job back to the queue (``zkq requeue``)
-    JobState.FAILED: frozenset({JobState.PENDING}),
-    JobState.DEAD: frozenset({JobState.PENDING}),
-    JobState.CANCELLED: frozenset({JobState.PENDING}),
+    # (or to a time: ``zkq requeue --at``)
+    JobState.FAILED: frozenset({JobState.PENDING, JobState.SCHEDULED}),
+    JobState.DEAD: frozenset({JobState.PENDING, JobState.SCHEDULED}),
+    JobState.CANCELLED: frozenset({JobState.PENDING, JobState.SCHEDULED}),
 }
 
 
 def check_transition(job: Job, to: JobState) -> None:
     if to not in TRANSITIONS[job.state]:
         raise InvalidTransition(f"job {job.id} is {job.state}; it cannot become {to}")
-
-
-class AttemptOutcome(enum.StrEnum):
-    """How an attempt ended, as its record keeps it."""
-
-    SUCCEEDED = "succeeded"
-    ERROR = "error"  # the handler raised
-    LOST = "lost"  # its worker's session ended
-    TIMEOUT = "timeout"  # it ran past the job's timeout and was taken back
-    CANCELLED = "cancelled"
-    REQUEUED = "requeued"  # an operator took it back (costs no attempt); a requeue entry
-
-
-#: the kinds of :class:`Attempt` entries in a record's ``history``
-ATTEMPT = "attempt"
-REQUEUE = "requeue"
 
 
 @dataclass(frozen=True)
@@ -113,69 +124,6 @@ class Limits:
             value = getattr(self, name)
             if not 0 < value <= 256 * 1024:
                 raise ValueError(f"{name} must be between 1 and 262144 bytes, not {value}")
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """An entry of the record's ``history``, kept for operators: one try at running the job
-    (``kind`` ``attempt``), or the job sent back to the queue (``kind`` ``requeue``).
-
-    Attempts are numbered 1, 2, ... over the job's whole life: a number is never given
-    twice, across retries, requeues and revivals alike (``attempts`` is another count: the
-    tries spent against ``max_attempts``, which a requeue by an operator gives back and a
-    revival starts afresh).  A requeue entry has no number; it says who sent the job back
-    (``by``: ``operator`` or ``leader``), why (``error``), when (``started_at``, equal to
-    ``ended_at``) and from which worker (``worker``, empty if it had none); its outcome is
-    ``requeued``.
-    """
-
-    number: int | None
-    worker: str
-    started_at: float
-    ended_at: float | None = None
-    #: None while it runs; a plain string for an outcome a newer zkq wrote
-    outcome: AttemptOutcome | str | None = None
-    error: str | None = None
-    #: ``attempt`` or ``requeue`` (records written before requeue entries hold attempts only)
-    kind: str = ATTEMPT
-    #: of a requeue entry: who sent the job back, ``operator`` or ``leader``
-    by: str | None = None
-
-    @classmethod
-    def requeue(cls, worker: str | None, by: str, reason: str, now: float) -> Attempt:
-        return cls(
-            number=None,
-            worker=worker or "",
-            started_at=now,
-            ended_at=now,
-            outcome=AttemptOutcome.REQUEUED,
-            error=short(reason),
-            kind=REQUEUE,
-            by=by,
-        )
-
-    @property
-    def is_attempt(self) -> bool:
-        return self.kind == ATTEMPT
-
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["outcome"] = None if self.outcome is None else str(self.outcome)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Attempt:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        outcome = values.get("outcome")
-        if outcome is not None:
-            # an outcome this zkq does not know (written by a newer one) is kept as its
-            # string: one attempt's label must not make the whole record unreadable
-            try:
-                values["outcome"] = AttemptOutcome(outcome)
-            except ValueError:
-                values["outcome"] = str(outcome)
-        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -199,7 +147,18 @@ class Job:
     parent: str | None = None
     children: tuple[str, ...] = ()
     tenant: str | None = None
-    schema: int = SCHEMA_VERSION
+    schema: int = 1
+    #: epoch seconds the job is due (``run_at``/``delay``, or a retry's backoff); kept after
+    #: it is promoted, so lateness can be measured
+    run_at: float | None = None
+    #: why it waited: ``delay`` (submitted for later), ``retry`` (a backoff) or ``schedule``
+    scheduled_for: str | None = None
+    #: the retry policy (:mod:`zkq.coordinator.backoff`); None: retries are immediate
+    retry: dict[str, Any] | None = None
+    #: the periodic schedule that made it: ``{"owner", "name", "tick"}``
+    schedule: dict[str, Any] | None = None
+    #: the lane the leader placed it in (``short``/``long``), for operators
+    lane: str | None = None
 
     # -- derived --------------------------------------------------------------------------
     @property
@@ -220,8 +179,9 @@ class Job:
         return dataclasses.replace(self, **changes)
 
     def spec(self) -> dict[str, Any]:
-        """What the submitter asked for: equal specs mean a retried submission."""
-        return {
+        """What the submitter asked for: equal specs mean a retried submission.  (Not
+        ``run_at``: a replayed ``delay`` is counted from another moment.)"""
+        out = {
             "type": self.type,
             "payload": self.payload,
             "priority": self.priority,
@@ -230,6 +190,15 @@ class Job:
             "parent": self.parent,
             "tenant": self.tenant,
         }
+        if self.retry is not None:
+            out["retry"] = self.retry
+        return out
+
+    @property
+    def needs_schema_2(self) -> bool:
+        return self.state == JobState.SCHEDULED or any(
+            getattr(self, name) is not None for name in SCHEMA_2_FIELDS
+        )
 
     # -- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -237,6 +206,10 @@ class Job:
         data["state"] = str(self.state)
         data["history"] = [a.to_dict() for a in self.history]
         data["children"] = list(self.children)
+        for name in SCHEMA_2_FIELDS:
+            if data[name] is None:
+                del data[name]  # a record that uses none of them reads as it always did
+        data["schema"] = 2 if self.needs_schema_2 else 1
         return data
 
     def to_bytes(self) -> bytes:
@@ -290,10 +263,21 @@ class JobSpec:
     #: Idempotency-Key's ids): a replay may come at any age within the key's retention, so
     #: the id's date is not held against ``now``; its bucket is the one it was given then
     id_recorded: bool = False
+    #: when to run it: epoch seconds (``run_at``) or seconds from now (``delay``), not both
+    run_at: float | None = None
+    delay: float | None = None
+    #: the retry policy, as :meth:`zkq.coordinator.backoff.Backoff.to_dict` spells it
+    retry: dict[str, Any] | None = None
 
     def to_job(self, now: float, limits: Limits) -> Job:
+        """The record: ``pending``, or ``scheduled`` when it is due later than ``now`` (the
+        submitter's clock turns a ``delay`` into ``run_at``; the leader's alone decides when
+        a ``run_at`` has come)."""
         validate_spec(self.type, self.priority, self.max_attempts, self.timeout)
         check_payload(self.payload, limits)
+        run_at = due_time(self.run_at, self.delay, now)
+        retry = check_retry(self.retry)
+        later = run_at is not None and run_at > now
         job_id = new_job_id()
         if self.job_id:
             job_id = validate_job_id(self.job_id)
@@ -315,7 +299,43 @@ class JobSpec:
             updated_at=now,
             tenant=self.tenant,
             parent=self.parent,
+            state=JobState.SCHEDULED if later else JobState.PENDING,
+            run_at=run_at,
+            scheduled_for="delay" if later else None,
+            retry=retry,
         )
+
+
+def due_time(run_at: Any, delay: Any, now: float) -> float | None:
+    """When a submission is due (epoch seconds), from ``run_at`` or ``delay``; None: now."""
+    if run_at is not None and delay is not None:
+        raise InvalidInput("give run_at or delay, not both")
+    if delay is not None:
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not delay >= 0:
+            raise InvalidInput("delay must be a number of seconds >= 0")
+        if delay > MAX_SCHEDULE_AHEAD:
+            raise InvalidInput("delay must be at most 366 days (31622400 seconds)")
+        return now + float(delay)
+    if run_at is None:
+        return None
+    if (
+        isinstance(run_at, bool)
+        or not isinstance(run_at, int | float)
+        or not 0 <= run_at < float("inf")
+    ):
+        raise InvalidInput("run_at must be a time in epoch seconds")
+    if run_at - now > MAX_SCHEDULE_AHEAD:
+        raise InvalidInput("run_at must be at most 366 days from now")
+    return float(run_at)
+
+
+def check_retry(retry: Any) -> dict[str, Any] | None:
+    """A submission's retry policy, checked and in its stored form (None: none given)."""
+    if retry is None:
+        return None
+    from zkq.coordinator.backoff import Backoff
+
+    return Backoff.from_dict(retry).to_dict()
 
 
 def check_payload(payload: Any, limits: Limits) -> None:
@@ -357,43 +377,12 @@ def validate_spec(job_type: str, priority: int, max_attempts: int, timeout: floa
         raise InvalidInput(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT_SECONDS}]")
 
 
-def bounded_history(history: tuple[Attempt, ...]) -> tuple[Attempt, ...]:
-    """The last :data:`MAX_ATTEMPTS_LIMIT` entries (an operator may revive a job many times
-    and a record must stay small), always with the latest attempt: its number is where the
-    next attempt's numbering goes on, even after a long run of requeue entries."""
-    if len(history) <= MAX_ATTEMPTS_LIMIT:
-        return history
-    tail = history[-MAX_ATTEMPTS_LIMIT:]
-    if any(a.number is not None for a in tail):
-        return tail
-    numbered = [a for a in history if a.number is not None]
-    if not numbered:
-        return tail
-    return (numbered[-1], *history[-(MAX_ATTEMPTS_LIMIT - 1) :])
-
-
-def short(text: str | None, limit: int = MESSAGE_LIMIT) -> str | None:
-    """An error message cut to ``limit`` characters: a record must stay far below 1 MB
-    however long the messages its attempts raised."""
-    if text is None:
-        return text
-    text = as_text(text)
-    if len(text) <= limit:
-        return text
-    return text[: limit - 12] + "…(truncated)"
-
-
-def truncate_traceback(text: str) -> str:
-    text = as_text(text)
-    if len(text) <= TRACEBACK_LIMIT:
-        return text
-    return "…(truncated)\n" + text[-TRACEBACK_LIMIT:]
-
-
 __all__ = [
     "ATTEMPT",
+    "MESSAGE_LIMIT",
     "REQUEUE",
     "TERMINAL_STATES",
+    "TRACEBACK_LIMIT",
     "TRANSITIONS",
     "Attempt",
     "AttemptOutcome",
@@ -404,5 +393,9 @@ __all__ = [
     "bounded_history",
     "check_payload",
     "check_result",
+    "check_retry",
     "check_transition",
+    "due_time",
+    "short",
+    "truncate_traceback",
 ]

@@ -14,7 +14,8 @@ These functions do no I/O, so every rule here is unit-tested without ZooKeeper.
 =========  =====================  =============================================================
 step       actor                  ops (one multi)
 =========  =====================  =============================================================
-submit     frontend / client      create record (pending) + create pending entry
+submit     frontend / client      create record (pending) + create pending entry; or, due
+                                  later, create record (scheduled) + create scheduled entry
 assign     coordinator leader     delete pending entry + set record assigned (v) + create inbox
 start      worker                 create claim EPHEMERAL + set record running (v)
 complete   worker                 set record succeeded (v) + delete claim + delete inbox entry
@@ -118,11 +119,24 @@ def _pending_entry(layout: Layout, job: Job) -> str:
     return layout.pending_entry(job.type, job.priority, job.id)
 
 
+def _scheduled_entry(layout: Layout, job: Job) -> str:
+    if job.run_at is None:
+        raise InvalidTransition(f"job {job.id} is scheduled without a run_at")
+    return layout.scheduled_entry(job.run_at, job.id)
+
+
+def _queue_entry(layout: Layout, job: Job) -> str:
+    """The index entry a waiting job (pending or scheduled) is found by."""
+    if job.state == JobState.SCHEDULED:
+        return _scheduled_entry(layout, job)
+    return _pending_entry(layout, job)
+
+
 def submit(layout: Layout, job: Job) -> Step:
-    if job.state != JobState.PENDING:
-        raise InvalidTransition(f"a new job must be pending, not {job.state}")
+    if job.state not in (JobState.PENDING, JobState.SCHEDULED):
+        raise InvalidTransition(f"a new job must be pending or scheduled, not {job.state}")
     return Step(
-        job, (Create(layout.job(job.id), job.to_bytes()), Create(_pending_entry(layout, job)))
+        job, (Create(layout.job(job.id), job.to_bytes()), Create(_queue_entry(layout, job)))
     )
 
 

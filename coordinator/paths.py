@@ -8,6 +8,8 @@
     <root>/inbox/<worker_id>/<job_id>                    persistent  assignment by the leader
     <root>/claims/<job_id>                               ephemeral   the running worker's lock
     <root>/paused/<type>                                 persistent  the leader assigns none of it
+    <root>/scheduled/<era>/<tick>/<born>/<due>-<job_id>  persistent  a job waiting for its run_at
+    <root>/schedules/<owner>/<name>                      persistent  a periodic schedule (JSON)
     <root>/coordinator/election/...                      kazoo Election
 
 Why two bucket levels (``<era>/<tick>``) rather than one: a ``get_children`` reply must stay
@@ -23,6 +25,13 @@ Crockford base32 characters encode the millisecond timestamp.  The first six cha
 
 The same two levels bound the pending entries of each type.  The bucket of a job is derived
 from its id, so every actor computes the same path without a lookup.
+
+Scheduled jobs are indexed by *due* time, ``<era>/<tick>`` of their ``run_at`` encoded as a
+ULID time prefix (:func:`due_key`), then by ``<born>``, the era and tick of the job's own id
+(its creation second).  The third level keeps every listing bounded: a due tick has no
+bound of its own (jobs submitted over days may all name midnight), but what is created in
+one second is bounded by ZooKeeper's write ceiling, as a pending tick is.  The entry's name
+starts with the due millisecond (``<due>``, ten characters), so a listing sorts by due time.
 """
 
 from __future__ import annotations
@@ -33,11 +42,31 @@ PRIORITY_MIN = 0
 PRIORITY_MAX = 999
 ERA_CHARS = 6
 TICK_CHARS = 2
+#: the characters of a ULID that encode its millisecond
+TIME_CHARS = 10
 
 
 def bucket_of(job_id: str) -> tuple[str, str]:
     """(era, tick) of a time-ordered job id."""
     return job_id[:ERA_CHARS], job_id[ERA_CHARS : ERA_CHARS + TICK_CHARS]
+
+
+def due_key(run_at: float) -> str:
+    """The ten-character ULID time prefix of the millisecond ``run_at`` (epoch seconds)."""
+    from zkq.coordinator.ids import id_for_time
+
+    return id_for_time(run_at)[:TIME_CHARS]
+
+
+def scheduled_name(run_at: float, job_id: str) -> str:
+    """``<due>-<job_id>``: sorts by due time, then by creation."""
+    return f"{due_key(run_at)}-{job_id}"
+
+
+def parse_scheduled_name(name: str) -> tuple[str, str]:
+    """Inverse of :func:`scheduled_name`: (due key, job_id)."""
+    due, _, job_id = name.partition("-")
+    return due, job_id
 
 
 def pending_name(priority: int, job_id: str) -> str:
@@ -106,6 +135,39 @@ class Layout:
     def pending_entry(self, job_type: str, priority: int, job_id: str) -> str:
         return self.pending_shard(job_type, job_id) + "/" + pending_name(priority, job_id)
 
+    # -- scheduled: jobs waiting for their run_at, by due time -------------------------
+    @property
+    def scheduled(self) -> str:
+        return self._join("scheduled")
+
+    def scheduled_era(self, era: str) -> str:
+        return self._join("scheduled", era)
+
+    def scheduled_tick(self, era: str, tick: str) -> str:
+        return self._join("scheduled", era, tick)
+
+    def scheduled_born(self, era: str, tick: str, born: str) -> str:
+        return self._join("scheduled", era, tick, born)
+
+    def scheduled_leaf(self, run_at: float, job_id: str) -> str:
+        """The bucket a scheduled job's entry is in: from its record alone."""
+        era, tick = bucket_of(due_key(run_at))
+        return self.scheduled_born(era, tick, "".join(bucket_of(job_id)))
+
+    def scheduled_entry(self, run_at: float, job_id: str) -> str:
+        return self.scheduled_leaf(run_at, job_id) + "/" + scheduled_name(run_at, job_id)
+
+    # -- periodic schedules ---------------------------------------------------------------
+    @property
+    def schedules(self) -> str:
+        return self._join("schedules")
+
+    def schedules_of(self, owner: str) -> str:
+        return self._join("schedules", owner)
+
+    def schedule(self, owner: str, name: str) -> str:
+        return self._join("schedules", owner, name)
+
     # -- workers, inboxes, claims -------------------------------------------------------
     @property
     def workers(self) -> str:
@@ -152,6 +214,8 @@ class Layout:
             self.inboxes,
             self.claims,
             self.paused,
+            self.scheduled,
+            self.schedules,
             self.election,
         ]
 

@@ -34,6 +34,7 @@ from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.lifecycle import Step
 from zkq.coordinator.store import JobStore
+from zkq.worker.control import AttemptControl
 from zkq.worker.metrics import WorkerMetrics
 from zkq.worker.pools import Outcome, Pool, failure
 from zkq.worker.registry import JobContext
@@ -77,6 +78,15 @@ class Finished:
     took: float
 
 
+@dataclass
+class Heartbeat:
+    """A handler renewed its attempt's lease: ``seconds`` from now (the committer writes it
+    to the attempt's claim)."""
+
+    started: Started
+    seconds: float
+
+
 class Pipeline:
     def __init__(
         self,
@@ -98,7 +108,7 @@ class Pipeline:
         self._release = release
         self._queued: deque[Assignment] = deque()
         self._queued_lock = threading.Lock()
-        self._events: queue.Queue[Finished | Nudge | None] = queue.Queue()
+        self._events: queue.Queue[Finished | Heartbeat | Nudge | None] = queue.Queue()
         self._ready: queue.Queue[Started | None] = queue.Queue()
         #: handlers claimed and not yet returned (only the committer writes it)
         self.busy = 0
@@ -142,6 +152,7 @@ class Pipeline:
             if started is None:
                 return
             job = started.job
+            control = AttemptControl(job.id, job.timeout, self._heartbeat_to(started))
             ctx = JobContext(
                 job.id,
                 job.type,
@@ -149,6 +160,7 @@ class Pipeline:
                 job.max_attempts,
                 job.parent,
                 type_defaults=self.pool.registry.defaults(),
+                control=control,
             )
             began = time.monotonic()
             try:
@@ -160,6 +172,12 @@ class Pipeline:
                 log.exception("the pool failed to run the handler", extra=started.about)
                 outcome = failure(exc, traceback.format_exc())
             self._events.put(Finished(started, outcome, time.monotonic() - began))
+
+    def _heartbeat_to(self, started: Started) -> Callable[[float], None]:
+        def renew(seconds: float) -> None:
+            self._events.put(Heartbeat(started, seconds))
+
+        return renew
 
     # -- the committer: the only writer -----------------------------------------------------
     def _commit_loop(self) -> None:

@@ -93,7 +93,22 @@ class Pool(Protocol):
     #: where the handlers come from (and their declared defaults, for ``ctx.spawn``)
     registry: Registry
 
-    def run(self, job_type: str, payload: Any, ctx: JobContext) -> Outcome: ...
+    def run(self, job_type: str, payload: Any, ctx: JobContext) -> Outcome:
+        """Run the handler to its end and return how it ended.  ``ctx.control`` (set by
+        the pipeline) carries the attempt's heartbeats out and its stop word in."""
+        ...
+
+    def revoke(self, job_id: str, reason: str) -> None:
+        """Stop the attempt of ``job_id`` that :meth:`run` is running, for ``reason``
+        (:mod:`zkq.worker.control`): the pipeline has already set its control's stop word.
+        Returns at once; the escalation (grace, SIGTERM, SIGKILL, or a lost slot) goes on
+        in the pool, and :meth:`run` returns once the slot is free again."""
+        ...
+
+    @property
+    def lost_slots(self) -> int:
+        """Slots whose handler could not be stopped and still runs (thread pools)."""
+        ...
 
     def shutdown(self, wait: bool = True) -> None: ...
 
@@ -106,6 +121,13 @@ class ThreadPool:
 
     def run(self, job_type: str, payload: Any, ctx: JobContext) -> Outcome:
         return execute(self.registry, job_type, payload, ctx)
+
+    def revoke(self, job_id: str, reason: str) -> None:
+        return None
+
+    @property
+    def lost_slots(self) -> int:
+        return 0
 
     def shutdown(self, wait: bool = True) -> None:
         return None
@@ -192,6 +214,13 @@ class ProcessPool:
                     "message": short(f"could not pass the job to or from its process: {exc}") or "",
                 },
             )
+
+    def revoke(self, job_id: str, reason: str) -> None:
+        return None
+
+    @property
+    def lost_slots(self) -> int:
+        return 0
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:

@@ -55,6 +55,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from zkq.coordinator.errors import ConfigError
 from zkq.coordinator.job import Job, JobSpec, validate_spec
 from zkq.coordinator.validation import check_json
+from zkq.worker.control import AttemptControl
 
 MAX_CHILDREN = 100
 
@@ -105,6 +106,38 @@ class JobContext:
     children: list[JobSpec] = field(default_factory=list)
     #: the declared defaults of every type the worker's registry has, for :meth:`spawn`
     type_defaults: dict[str, JobDefaults] = field(default_factory=dict)
+    #: the attempt's lease and stop word, shared with the worker (see
+    #: :mod:`zkq.worker.control`); not pickled: a process pool's child gets its own
+    control: AttemptControl | None = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["control"] = None
+        return state
+
+    # -- the lease and cancellation ---------------------------------------------------------
+    def heartbeat(self) -> None:
+        """ "Still working": the attempt's lease runs for the job's timeout from now.
+        Raises :class:`zkq.Cancelled` (or :class:`zkq.LeaseLost`) if the attempt is over:
+        the job was cancelled, or taken back.  Cheap: call it as often as you like."""
+        if self.control is not None:
+            self.control.heartbeat(None)
+
+    def extend(self, seconds: float) -> None:
+        """The lease runs ``seconds`` from now (never shortening what was granted); raises
+        as :meth:`heartbeat` does.  For one long step: ``ctx.extend(1800)`` before it."""
+        if self.control is not None:
+            self.control.heartbeat(seconds)
+
+    @property
+    def cancelled(self) -> bool:
+        """The attempt is over (cancelled, or taken back): a handler that polls stops."""
+        return self.control is not None and self.control.cancelled
+
+    @property
+    def cancel_reason(self) -> str | None:
+        """Why: ``cancelled``, ``lease``, ``session``, ``shutdown``; None while it runs."""
+        return None if self.control is None else self.control.reason
 
     def spawn(
         self,

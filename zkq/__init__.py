@@ -61,14 +61,18 @@ from zkq.coordinator.errors import (
 from zkq.coordinator.job import Job, JobState
 
 if TYPE_CHECKING:
+    from zkq.coordinator.backoff import Backoff
     from zkq.coordinator.client import Client
     from zkq.http_client import HttpClient
+    from zkq.worker.control import Cancelled, LeaseLost, Retry
     from zkq.worker.registry import JobContext, Registry, handler, set_client
 
 __all__ = [
     "ApiKeyNotFound",
+    "Backoff",
     "BadGateway",
     "BodyTooLarge",
+    "Cancelled",
     "Client",
     "ConfigError",
     "Conflict",
@@ -89,12 +93,14 @@ __all__ = [
     "JobNotFound",
     "JobState",
     "LeadershipLost",
+    "LeaseLost",
     "MalformedRequest",
     "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
     "Registry",
+    "Retry",
     "Timeout",
     "TooManyJobTypes",
     "Unauthenticated",
@@ -121,6 +127,14 @@ def __getattr__(name: str) -> Any:
         from zkq.http_client import HttpClient
 
         value = HttpClient
+    elif name == "Backoff":
+        from zkq.coordinator.backoff import Backoff
+
+        value = Backoff
+    elif name in ("Cancelled", "LeaseLost", "Retry"):
+        from zkq.worker import control
+
+        value = getattr(control, name)
     elif name in ("JobContext", "Registry", "handler", "set_client"):
         from zkq.worker import registry
 

@@ -441,7 +441,7 @@ def test_a_pending_job_whose_record_is_newer_than_this_zkq_is_left_for_a_newer_l
     path = cluster.layout.job(newer.id)
     readable = client.session.get(path)[0]
     # as a newer zkq might write it during a rolling upgrade
-    client.session.set(path, readable.replace(b'"schema":1', b'"schema":2'))
+    client.session.set(path, readable.replace(b'"schema":1', b'"schema":99'))
     entry = cluster.layout.pending_entry("t", 0, newer.id)
     leader = Leader(cluster)
     assert leader.rounds() == 1

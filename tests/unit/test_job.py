@@ -1,4 +1,6 @@
+import json
 import time
+from typing import Any
 
 import pytest
 
@@ -18,11 +20,48 @@ from zkq.coordinator.job import (
 )
 
 
-def test_terminal_states_only_go_back_to_pending_by_an_operator() -> None:
+def test_terminal_states_only_go_back_to_the_queue_by_an_operator() -> None:
     for state in JobState:
         if state.terminal:
-            assert TRANSITIONS[state] <= {JobState.PENDING}
+            assert TRANSITIONS[state] <= {JobState.PENDING, JobState.SCHEDULED}
     assert not TRANSITIONS[JobState.SUCCEEDED]
+    assert not JobState.SCHEDULED.terminal
+
+
+def test_a_record_using_no_new_field_is_written_as_schema_1_and_reads_back() -> None:
+    job = JobSpec("t", {"a": 1}).to_job(1000.0, Limits())
+    data = json.loads(job.to_bytes())
+    assert data["schema"] == 1 and "run_at" not in data and "retry" not in data
+    assert Job.from_bytes(job.to_bytes()) == job
+
+
+def test_a_delayed_submission_is_scheduled_and_written_as_schema_2() -> None:
+    job = JobSpec("t", delay=30, retry={"backoff": "fixed", "delay": 5}).to_job(1000.0, Limits())
+    assert job.state == JobState.SCHEDULED and job.run_at == 1030.0
+    assert job.scheduled_for == "delay"
+    data = json.loads(job.to_bytes())
+    assert data["schema"] == 2 and data["retry"] == {"backoff": "fixed", "delay": 5.0}
+    assert Job.from_bytes(job.to_bytes()) == job.replace(schema=2)
+    due_now = JobSpec("t", run_at=999.0).to_job(1000.0, Limits())
+    assert due_now.state == JobState.PENDING and due_now.run_at == 999.0
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"run_at": 1.0, "delay": 1.0},
+        {"delay": -1},
+        {"delay": True},
+        {"run_at": "soon"},
+        {"run_at": float("nan")},
+        {"delay": 400 * 86400},
+        {"retry": {"backoff": "fixed", "base": 2}},
+        {"retry": {"backoff": "sometimes"}},
+    ],
+)
+def test_a_bad_time_or_policy_is_refused_with_what_to_change(changes: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput):
+        JobSpec("t", **changes).to_job(1000.0, Limits())
 
 
 def test_check_transition_refuses_what_the_table_does_not_allow() -> None:
