@@ -113,6 +113,14 @@ class AttemptClock:
             counts[look.type] = counts.get(look.type, 0) + 1
         return counts
 
+    def held_by_worker(self) -> dict[str, dict[str, int]]:
+        """Assigned or running attempts per worker and type (for admission's caps)."""
+        held: dict[str, dict[str, int]] = {}
+        for look in self._looks.values():
+            types = held.setdefault(look.worker, {})
+            types[look.type] = types.get(look.type, 0) + 1
+        return held
+
     def tracked(self) -> set[str]:
         """The ids of every attempt timed (for the leader's sweep)."""
         return set(self._looks)

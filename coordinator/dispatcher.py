@@ -20,19 +20,18 @@ import threading
 import time
 from collections.abc import Callable
 
+from zkq.coordinator.assignment import Assigner
 from zkq.coordinator.attempts import AttemptClock
 from zkq.coordinator.buckets import BucketSweeper
 from zkq.coordinator.errors import LeadershipLost, ZkqError
-from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.leader_tasks import LeaderTask
+from zkq.coordinator.limits import LimitsWatch
 from zkq.coordinator.overdue import OverdueReaper
-from zkq.coordinator.paths import parse_pending_name
 from zkq.coordinator.pending import PendingIndex
-from zkq.coordinator.roster import Roster, WorkerView
+from zkq.coordinator.roster import Roster
 from zkq.coordinator.serving import UnservedNotice
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
-from zkq.coordinator.strays import drop_stray_entry
 from zkq.coordinator.sweep import Sweep
 from zkq.coordinator.zk import (
     ConnectionLost,
@@ -105,8 +104,23 @@ class Dispatcher:
         self._tick_listed_at: dict[str, float] = {}
         self._deferred: dict[str, float] = {}  # tick path -> when to list it
         self.unserved = UnservedNotice()
+        self.limits = LimitsWatch(session, self.layout, self.watch, self._mark)
+        self.assigner = Assigner(
+            session,
+            store,
+            self.pending,
+            self.roster,
+            self.attempts,
+            self.stats,
+            paused=lambda: self.paused,
+            limits=lambda: self.limits.limits,
+            mark=self._mark,
+            fence=lambda: self.fence,
+            timer=timer,
+            batch_size=batch_size,
+        )
         #: leader tasks run each round after assignment, in order (see :class:`LeaderTask`)
-        self.tasks: list[LeaderTask] = []
+        self.tasks: list[LeaderTask] = [self.limits]
 
     def mark(self, *paths: str) -> None:
         """Have these paths listed, with a child watch, in the next round (for tasks; a
@@ -175,7 +189,7 @@ class Dispatcher:
             self._connections_seen = self.session.connections
             self._reconcile_all()
         self._process_dirty()
-        assigned = self._assign()
+        assigned = self.assigner.assign()
         for task in self.tasks:
             assigned += task.step(self.clock(), self.timer())
         self.overdue.reap(self.timer())
@@ -194,6 +208,7 @@ class Dispatcher:
         self.stats.workers = len(self.roster.workers)
         self.stats.free_slots = sum(view.free for view in self.roster.workers.values())
         self.stats.unreadable = self.pending.set_aside_count
+        self.stats.capped = self.assigner.capped({t: q.depth for t, q in queues.items()})
         taking = [v.types for v in self.roster.workers.values() if not v.draining]
         self.unserved.check(
             {t: q.depth for t, q in queues.items()}, frozenset().union(*taking), self.paused
@@ -344,75 +359,3 @@ class Dispatcher:
             self.pending.forget_tick(path)
             # look at its era again: the era's watch then sees the tick if it comes back
             self._mark(path.rpartition("/")[0])
-
-    # -- assignment ------------------------------------------------------------------------
-    def _assign(self) -> int:
-        """Hand pending jobs to workers with room, a batch per multi.
-
-        Idle slots are filled before prefetch room (a job should run now on an idle worker
-        rather than queue behind another's), one job per worker per round, starting each
-        call from the next worker in turn."""
-        total = 0
-        generation = self.session.generation
-        while self.pending.has_work(self.paused) and self.session.generation == generation:
-            order = list(self.roster.workers.values())
-            if order:
-                self._rotation = (self._rotation + 1) % len(order)
-                order = order[self._rotation :] + order[: self._rotation]
-            picks: list[tuple[str, str, str, str]] = []  # (job id, worker, shard, entry)
-            reserved: dict[str, int] = {}
-            for room in (WorkerView.idle, WorkerView.room):
-                progress = True
-                while progress and len(picks) < self.batch_size:
-                    progress = False
-                    for view in order:
-                        if room(view) - reserved.get(view.id, 0) <= 0:
-                            continue
-                        best = self.pending.pop_best(view.types, self.paused)
-                        if best is None:
-                            continue
-                        _, name, shard = best
-                        picks.append((parse_pending_name(name)[1], view.id, shard, name))
-                        reserved[view.id] = reserved.get(view.id, 0) + 1
-                        progress = True
-                        if len(picks) >= self.batch_size:
-                            break
-            if not picks:
-                return total
-            total += self._commit_picks(picks)
-        return total
-
-    def _commit_picks(self, picks: list[tuple[str, str, str, str]]) -> int:
-        records, unreadable = self.store.read_many([jid for jid, _, _, _ in picks])
-        choices: list[tuple[Job, int, str]] = []
-        for jid, worker_id, shard, name in picks:
-            if jid in unreadable:
-                # a record this zkq cannot parse (a newer schema, mid rolling upgrade): never
-                # delete what we do not understand.  Its entry stays for a leader that can
-                # read it; we stop offering it until the next reconcile
-                self.pending.set_aside(name, shard)
-                continue
-            found = records.get(jid)
-            if found is None or found[0].state != JobState.PENDING:
-                if not drop_stray_entry(self.session, self.layout, self.fence, jid, shard, found):
-                    self._mark(shard)  # it changed: look again
-                continue
-            choices.append((found[0], found[1], worker_id))
-        assigned, refused = self.store.assign_many(choices, fence=self.fence)
-        for job in assigned:
-            view = self.roster.workers.get(job.worker or "")
-            if view is not None:
-                view.inbox.add(job.id)
-            self.attempts.track(job, job.worker or "", self.timer())
-        for job, error in refused:
-            log.info(
-                "assignment refused (%s); re-reading",
-                type(error).__name__,
-                extra={"job_id": job.id, "type": job.type},
-            )
-            self._mark(self.layout.pending_shard(job.type, job.id))
-            if job.worker is None:
-                self._mark(self.layout.workers)
-        self.stats.assigned += len(assigned)
-        self.stats.transactions += 1 + len(refused)
-        return len(assigned)

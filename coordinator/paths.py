@@ -10,6 +10,7 @@
     <root>/paused/<type>                                 persistent  the leader assigns none of it
     <root>/scheduled/<era>/<tick>/<born>/<due>-<job_id>  persistent  a job waiting for its run_at
     <root>/schedules/<owner>/<name>                      persistent  a periodic schedule (JSON)
+    <root>/limits/<type>                                 persistent  per-type concurrency caps
     <root>/coordinator/election/...                      kazoo Election
 
 Why two bucket levels (``<era>/<tick>``) rather than one: a ``get_children`` reply must stay
@@ -202,6 +203,13 @@ class Layout:
         return self._join("paused", job_type)
 
     @property
+    def limits(self) -> str:
+        return self._join("limits")
+
+    def limit(self, job_type: str) -> str:
+        return self._join("limits", job_type)
+
+    @property
     def election(self) -> str:
         return self._join("coordinator", "election")
 
@@ -216,6 +224,7 @@ class Layout:
             self.paused,
             self.scheduled,
             self.schedules,
+            self.limits,
             self.election,
         ]
 

@@ -34,6 +34,15 @@ class WorkerInfo:
     pid: int | None = None
     started_at: float | None = None
     draining: bool = False
+    #: slots kept for short work: a type not known to be short holds at most
+    #: ``slots - lost_slots - reserve`` of its assignments (0: no reserve, as before)
+    reserve: int = 0
+    #: declared lanes per type, "short" or "long" (from ``@handler(lane=...)``)
+    lanes: Mapping[str, str] = field(default_factory=dict)
+    #: declared per-worker concurrency per type (from ``@handler(concurrency=...)``)
+    type_limits: Mapping[str, int] = field(default_factory=dict)
+    #: slots held by handlers that would not stop (they count as taken)
+    lost_slots: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def drained(self) -> WorkerInfo:
@@ -52,6 +61,10 @@ class WorkerInfo:
             "pool": self.pool,
             "started_at": self.started_at,
             "draining": self.draining,
+            "reserve": self.reserve,
+            "lanes": dict(self.lanes),
+            "type_limits": dict(self.type_limits),
+            "lost_slots": self.lost_slots,
         }
 
     def to_bytes(self) -> bytes:
@@ -82,6 +95,12 @@ class WorkerInfo:
                 pid=None if pid is None else int(pid),
                 started_at=None if started_at is None else float(started_at),
                 draining=bool(data.get("draining")),
+                reserve=max(0, int(data.get("reserve") or 0)),
+                lanes={str(t): str(v) for t, v in dict(data.get("lanes") or {}).items()},
+                type_limits={
+                    str(t): int(n) for t, n in dict(data.get("type_limits") or {}).items()
+                },
+                lost_slots=max(0, int(data.get("lost_slots") or 0)),
                 extra={k: v for k, v in data.items() if k not in _KNOWN},
             )
         except (ValueError, KeyError, TypeError) as exc:

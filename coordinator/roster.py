@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from zkq.coordinator.attempts import AttemptClock
@@ -34,6 +34,12 @@ class WorkerView:
     prefetch: int = 0  # assignments it holds beyond its slots, queued locally
     draining: bool = False
     inbox: set[str] = field(default_factory=set)
+    #: what it registered for fairness (:mod:`zkq.coordinator.admission`); an older
+    #: worker's registration has none of it: no reserve, nothing declared
+    reserve: int = 0
+    lanes: Mapping[str, str] = field(default_factory=dict)
+    type_limits: Mapping[str, int] = field(default_factory=dict)
+    lost_slots: int = 0
 
     @property
     def free(self) -> int:
@@ -108,6 +114,8 @@ class Roster:
         if info.draining and not view.draining:
             self._hand_on_unstarted(view)
         view.draining = info.draining
+        view.reserve, view.lost_slots = info.reserve, info.lost_slots
+        view.lanes, view.type_limits = info.lanes, info.type_limits
         return True
 
     def _hand_on_unstarted(self, view: WorkerView) -> None:

@@ -36,6 +36,8 @@ class DispatchStats:
     #: jobs the leader's sweep found that nothing would have moved, and moved
     swept: int = 0
     queues: dict[str, QueueSnapshot] = field(default_factory=dict)
+    #: pending jobs per type that wait only because of a type limit or the reserve rule
+    capped: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
