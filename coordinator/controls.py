@@ -1,4 +1,4 @@
-"""What an operator can steer in a running cluster (``zkq pause|resume|drain|requeue``).
+"""What an operator can steer in a running cluster (``zkq pause|resume|drain|requeue|limits``).
 
 Each control is a change in ZooKeeper that the services already watch, so it takes effect
 without talking to any process directly:
@@ -8,6 +8,8 @@ without talking to any process directly:
 - drain: ``draining: true`` in the worker's registration; the worker watches its own
   registration (claims nothing more, finishes what runs, exits), and the leader, which
   watches it too, stops assigning to it at once.
+- limits: ``limits/<type>`` holds a type's cluster and per-worker caps; the leader
+  watches them and assigns no job that would pass one (it waits pending).
 - requeue: an assigned or running job is taken back like a dead worker's (its worker's
   completion is fenced); a failed, dead or cancelled job goes back to pending with fresh
   attempts.
@@ -20,6 +22,7 @@ import time
 from zkq.coordinator import census
 from zkq.coordinator.errors import InvalidInput, WorkerNotFound, ZkqError
 from zkq.coordinator.job import AttemptOutcome, Job, JobState
+from zkq.coordinator.limits import BadLimit, TypeLimit
 from zkq.coordinator.registration import WorkerInfo
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.validation import check_job_type
@@ -86,6 +89,60 @@ class Controls:
         def attempt() -> bool:
             try:
                 self.session.delete(self.layout.paused_type(job_type))
+                return True
+            except NoNode:
+                return False
+
+        with zk_errors():
+            return self.session.retry(attempt, self._deadline())
+
+    # -- type limits (zkq.coordinator.limits) -------------------------------------------
+    def limits(self) -> dict[str, TypeLimit | None]:
+        """Every type's limit (None: its node cannot be read; the leader ignores it)."""
+        deadline = self._deadline()
+
+        def read() -> dict[str, TypeLimit | None]:
+            try:
+                names = self.session.get_children(self.layout.limits)
+            except NoNode:
+                return {}
+            out: dict[str, TypeLimit | None] = {}
+            for job_type in sorted(names):
+                try:
+                    out[job_type] = TypeLimit.from_bytes(
+                        self.session.get(self.layout.limit(job_type))[0]
+                    )
+                except NoNode:
+                    continue
+                except BadLimit:
+                    out[job_type] = None
+            return out
+
+        with zk_errors():
+            return self.session.retry(read, deadline)
+
+    def set_limit(self, job_type: str, limit: TypeLimit) -> None:
+        """Cap ``job_type``'s assigned plus running attempts; the leader applies it at once
+        to new assignments (what already runs finishes)."""
+        check_job_type(job_type)
+        path, data = self.layout.limit(job_type), limit.to_bytes()
+
+        def attempt() -> None:
+            try:
+                self.session.create(path, data, makepath=True)
+            except NodeExists:
+                self.session.set(path, data)
+
+        with zk_errors():
+            self.session.retry(attempt, self._deadline())
+
+    def clear_limit(self, job_type: str) -> bool:
+        """True if ``job_type`` had a limit and now has none."""
+        check_job_type(job_type)
+
+        def attempt() -> bool:
+            try:
+                self.session.delete(self.layout.limit(job_type))
                 return True
             except NoNode:
                 return False

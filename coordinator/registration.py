@@ -50,8 +50,17 @@ class WorkerInfo:
         return dataclasses.replace(self, draining=True)
 
     def to_dict(self) -> dict[str, Any]:
+        # the fairness fields only when set: a registration without them reads as an older
+        # worker's, exactly as it always was written
+        fairness = {
+            "reserve": self.reserve,
+            "lanes": dict(self.lanes),
+            "type_limits": dict(self.type_limits),
+            "lost_slots": self.lost_slots,
+        }
         return {
             **self.extra,
+            **{k: v for k, v in fairness.items() if v},
             "id": self.id,
             "host": self.host,
             "pid": self.pid,
@@ -61,10 +70,6 @@ class WorkerInfo:
             "pool": self.pool,
             "started_at": self.started_at,
             "draining": self.draining,
-            "reserve": self.reserve,
-            "lanes": dict(self.lanes),
-            "type_limits": dict(self.type_limits),
-            "lost_slots": self.lost_slots,
         }
 
     def to_bytes(self) -> bytes:

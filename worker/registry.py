@@ -202,10 +202,17 @@ class Handler(Generic[R]):
         job_type: str,
         fn: Callable[[Any, JobContext], R],
         defaults: JobDefaults,
+        lane: str | None = None,
+        concurrency: int | None = None,
     ) -> None:
         self.type = job_type
         self.fn = fn
         self.defaults = defaults
+        #: "short" (its jobs may use the slots workers reserve), "long", or None: undeclared,
+        #: treated as long (see zkq.coordinator.admission)
+        self.lane = lane
+        #: the most jobs of this type one worker holds at once (None: its slots)
+        self.concurrency = concurrency
         functools.update_wrapper(self, fn)
 
     def __call__(self, payload: Any, ctx: JobContext) -> R:
@@ -279,14 +286,24 @@ class Registry:
         priority: int = JobDefaults.priority,
         max_attempts: int = JobDefaults.max_attempts,
         timeout: float = JobDefaults.timeout,
+        lane: str | None = None,
+        concurrency: int | None = None,
     ) -> Callable[[Callable[[Any, JobContext], R]], Handler[R]]:
-        """Register the decorated function for ``job_type``, with its jobs' defaults."""
+        """Register the decorated function for ``job_type``, with its jobs' defaults.
+
+        ``lane="short"`` says its jobs end quickly, so they may use the slots each worker
+        reserves (``zkq worker --reserve``); ``"long"`` or unset, they may not.
+        ``concurrency``: the most jobs of this type one worker holds at once."""
         # a bad default fails at import, where it is written, not at the first submission
         validate_spec(job_type, priority, max_attempts, timeout)
+        if lane not in (None, "short", "long"):
+            raise ValueError(f"lane must be 'short' or 'long', not {lane!r}")
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         defaults = JobDefaults(priority, max_attempts, timeout)
 
         def register(fn: Callable[[Any, JobContext], R]) -> Handler[R]:
-            return self.add(job_type, fn, defaults)
+            return self.add(job_type, fn, defaults, lane=lane, concurrency=concurrency)
 
         return register
 
@@ -295,6 +312,8 @@ class Registry:
         job_type: str,
         fn: Callable[[Any, JobContext], R],
         defaults: JobDefaults | None = None,
+        lane: str | None = None,
+        concurrency: int | None = None,
     ) -> Handler[R]:
         existing = self._handlers.get(job_type)
         if existing is not None:
@@ -304,7 +323,7 @@ class Registry:
                 raise ValueError(f"a handler for {job_type!r} is already registered: {existing!r}")
             # the same module run again (importlib.reload, a test importing an app anew):
             # its new function replaces the old one, as a module's names do
-        handle = Handler(job_type, fn, defaults or JobDefaults())
+        handle = Handler(job_type, fn, defaults or JobDefaults(), lane, concurrency)
         self._handlers[job_type] = handle
         return handle
 
@@ -314,6 +333,14 @@ class Registry:
     @property
     def types(self) -> frozenset[str]:
         return frozenset(self._handlers)
+
+    def lanes(self) -> dict[str, str]:
+        """Each type's declared lane, where one is declared."""
+        return {t: h.lane for t, h in self._handlers.items() if h.lane is not None}
+
+    def type_limits(self) -> dict[str, int]:
+        """Each type's declared per-worker concurrency, where one is declared."""
+        return {t: h.concurrency for t, h in self._handlers.items() if h.concurrency is not None}
 
     def defaults(self) -> dict[str, JobDefaults]:
         """Each type's declared defaults (what :meth:`JobContext.spawn` falls back to)."""

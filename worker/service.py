@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 
+from zkq.coordinator.admission import SHORT, default_reserve
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import ZkqError
 from zkq.coordinator.registration import BadRegistration, WorkerInfo
@@ -63,9 +64,11 @@ class Worker:
         pool: str = "thread",
         prefetch: int | None = None,
         session: ZkSession | None = None,
+        reserve: int | None = None,
     ) -> None:
         """``session``: the ZooKeeper session to use, by default one to ``config.zk``; it is
-        the worker's from then on (:meth:`run` starts and stops it)."""
+        the worker's from then on (:meth:`run` starts and stops it).  ``reserve``: slots
+        kept for short types (:mod:`zkq.coordinator.admission`; None: the default)."""
         unknown = (types or frozenset()) - registry.types
         if unknown:
             raise ValueError(f"no handler registered for: {', '.join(sorted(unknown))}")
@@ -82,6 +85,18 @@ class Worker:
         self.prefetch = concurrency if prefetch is None else prefetch
         if self.prefetch < 0:
             raise ValueError("prefetch must be zero or more")
+        self.lanes = {t: lane for t, lane in registry.lanes().items() if t in self.types}
+        self.type_limits = {t: n for t, n in registry.type_limits().items() if t in self.types}
+        # by default slots are kept back only for a type declared short here: with none,
+        # a reserve would idle for nothing
+        if reserve is None:
+            reserve = default_reserve(concurrency) if SHORT in self.lanes.values() else 0
+        self.reserve = reserve
+        if not 0 <= self.reserve < concurrency:
+            raise ValueError(
+                f"--reserve {self.reserve} leaves no slot for long work: use less than "
+                f"--concurrency ({concurrency})"
+            )
         self.session = session or connect(config.zk, name="worker")
         self.store = JobStore(self.session, config.limits)
         # the pool runs handlers from the registry just checked, in threads or processes
@@ -255,6 +270,9 @@ class Worker:
             prefetch=self.prefetch,
             pool=self.pool_kind,
             started_at=time.time(),
+            reserve=self.reserve,
+            lanes=self.lanes,
+            type_limits=self.type_limits,
         )
         try:
             self.session.multi(
@@ -279,9 +297,10 @@ class Worker:
         self._registered_generation = generation
         self._listed_connection = -1
         log.info(
-            "registered: %d slots (+%d prefetch) for %s",
+            "registered: %d slots (+%d prefetch, %d reserved for short work) for %s",
             self.slots,
             self.prefetch,
+            self.reserve,
             ",".join(sorted(self.types)),
             extra={"worker_id": worker_id},
         )

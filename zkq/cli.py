@@ -118,6 +118,15 @@ def coordinator(
     show_default=True,
     help="process for CPU-bound handlers.",
 )
+@click.option(
+    "--reserve",
+    type=click.IntRange(0, 1023),
+    default=None,
+    envvar="ZKQ_RESERVE",
+    help="Slots kept for short work (types whose handler declares lane='short'): other "
+    "types hold at most concurrency - reserve of this worker's jobs.  Default: a quarter of "
+    "the slots (at least 1 from 2 slots) when the app declares a short type, else 0.",
+)
 @metrics_option
 @pass_cli
 def worker(
@@ -129,6 +138,7 @@ def worker(
     concurrency: int,
     prefetch: int | None,
     pool: str,
+    reserve: int | None,
     metrics_port: int | None,
 ) -> None:
     """Run a worker.  SIGTERM drains it (running jobs finish); a second SIGTERM stops it now."""
@@ -147,7 +157,9 @@ def worker(
         raise click.UsageError(f"cannot import the app module {app!r}: {exc}{hint}") from exc
     wanted = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
     try:
-        service = Worker(cli.config, registry, app, wanted, concurrency, pool, prefetch)
+        service = Worker(
+            cli.config, registry, app, wanted, concurrency, pool, prefetch, reserve=reserve
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     if metrics_port is not None:
