@@ -5,7 +5,8 @@ several in one process).
 - ``zkq_coordinator_leader``: 1 on the leader, 0 on a standby
 - ``zkq_zookeeper_connected``: 1 while the session is connected
 - ``zkq_queue_depth{type}``, ``zkq_queue_oldest_age_seconds{type}``,
-  ``zkq_queue_running{type}``, ``zkq_queue_paused{type}``: as the leader holds them
+  ``zkq_queue_running{type}``, ``zkq_queue_paused{type}``, ``zkq_type_capped{type}``
+  (pending jobs held back by a type limit or the reserve rule): as the leader holds them
 - ``zkq_workers``, ``zkq_free_slots``
 - ``zkq_assignments_total``, ``zkq_assignment_transactions_total``,
   ``zkq_requeues_total{reason="lost"|"timeout"}``
@@ -59,7 +60,14 @@ class CoordinatorCollector(Collector):
             )
             running.add_metric([job_type], q.running)
             paused.add_metric([job_type], int(q.paused))
-        yield from (depth, oldest, running, paused)
+        capped = GaugeMetricFamily(
+            "zkq_type_capped",
+            "Pending jobs held back only by a type limit or the reserve rule",
+            labels=["type"],
+        )
+        for job_type, count in sorted(stats.capped.items()):
+            capped.add_metric([job_type], count)
+        yield from (depth, oldest, running, paused, capped)
         yield GaugeMetricFamily("zkq_workers", "Live workers (leader's view)", value=stats.workers)
         yield GaugeMetricFamily(
             "zkq_free_slots", "Free worker slots (leader's view)", value=stats.free_slots

@@ -14,9 +14,11 @@ from typing import Any
 
 from zkq.coordinator import census, serving
 from zkq.coordinator.client import Client
+from zkq.coordinator.controls import Controls
 from zkq.coordinator.errors import ZkqError
 from zkq.coordinator.zk import NoNode
 from zkq.dev.fourletter import four_letter, parse_srvr
+from zkq.limits_cli import capped, limits_rows, limits_table
 from zkq.output import age, table, workers_table
 
 
@@ -120,6 +122,7 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
     view: dict[str, Any] = {"root": client.config.zk.root, "time": time.time()}
     view["ensemble"] = ensemble(client.config.zk.hosts)
     view.update(election(client))
+    live = census.workers(client.session, deadline)
     view["workers"] = [
         {
             "id": w.id,
@@ -130,10 +133,18 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
             "draining": w.registration.draining,
             "types": sorted(w.registration.types),
             "inbox": w.inbox,
+            "reserve": w.registration.reserve,
         }
-        for w in census.workers(client.session, deadline)
+        for w in live
     ]
     view["queues"] = [q.__dict__ for q in census.queues(client.session, deadline)]
+    type_limits = Controls(client.store).limits()
+    depths = {q["type"]: q["depth"] for q in view["queues"]}
+    waiting = capped(client.session, deadline, live, depths, type_limits)
+    view["limits"] = limits_rows(type_limits)
+    for row in view["limits"]:
+        row["waiting"] = waiting.get(row["type"], 0)
+    view["capped"] = waiting
     view["unserved"] = serving.unserved_queues(view["queues"], view["workers"])
     view["unserved_after"] = client.config.unserved_after
     if haproxy_stats:
@@ -222,6 +233,14 @@ def render(view: dict[str, Any]) -> str:
             ["TYPE", "PENDING", "OLDEST", "RUNNING", "PAUSED"],
         ),
     ]
+    if view.get("limits") or view.get("capped"):
+        listed = {r["type"] for r in view.get("limits", [])}
+        extra = [
+            {"type": t, "cluster": None, "per_worker": None, "waiting": n}
+            for t, n in sorted(view.get("capped", {}).items())
+            if t not in listed  # held back by the reserve rule or a handler's concurrency
+        ]
+        parts += ["", "Limits", limits_table([*view.get("limits", []), *extra])]
     if "frontends" in view:
         parts += [
             "",

@@ -20,6 +20,7 @@ from zkq.coordinator.errors import InvalidInput
 from zkq.coordinator.job import JobState
 from zkq.coordinator.listing import scan_jobs
 from zkq.coordinator.selection import JobFilter
+from zkq.limits_cli import limits
 from zkq.options import (
     MYSQL,
     ZOOKEEPER,
@@ -339,6 +340,6 @@ def zk_tree(cli: CliContext, path: str, depth: int, max_children: int) -> None:
     emit(found, cli.as_json, lambda: zkbrowse.render_tree(found))
 
 
-COMMANDS = [status, jobs, requeue, cancel, drain, pause, resume, stats, zk]
+COMMANDS = [status, jobs, requeue, cancel, drain, pause, resume, stats, zk, limits]
 
 __all__ = ["COMMANDS"]

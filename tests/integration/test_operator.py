@@ -116,6 +116,29 @@ def test_pause_holds_a_type_until_resume(cluster: DevCluster, client: Client) ->
     assert client.wait(job.id, 20).state == JobState.SUCCEEDED
 
 
+def test_a_type_limit_holds_jobs_pending_until_cleared(
+    cluster: DevCluster, client: Client
+) -> None:
+    set_ = zkq_json(cluster, "limits", "set", "echo", "--cluster", "0")
+    assert set_ == {"type": "echo", "cluster": 0, "per_worker": None}
+    try:
+        job = client.submit("echo", "capped")
+        # as for pause: another type's job runs to the end, so the leader has had its turn
+        other = client.wait(client.submit("noop").id, 20)
+        assert other.state == JobState.SUCCEEDED, "a limit on one type held another"
+        held = client.get(job.id)
+        assert held.state == JobState.PENDING and held.attempts == 0, "a capped type was assigned"
+        assert zkq_json(cluster, "limits", "list") == [set_]
+        view = zkq_json(cluster, "status")
+        assert view["capped"]["echo"] >= 1
+        assert [r["type"] for r in view["limits"]] == ["echo"]
+        assert "WAITING ON A CAP" in zkq(cluster, "status")
+    finally:
+        assert "no limits" in zkq(cluster, "limits", "clear", "echo")
+    assert client.wait(job.id, 20).state == JobState.SUCCEEDED
+    assert "give --cluster" in zkq(cluster, "limits", "set", "echo", code=2)
+
+
 def test_cancel_and_requeue(cluster: DevCluster, client: Client) -> None:
     pending = client.submit("nobody-serves-this")
     assert zkq_json(cluster, "cancel", pending.id)["state"] == "cancelled"
