@@ -116,9 +116,7 @@ def test_pause_holds_a_type_until_resume(cluster: DevCluster, client: Client) ->
     assert client.wait(job.id, 20).state == JobState.SUCCEEDED
 
 
-def test_a_type_limit_holds_jobs_pending_until_cleared(
-    cluster: DevCluster, client: Client
-) -> None:
+def test_a_type_limit_holds_jobs_pending_until_cleared(cluster: DevCluster, client: Client) -> None:
     set_ = zkq_json(cluster, "limits", "set", "echo", "--cluster", "0")
     assert set_ == {"type": "echo", "cluster": 0, "per_worker": None}
     try:
