@@ -14,8 +14,10 @@ bench prints: it takes the submit/get/wait of either client (HTTP or ZooKeeper).
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from benchmarks.fairness_app import LONG, SHORT
@@ -97,3 +99,81 @@ def describe(burst: Burst) -> str:
         f"{burst.short_succeeded} succeeded; long jobs started {burst.long_started}, "
         f"ended {burst.long_ended}"
     )
+
+
+# -- zkq bench fairness ------------------------------------------------------------------------
+def run(
+    long_seconds: float,
+    progress: Callable[[str], None],
+    state_dir: Path | None = None,
+) -> dict[int, Burst]:
+    """The burst with ``--reserve 1`` and then ``--reserve 0``, on a private cluster
+    (three ZooKeeper nodes, one coordinator, three workers of 4 slots), submitting through
+    ZooKeeper (the HTTP path is the cluster test's)."""
+    from benchmarks.stack import bench_cluster
+    from zkq.coordinator import census
+    from zkq.coordinator.client import Client
+
+    out: dict[int, Burst] = {}
+    with bench_cluster(state_dir, progress, "zkq-bench-fairness-") as (cluster, _base):
+        progress("starting 3 ZooKeeper nodes and a coordinator")
+        cluster.up(workers=0, coordinators=1, tick_ms=200, timeout=120.0)
+        client = Client(cluster.config("frontend"), connect_timeout=30.0)
+        client.start()
+        try:
+            for reserve in (1, 0):
+                names = [f"fair-{reserve}-{n}" for n in range(3)]
+                progress(f"3 workers x 4 slots, --reserve {reserve}")
+                for name in names:
+                    cluster.add_worker(
+                        app="benchmarks.fairness_app",
+                        concurrency=4,
+                        extra_args=["--reserve", str(reserve)],
+                        name=name,
+                    )
+                cluster.wait_registered(workers=3, coordinators=1)
+                longs: list[str] = []
+                try:
+                    out[reserve] = run_burst(
+                        client.submit_many,
+                        client.get,
+                        client.wait,
+                        long_seconds=long_seconds,
+                        running=9 if reserve else 12,
+                        timeout=long_seconds * 3 + 60,
+                        submitted=longs,
+                    )
+                    progress(describe(out[reserve]))
+                finally:
+                    cancel_all(client.cancel, longs)
+                    for name in names:
+                        cluster.stop_member(name, timeout=5)
+                    # a worker killed after the 5 s stays registered until its session
+                    # expires: the next round must not count it, nor be assigned to it
+                    wait_until(
+                        lambda: not census.workers(client.store.session, time.monotonic() + 5),
+                        120,
+                        what="the workers' registrations to go",
+                    )
+        finally:
+            client.close()
+    return out
+
+
+def to_json(results: dict[int, Burst]) -> dict[str, Any]:
+    return {
+        f"reserve_{reserve}": {
+            **burst.summary(),
+            "short_succeeded": burst.short_succeeded,
+            "long_started": burst.long_started,
+            "long_ended": burst.long_ended,
+        }
+        for reserve, burst in results.items()
+    }
+
+
+def render(results: dict[int, Burst]) -> str:
+    lines = ["Short jobs behind long ones: 3 workers x 4 slots, 30 long jobs, 100 short"]
+    for reserve, burst in results.items():
+        lines.append(f"  --reserve {reserve}: {describe(burst)}")
+    return "\n".join(lines)
