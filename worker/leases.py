@@ -27,6 +27,8 @@ watches and connection changes arrive as events on the committer's queue (``noti
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,6 +107,23 @@ class LeaseKeeper(Generic[A]):
         self._recheck = False  # reconnected: read every claim again
         self._suspended_since: float | None = None
         self._session_over = False
+        # watches are set by a thread of their own: an ``exists`` per claim would otherwise
+        # cost the committer a round trip per job claimed, between two group commits
+        self._to_arm: queue.Queue[tuple[str, int] | None] = queue.Queue()
+        self._armer: threading.Thread | None = None
+
+    def close(self) -> None:
+        """Stop the watch-setting thread (the pipeline stops)."""
+        if self._armer is not None:
+            self._to_arm.put(None)
+            self._armer.join(5)
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until every watch asked for is set (for tests)."""
+        end = time.monotonic() + timeout
+        while self._to_arm.unfinished_tasks and time.monotonic() < end:
+            time.sleep(0.005)
+        return not self._to_arm.unfinished_tasks
 
     def __len__(self) -> int:
         return len(self._held)
@@ -197,8 +216,25 @@ class LeaseKeeper(Generic[A]):
         return held.written + WRITE_EVERY * (held.lease.seconds or 0.0)
 
     def _arm(self, job_id: str) -> None:
-        held = self._held[job_id]
-        attempt = held.attempt
+        if self._armer is None:
+            self._armer = threading.Thread(target=self._arming, name="claim-watches", daemon=True)
+            self._armer.start()
+        self._to_arm.put((job_id, self._held[job_id].attempt))
+
+    def _arming(self) -> None:
+        while True:
+            item = self._to_arm.get()
+            try:
+                if item is None:
+                    return
+                self._watch(*item)
+            except Exception:
+                log.exception("could not watch a claim")
+            finally:
+                self._to_arm.task_done()
+
+    def _watch(self, job_id: str, attempt: int) -> None:
+        """On the watch thread: watch the claim; tell the committer if it is gone already."""
 
         def fired(event: WatchEvent) -> None:
             self._notify(ClaimChanged(job_id, attempt, event.type))
@@ -206,10 +242,9 @@ class LeaseKeeper(Generic[A]):
         try:
             stat = self.session.exists(self.layout.claim(job_id), watch=fired)
         except ConnectionLost:
-            self._recheck = True
-            return
+            return  # the reconnection reads and watches every claim again
         if stat is None:
-            self._gone.add(job_id)
+            self._notify(ClaimChanged(job_id, attempt, EventType.DELETED))
 
     def _check_all(self) -> None:
         """After a reconnection: every claim in one pipelined read, then watched again."""

@@ -146,6 +146,7 @@ class Pipeline:
         """After a drain (nothing outstanding): stop the threads."""
         self._events.put(None)
         self._committer.join()
+        self.leases.close()
         for _ in self._threads:
             self._ready.put(None)
         for thread in self._threads:

@@ -115,6 +115,7 @@ class Keeper:
         worker.session.on_state_change(lambda state: self.events.append(SessionChanged(state)))
 
     def deliver(self) -> None:
+        assert self.keeper.settle(), "the claim watches were never set"
         self.cluster.zk.settle()
         for event in self.events:
             if isinstance(event, ClaimChanged):
