@@ -174,10 +174,14 @@ class LeaseKeeper(Generic[A]):
     def next_wake(self) -> float | None:
         """Seconds until something here is due (a deferred write, the suspension limit)."""
         now = self._clock()
-        times = [self._write_at(h) for h in self._held.values() if h.wanted is not None]
+        times = []
+        if self.session.connected.is_set():  # else nothing is written: the reconnection wakes
+            times = [self._write_at(h) for h in self._held.values() if h.wanted is not None]
         if self._suspended_since is not None and self._held:
             times.append(self._suspended_since + self.session.session_timeout)
-        return max(0.0, min(times) - now) if times else None
+        # a floor: a write that failed for a connection not yet reported lost is not retried
+        # in a busy loop
+        return max(0.01, min(times) - now) if times else None
 
     def step(self) -> list[tuple[A, str]]:
         """Do what is due; the attempts that are over now, with the reason (each once)."""

@@ -189,10 +189,13 @@ def test_a_lost_session_stops_every_attempt(cluster: MemoryCluster, client: JobS
 def test_suspended_past_the_session_timeout_stops_every_attempt(
     cluster: MemoryCluster, client: JobStore
 ) -> None:
-    worker, keeper, _ = held(cluster, client)
+    worker, keeper, job_id = held(cluster, client)
     cluster.zk.disconnect(worker.session)
     keeper.deliver()
-    cluster.clock.advance(worker.session.session_timeout / 2)
+    cluster.clock.advance(3)
+    keeper.keeper.renew("A", job_id, 10)  # due, but unwritable while disconnected:
+    assert keeper.keeper.next_wake() == pytest.approx(worker.session.session_timeout - 3)
+    cluster.clock.advance(worker.session.session_timeout / 2 - 3)
     assert keeper.keeper.step() == []
     cluster.clock.advance(worker.session.session_timeout / 2)
     assert keeper.keeper.step() == [("A", "session")]
