@@ -23,8 +23,9 @@ everywhere: every role reads job records, so hiding the rest buys nothing)::
     inbox                              all          -               create (registration)
     inbox/<id>                         all          delete (cancel) delete (completion)
     claims                             all          delete (cancel) create, delete
+    claims/<job_id> (the lease)        all          -               write (heartbeat)
     paused/…, coordinator/… (election) all          -               -
-    entries: pending, inbox, claims    all          -               -
+    entries: pending, inbox            all          -               -
 
 The operator's read-only credential reads everything and writes nothing; an operator who
 acts (``zkq pause``, ``drain``, ``requeue``, ``cancel``) uses the coordinator's.  What
@@ -153,7 +154,8 @@ class NodeKind(enum.Enum):
     CLAIMS = "claims"
     SCHED_BUCKET = "scheduled, scheduled/<era>, scheduled/<era>/<tick>"
     SCHED_LEAF = "scheduled/<era>/<tick>/<born>"
-    ENTRY = "pending entry, inbox entry, claim"
+    CLAIM = "claims/<job_id>"  # a running attempt's lease: its worker renews it
+    ENTRY = "pending entry, inbox entry"
     CONTROL = "paused, coordinator, election and anything else"
 
 
@@ -176,6 +178,8 @@ MATRIX: dict[NodeKind, dict[Role, Perm]] = {
     # retry or a delayed child; promotion, the leader's, is the only other delete
     NodeKind.SCHED_BUCKET: {Role.FRONTEND: Perm.CREATE, Role.WORKER: Perm.CREATE},
     NodeKind.SCHED_LEAF: {Role.FRONTEND: Perm.CREATE | Perm.DELETE, Role.WORKER: Perm.CREATE},
+    # a heartbeat is a versioned setData on the claim (the leader never writes its data)
+    NodeKind.CLAIM: {Role.WORKER: Perm.WRITE},
     NodeKind.ENTRY: {},
     NodeKind.CONTROL: {},
 }
@@ -204,7 +208,7 @@ _DEPTHS: dict[str, tuple[NodeKind, ...]] = {
     + (NodeKind.PENDING_TICK, NodeKind.ENTRY, NodeKind.CONTROL),
     "workers": (NodeKind.WORKERS, NodeKind.WORKER, NodeKind.CONTROL),
     "inboxes": (NodeKind.INBOXES, NodeKind.INBOX, NodeKind.ENTRY, NodeKind.CONTROL),
-    "claims": (NodeKind.CLAIMS, NodeKind.ENTRY, NodeKind.CONTROL),
+    "claims": (NodeKind.CLAIMS, NodeKind.CLAIM, NodeKind.CONTROL),
     "scheduled": (NodeKind.SCHED_BUCKET,) * 3
     + (NodeKind.SCHED_LEAF, NodeKind.ENTRY, NodeKind.CONTROL),
 }

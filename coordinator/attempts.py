@@ -21,6 +21,13 @@ timeout ``T`` and the grace ``G``:
   from when it first sees the attempt running (its reconcile reads every inbox), so after
   a failover the bound grows by the time the failover took: later, never earlier.
 
+**Leases.**  A running attempt's claim is its lease (:mod:`zkq.coordinator.lease`): each
+renewal the worker writes moves the claim's version on.  At a look that finds a version it
+has not seen, the leader extends the deadline to ``now + lease`` (never shortening it), on
+its own clock again: a renewal made at worker time ``h`` is seen at a look ``L >= h``, so the
+attempt is never taken back before ``h + lease + grace``.  One read per attempt per lease
+period, no watch per job.
+
 An attempt assigned but not started (queued behind the worker's running jobs: prefetch)
 gets :data:`UNSTARTED_LIMIT` (or twice its timeout, if longer) from when the leader first
 saw it assigned.
@@ -30,7 +37,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from zkq.coordinator.job import Job, JobState
+from zkq.coordinator.job import MAX_TIMEOUT_SECONDS, Job, JobState
+from zkq.coordinator.lease import Lease
 
 #: seconds an assigned job may wait in a live worker's inbox before it must have started
 UNSTARTED_LIMIT = 300.0
@@ -46,6 +54,8 @@ class Look:
     since: float  # when this leader first saw the attempt (assigned or running)
     started: float | None = None  # when this leader first saw it running
     attempt: int = 0  # the attempt number it saw running then
+    deadline: float | None = None  # the running attempt's lease ends then (leader's clock)
+    lease_version: int | None = None  # the claim version that deadline was granted for
 
 
 def look_gap(job: Job, grace: float) -> float:
@@ -71,24 +81,41 @@ class AttemptClock:
         self._looks[job.id] = look
         look.at = self.observe(job, now) or now
 
-    def observe(self, job: Job, now: float) -> float | None:
-        """Take in the record as read at ``now``: when to look at it again, or None if the
-        attempt is overdue now."""
+    def observe(self, job: Job, now: float, claim: tuple[Lease, int] | None = None) -> float | None:
+        """Take in the record (and its claim: lease and version, when read) as read at
+        ``now``: when to look at it again, or None if the attempt is overdue now."""
         look = self._looks.get(job.id)
         if look is None:
             self.track(job, job.worker or "", now)
             look = self._looks[job.id]
         if job.state == JobState.RUNNING:
+            lease, version = claim if claim is not None else (None, None)
+            if lease is not None and lease.attempt not in (None, job.attempt_number):
+                lease, version = None, None  # another attempt's claim: not this one's lease
+            granted = min(MAX_TIMEOUT_SECONDS, lease.seconds or 0.0) if lease else 0.0
             if look.started is None or look.attempt != job.attempt_number:
                 # the first sight of this attempt running: the start was at or before now
                 # (by its number, which no later attempt repeats, unlike ``attempts``)
                 look.started, look.attempt = now, job.attempt_number
-            due = look.started + job.timeout + self.grace
+                look.deadline = now + max(float(job.timeout), granted)
+                look.lease_version = version
+            elif version is not None and version != look.lease_version:
+                # renewed since the last look (at or before now): never shorten.  Version 0
+                # is the claim as created (no renewal), first read now: nothing to extend
+                if version > 0:
+                    look.deadline = max(look.deadline or now, now + granted)
+                look.lease_version = version
+            due = (look.deadline or look.started + job.timeout) + self.grace
             return due if due > now else None
         limit = look.since + max(UNSTARTED_LIMIT, 2 * job.timeout) + self.grace
         if limit <= now:
             return None
         return min(limit, now + look_gap(job, self.grace))
+
+    def lease_version(self, job_id: str) -> int | None:
+        """The claim version the running attempt's deadline was judged at."""
+        look = self._looks.get(job_id)
+        return None if look is None else look.lease_version
 
     def reschedule(self, job_id: str, at: float) -> None:
         look = self._looks.get(job_id)

@@ -50,6 +50,7 @@ from zkq.coordinator.job import (
     check_transition,
     short,
 )
+from zkq.coordinator.lease import Lease
 from zkq.coordinator.paths import Layout
 from zkq.coordinator.zk.ops import Create, Delete, Op, SetData, data_bytes
 from zkq.coordinator.zk.session import OpResult, Stat
@@ -160,6 +161,7 @@ def start(layout: Layout, job: Job, version: int, worker_id: str, now: float) ->
     # numbered after the history's latest, not after ``attempts``: a requeue gives an
     # attempt back and a revival starts the count afresh, and a number must never repeat
     attempt = Attempt(number=job.attempt_number + 1, worker=worker_id, started_at=now)
+    lease = Lease(worker_id, attempt.number, float(job.timeout))
     nxt = job.replace(
         state=JobState.RUNNING,
         attempts=job.attempts + 1,
@@ -170,7 +172,8 @@ def start(layout: Layout, job: Job, version: int, worker_id: str, now: float) ->
     return Step(
         nxt,
         (
-            Create(layout.claim(job.id), worker_id.encode(), ephemeral=True),
+            # the claim is the attempt's lease (coordinator/lease.py): its worker renews it
+            Create(layout.claim(job.id), lease.to_bytes(), ephemeral=True),
             SetData(layout.job(job.id), nxt.to_bytes(), version),
         ),
     )
@@ -255,6 +258,7 @@ def requeue(
     inbox_exists: bool,
     spend_attempt: bool = True,
     by: str = "leader",
+    claim_version: int | None = None,
 ) -> Step:
     """Take a job back from its worker: ``outcome`` is ``lost`` (its session is gone),
     ``timeout`` (the attempt ran past the job's timeout) or ``requeued`` (an operator asked,
@@ -265,6 +269,9 @@ def requeue(
     its attempt at start, so when that was the last one the job is ``dead`` (and keeps
     the worker it died on).  A job that goes back to pending gets a requeue entry in its
     history, after the attempt it interrupted.
+
+    ``claim_version``: delete the claim only at this version (the lease the leader judged
+    overdue), so a heartbeat that lands meanwhile rolls the take-back back: it wins.
     """
     if job.state not in (JobState.ASSIGNED, JobState.RUNNING) or job.worker is None:
         raise InvalidTransition(
@@ -275,7 +282,8 @@ def requeue(
         ops.append(Delete(layout.inbox_entry(job.worker, job.id)))
     if claim_exists:
         # an overdue attempt of a live worker: free the claim so another worker can take it
-        ops.append(Delete(layout.claim(job.id)))
+        version_seen = -1 if claim_version is None else claim_version
+        ops.append(Delete(layout.claim(job.id), version_seen))
     error = {"type": "requeued", "message": reason}
     if job.state == JobState.RUNNING:
         job = _close_attempt(job, now, AttemptOutcome(outcome), reason)

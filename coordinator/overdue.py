@@ -2,8 +2,9 @@
 
 Part of the dispatcher (:mod:`zkq.coordinator.dispatcher`), on its one thread.  When each
 attempt is looked at, and what counts as overdue, is :mod:`zkq.coordinator.attempts`; this
-module reads the records that are due and requeues the overdue ones, each only at the
-version that was judged overdue and only from the worker that held it then.
+module reads the records that are due, with their claims (the leases), and requeues the
+overdue ones, each only at the version that was judged overdue, only from the worker that
+held it then, and only at the claim version judged (a heartbeat racing the take-back wins).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import logging
 from collections.abc import Callable
 
 from zkq.coordinator.attempts import AttemptClock
-from zkq.coordinator.job import AttemptOutcome, JobState
+from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.job import AttemptOutcome, Job, JobState
+from zkq.coordinator.lease import Lease, parse_lease
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
 
@@ -38,7 +41,7 @@ class OverdueReaper:
         due = self.attempts.due(now)
         if not due:
             return
-        found = self.store.get_many(due)
+        found, claims = read_attempts(self.store, due)
         for jid in due:
             if jid not in found:
                 self.attempts.forget(jid)  # pruned or removed: nothing to look at
@@ -46,7 +49,7 @@ class OverdueReaper:
             if job.terminal or job.state == JobState.PENDING:
                 self.attempts.forget(jid)
                 continue
-            look = self.attempts.observe(job, now)
+            look = self.attempts.observe(job, now, claims.get(jid))
             if look is not None:
                 self.attempts.reschedule(jid, look)  # not started yet, or within its time
                 continue
@@ -57,11 +60,12 @@ class OverdueReaper:
                 expected_version=version,  # not one that started after we looked
                 holder=job.worker,
                 fence=self.fence(),
+                claim_version=self.attempts.lease_version(jid),  # a renewal since wins
             )
             if result is None:
                 # the record moved after we read it: it ended, or an overdue assignment
-                # started just then.  Look again soon rather than forget it: nothing else
-                # would time an attempt that has just started.
+                # started just then, or the worker renewed its lease meanwhile.  Look again
+                # soon rather than forget it: the next look sees the start or the renewal.
                 self.attempts.reschedule(jid, now + max(self.attempts.grace, 1.0))
                 continue
             self.attempts.forget(jid)
@@ -72,3 +76,27 @@ class OverdueReaper:
                 result.state,
                 extra={"job_id": jid, "worker_id": job.worker or "", "type": job.type},
             )
+
+
+def read_attempts(
+    store: JobStore, job_ids: list[str]
+) -> tuple[dict[str, tuple[Job, int]], dict[str, tuple[Lease, int]]]:
+    """Records and claims of ``job_ids`` in one pipelined round: per job its record and
+    version (unreadable or missing ones left out), and its lease and claim version."""
+    layout = store.layout
+    read = store.session.get_many(
+        [layout.job(j) for j in job_ids] + [layout.claim(j) for j in job_ids]
+    )
+    found: dict[str, tuple[Job, int]] = {}
+    claims: dict[str, tuple[Lease, int]] = {}
+    for jid in job_ids:
+        record = read.get(layout.job(jid))
+        if record is not None:
+            try:
+                found[jid] = (Job.from_bytes(record[0]), record[1].version)
+            except (ZkqError, ValueError, TypeError, KeyError) as exc:
+                log.error("job record %s is unreadable, left alone: %s", jid, exc)
+        claim = read.get(layout.claim(jid))
+        if claim is not None:
+            claims[jid] = (parse_lease(claim[0]), claim[1].version)
+    return found, claims

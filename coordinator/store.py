@@ -300,6 +300,7 @@ class JobStore:
         fence: str | None = None,
         by: str = "leader",
         deadline: float | None = None,
+        claim_version: int | None = None,
     ) -> Job | None:
         """Take an assigned or running job back; ``None`` when there was nothing to take.
 
@@ -314,7 +315,8 @@ class JobStore:
         one; the leader's own requeues wait out a disconnection instead.
 
         ``fence``: the leader's election node, checked in the same multi as in
-        :meth:`assign_many`; :class:`LeadershipLost` once it is gone."""
+        :meth:`assign_many`; :class:`LeadershipLost` once it is gone.  ``claim_version``:
+        the lease judged overdue; a claim renewed since (a heartbeat) wins: None."""
         head = (Check(fence),) if fence else ()
 
         def attempt() -> Job | None:
@@ -330,7 +332,10 @@ class JobStore:
                 return None
             if only_unstarted and job.state != JobState.ASSIGNED:
                 return None
-            claim = self._exists(self.layout.claim(job_id))
+            lease = self.session.exists(self.layout.claim(job_id))
+            if claim_version is not None and lease is not None and lease.version != claim_version:
+                return None
+            claim = lease is not None
             inbox = self._exists(self.layout.inbox_entry(job.worker, job_id))
             step = lifecycle.requeue(
                 self.layout,
@@ -343,6 +348,7 @@ class JobStore:
                 inbox,
                 spend_attempt,
                 by,
+                claim_version if claim else None,
             )
             self.commit_fenced(Batch((step,), head))
             return step.job

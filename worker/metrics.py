@@ -1,8 +1,9 @@
 """Prometheus metrics of a worker (one registry per worker).
 
 - ``zkq_worker_jobs_total{type, outcome}``: outcome is succeeded, failed (the attempt
-  raised), fenced (the completion was refused: the job had been taken back) or abandoned
-  (the session was lost while it ran)
+  raised), fenced (the completion was refused: the job had been taken back), abandoned
+  (the session was lost while it ran) or revoked (the worker stopped the attempt: it was
+  cancelled, taken back at its lease, or its session ended; counted when it was stopped)
 - ``zkq_worker_job_duration_seconds{type}``: handler run time
 - ``zkq_worker_job_wait_seconds{type}``: from submission to the start of the attempt
 - ``zkq_worker_slots``, ``zkq_worker_busy_slots``

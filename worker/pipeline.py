@@ -20,6 +20,7 @@ never delays anyone's commit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -35,6 +36,7 @@ from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.lifecycle import Step
 from zkq.coordinator.store import JobStore
 from zkq.worker.control import AttemptControl
+from zkq.worker.leases import ClaimChanged, LeaseKeeper, SessionChanged
 from zkq.worker.metrics import WorkerMetrics
 from zkq.worker.pools import Outcome, Pool, failure
 from zkq.worker.registry import JobContext
@@ -69,6 +71,10 @@ class Started:
     worker_id: str
     generation: int
     about: dict[str, str] = field(default_factory=dict)
+    control: AttemptControl | None = None  # the handler's ctx.heartbeat()/cancelled
+    began: float = field(default_factory=time.monotonic)
+    #: why the attempt was stopped (the committer's): recorded already, its slot still busy
+    revoked: str | None = None
 
 
 @dataclass
@@ -85,6 +91,9 @@ class Heartbeat:
 
     started: Started
     seconds: float
+
+
+Event = Finished | Heartbeat | ClaimChanged | SessionChanged | Nudge | None
 
 
 class Pipeline:
@@ -108,7 +117,11 @@ class Pipeline:
         self._release = release
         self._queued: deque[Assignment] = deque()
         self._queued_lock = threading.Lock()
-        self._events: queue.Queue[Finished | Heartbeat | Nudge | None] = queue.Queue()
+        self._events: queue.Queue[Event] = queue.Queue()
+        #: the leases of the running attempts (the committer's)
+        self.leases: LeaseKeeper[Started] = LeaseKeeper(
+            store.session, store.layout, self._events.put_nowait
+        )
         self._ready: queue.Queue[Started | None] = queue.Queue()
         #: handlers claimed and not yet returned (only the committer writes it)
         self.busy = 0
@@ -121,6 +134,10 @@ class Pipeline:
         self._committer = threading.Thread(target=self._commit_loop, name="committer", daemon=True)
 
     def start(self) -> None:
+        # kazoo drops every watch with the connection: the keeper must hear of each change
+        self.store.session.on_state_change(
+            lambda state: self._events.put_nowait(SessionChanged(state))
+        )
         for thread in self._threads:
             thread.start()
         self._committer.start()
@@ -129,6 +146,7 @@ class Pipeline:
         """After a drain (nothing outstanding): stop the threads."""
         self._events.put(None)
         self._committer.join()
+        self.leases.close()
         for _ in self._threads:
             self._ready.put(None)
         for thread in self._threads:
@@ -152,7 +170,7 @@ class Pipeline:
             if started is None:
                 return
             job = started.job
-            control = AttemptControl(job.id, job.timeout, self._heartbeat_to(started))
+            control = started.control or AttemptControl(job.id, job.timeout)
             ctx = JobContext(
                 job.id,
                 job.type,
@@ -183,16 +201,23 @@ class Pipeline:
     def _commit_loop(self) -> None:
         stopping = False
         while not stopping:
-            first = self._events.get()
-            batch = [first]
+            batch: list[Event] = []
+            # a timeout: a deferred renewal or the suspension limit is due
+            with contextlib.suppress(queue.Empty):
+                batch.append(self._events.get(timeout=self.leases.next_wake()))
             while len(batch) < COMMIT_GROUP:
                 try:
                     batch.append(self._events.get_nowait())
                 except queue.Empty:
                     break
             stopping = any(item is None for item in batch)
+            self._lease_events(batch)
             finished = [item for item in batch if isinstance(item, Finished)]
             self.busy -= len(finished)  # their slots are free from now on
+            for f in finished:
+                self.leases.release(f.started.job.id, f.started)
+            # a revoked attempt was recorded when it was stopped: its return frees the slot
+            finished = [f for f in finished if f.started.revoked is None]
             claims = [] if stopping else self._claimable()
             try:
                 self._commit(finished, claims)
@@ -206,6 +231,39 @@ class Pipeline:
                 for claim in claims:
                     self.outstanding -= 1
                     self._release(claim.job.id, False)
+            # renewals and revocations after the group: never part of its multi
+            try:
+                self._revoke(self.leases.step())
+            except Exception:
+                log.exception("could not renew or check the leases")
+
+    def _lease_events(self, batch: list[Event]) -> None:
+        generation = self._generation()
+        for item in batch:
+            if isinstance(item, Heartbeat):
+                if item.started.generation == generation:  # else: of a session gone
+                    self.leases.renew(item.started, item.started.job.id, item.seconds)
+            elif isinstance(item, ClaimChanged):
+                self.leases.claim_changed(item)
+            elif isinstance(item, SessionChanged):
+                self.leases.session_changed(item)
+
+    def _revoke(self, over: list[tuple[Started, str]]) -> None:
+        """Stop attempts that are over (cancelled, taken back, session gone) and record
+        them at once, with no multi: the record has moved on, any write would be fenced.
+        Their slots stay busy until the pool hands them back."""
+        for started, reason in over:
+            started.revoked = reason
+            if started.control is not None:
+                started.control.cancel(reason)
+            try:
+                self.pool.revoke(started.job.id, reason)
+            except Exception:
+                log.exception("the pool could not stop the handler", extra=started.about)
+            self.metrics.ended(started.job.type, "revoked", time.monotonic() - started.began)
+            self.outstanding -= 1
+            self._release(started.job.id, True)
+            log.warning("handler stopped (%s)", reason, extra=started.about)
 
     def _claimable(self) -> list[Assignment]:
         """Queued assignments to claim now: as many as there are free slots."""
@@ -270,7 +328,10 @@ class Pipeline:
         self.busy += 1
         self.metrics.started(job.type, (job.started_at or time.time()) - job.created_at)
         log.info("job started, attempt %d/%d", job.attempts, job.max_attempts, extra=about)
-        self._ready.put(Started(job, version, claim.worker_id, claim.generation, about))
+        started = Started(job, version, claim.worker_id, claim.generation, about)
+        started.control = AttemptControl(job.id, job.timeout, self._heartbeat_to(started))
+        self.leases.hold(started, job, version, claim.worker_id)  # watch the claim from now on
+        self._ready.put(started)
 
     def _recorded(self, f: Finished, step: Step, result: tuple[Job, int] | Fenced) -> None:
         about = f.started.about

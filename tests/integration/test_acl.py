@@ -29,6 +29,7 @@ from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import JobNotFound
 from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.job import Job, JobSpec, JobState
+from zkq.coordinator.lease import parse_lease
 from zkq.coordinator.paths import Layout
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import (
@@ -204,6 +205,8 @@ def test_the_frontend_submits_reads_and_cancels_but_cannot_assign_claim_or_prune
     assert refused(lambda: frontend.delete(layout.job(job_id)))
     assert refused(lambda: frontend.create(layout.paused_type("t")))
     assert refused(lambda: frontend.create(layout.election + "/n_", ephemeral=True, sequence=True))
+    # the lease is its worker's to renew
+    assert refused(lambda: frontend.set(layout.claim(job_id), b"{}"))
     # what cancel needs: the record, and the running attempt's claim and inbox entry
     cancelled = cluster.stores[Role.FRONTEND].cancel(job_id)
     assert cancelled.state == JobState.CANCELLED
@@ -222,7 +225,10 @@ def test_a_worker_runs_its_jobs_but_cannot_assign_itself_work_prune_or_lead(
     assert refused(lambda: worker.create(layout.paused_type("t")))
     assert refused(lambda: worker.create(layout.election + "/n_", ephemeral=True, sequence=True))
     assert refused(lambda: worker.delete(layout.pending_shard("t", job_id)))
-    # its own part: the completion (set the record, delete its claim and inbox entry)
+    # its own part: renewing its lease (a versioned write of its claim) ...
+    raw, stat = worker.get(layout.claim(job_id))
+    worker.set(layout.claim(job_id), parse_lease(raw).renewed(60).to_bytes(), stat.version)
+    # ... and the completion (set the record, delete its claim and inbox entry)
     job, version = seen(cluster.stores[Role.WORKER], job_id, JobState.RUNNING)
     done = FencedWriter(cluster.stores[Role.WORKER]).complete(job, version, W1, {"ok": 1})
     assert done.state == JobState.SUCCEEDED

@@ -111,14 +111,16 @@ def test_cancel_a_running_job_fences_its_worker(cluster: DevCluster, client: Cli
     name = member_by_pid(cluster, worker_pid(running.worker))
     cancelled = client.cancel(job.id)
     assert cancelled.state == JobState.CANCELLED
-    # the worker's completion, when the sleep ends, is refused and overwrites nothing
+    # the worker learns of it from its claim and stops the attempt, recording nothing (or,
+    # had the sleep ended first, its completion is refused): it overwrites nothing
     wait_until(
         lambda: any(
-            "completion refused (fenced)" in line and job.id in line
+            ("handler stopped (cancelled)" in line or "completion refused (fenced)" in line)
+            and job.id in line
             for line in log_text(cluster, name).splitlines()
         ),
         30,
-        what="the worker's late completion to be refused",
+        what="the worker to stop the attempt (or its late completion to be refused)",
     )
     final = client.get(job.id)
     assert final.state == JobState.CANCELLED and final.result is None

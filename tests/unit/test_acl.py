@@ -46,7 +46,7 @@ def test_a_digest_identity_is_what_zookeeper_computes() -> None:
         (LAYOUT.inbox("w"), NodeKind.INBOX),
         (LAYOUT.inbox_entry("w", JOB), NodeKind.ENTRY),
         (LAYOUT.claims, NodeKind.CLAIMS),
-        (LAYOUT.claim(JOB), NodeKind.ENTRY),
+        (LAYOUT.claim(JOB), NodeKind.CLAIM),
         (LAYOUT.paused_type("t"), NodeKind.CONTROL),
         (LAYOUT.election + "/_c_x-lock-0000000001", NodeKind.CONTROL),
         ("/zkq/jobsmith", NodeKind.CONTROL),  # a prefix of a fixed name is not that name
@@ -74,6 +74,8 @@ def test_the_matrix_as_each_role_sees_it() -> None:
     assert policy.perms(fe, LAYOUT.workers) == Perm.READ  # no fake workers
     assert policy.perms(wk, LAYOUT.inbox("w")) == Perm.READ | Perm.DELETE  # no self-assigning
     assert policy.perms(fe, LAYOUT.claims) == Perm.READ | Perm.DELETE  # cancel, never claim
+    assert policy.perms(wk, LAYOUT.claim(JOB)) == Perm.READ | Perm.WRITE  # heartbeats
+    assert policy.perms(fe, LAYOUT.claim(JOB)) == Perm.READ  # nothing but its parent's delete
     assert policy.perms(wk, LAYOUT.job_tick("01HZZZ", "ZZ")) == Perm.READ | Perm.CREATE
     assert policy.perms(wk, LAYOUT.paused) == Perm.READ
     # nobody but the coordinator may change an ACL

@@ -5,11 +5,12 @@ a leader that no longer leads.  Each round runs on the test's thread (``Leader.r
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
 from tests.memory_support import Leader, MemoryCluster
-from zkq.coordinator import lifecycle
+from zkq.coordinator import lifecycle, overdue
 from zkq.coordinator.attempts import UNSTARTED_LIMIT, look_gap
 from zkq.coordinator.errors import LeadershipLost
 from zkq.coordinator.job import AttemptOutcome, JobState
@@ -238,17 +239,17 @@ def test_an_attempt_that_starts_as_the_leader_takes_it_back_is_still_timed(
     leader = Leader(cluster)
     leader.rounds()
     cluster.clock.advance(UNSTARTED_LIMIT + 10)  # it should have started long ago...
-    read = leader.store.get_many
+    read = overdue.read_attempts
     racing = [True]
 
-    def read_then_start(job_ids: list[str]) -> dict[str, object]:
-        found = read(job_ids)
+    def read_then_start(store: JobStore, job_ids: list[str]) -> Any:
+        found = read(store, job_ids)
         if racing and job.id in job_ids:
             racing.clear()
             cluster.start(worker, "w1", job.id)  # ...and starts just after the leader looked
-        return found  # type: ignore[return-value]
+        return found
 
-    monkeypatch.setattr(leader.store, "get_many", read_then_start)
+    monkeypatch.setattr(overdue, "read_attempts", read_then_start)
     leader.rounds(1)
     assert state(client, job.id) == JobState.RUNNING  # left alone: it started meanwhile
     cluster.clock.advance(2)  # looked at again soon, not forgotten: seen running

@@ -6,6 +6,7 @@ from zkq.coordinator import lifecycle
 from zkq.coordinator.errors import InvalidTransition
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import AttemptOutcome, Job, JobState
+from zkq.coordinator.lease import Lease, parse_lease
 from zkq.coordinator.paths import Layout
 from zkq.coordinator.zk import Check, Create, Delete, Op, SetData, Stat
 
@@ -43,7 +44,11 @@ def test_assign_start_complete_chain_with_version_checks() -> None:
     assert a.ops[1] == SetData(L.job(job.id), a.job.to_bytes(), 0)
     s = lifecycle.start(L, a.job, 1, "w1", 2.0)
     assert s.job.state == JobState.RUNNING and s.job.attempts == 1
-    assert s.ops[0] == Create(L.claim(job.id), b"w1", ephemeral=True)
+    # the claim is the lease: who holds it, which attempt, for how long (the job's timeout)
+    lease = Lease("w1", 1, float(job.timeout)).to_bytes()
+    assert s.ops[0] == Create(L.claim(job.id), lease, ephemeral=True)
+    assert parse_lease(lease) == Lease("w1", 1, float(job.timeout), 0)
+    assert parse_lease(b"w1") == Lease("w1")  # an older zkq's claim: no lease
     assert s.ops[1] == SetData(L.job(job.id), s.job.to_bytes(), 1)
     child = new_job()
     c = lifecycle.complete(L, s.job, 2, "w1", {"ok": 1}, 3.0, [child])
