@@ -34,13 +34,29 @@ class WorkerInfo:
     pid: int | None = None
     started_at: float | None = None
     draining: bool = False
+    #: slots whose handler could not be stopped and still runs: the leader assigns around them
+    lost_slots: int = 0
+    #: how it stops a revoked handler (``zkq worker --cancel-grace/--kill-grace``)
+    cancel_grace: float | None = None
+    kill_grace: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def drained(self) -> WorkerInfo:
         """The same registration, saying that the worker drains."""
         return dataclasses.replace(self, draining=True)
 
+    def losing(self, lost_slots: int) -> WorkerInfo:
+        """The same registration, with ``lost_slots`` slots lost."""
+        return dataclasses.replace(self, lost_slots=lost_slots)
+
     def to_dict(self) -> dict[str, Any]:
+        # what an older zkq did not write is written only when set, so a registration that
+        # uses none of it reads exactly as before
+        optional = {
+            "lost_slots": self.lost_slots or None,
+            "cancel_grace": self.cancel_grace,
+            "kill_grace": self.kill_grace,
+        }
         return {
             **self.extra,
             "id": self.id,
@@ -52,6 +68,7 @@ class WorkerInfo:
             "pool": self.pool,
             "started_at": self.started_at,
             "draining": self.draining,
+            **{k: v for k, v in optional.items() if v is not None},
         }
 
     def to_bytes(self) -> bytes:
@@ -82,6 +99,9 @@ class WorkerInfo:
                 pid=None if pid is None else int(pid),
                 started_at=None if started_at is None else float(started_at),
                 draining=bool(data.get("draining")),
+                lost_slots=max(0, int(data.get("lost_slots") or 0)),
+                cancel_grace=_seconds(data.get("cancel_grace")),
+                kill_grace=_seconds(data.get("kill_grace")),
                 extra={k: v for k, v in data.items() if k not in _KNOWN},
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -92,6 +112,10 @@ class WorkerInfo:
         """What is shown of a worker whose registration cannot be read: nothing served,
         as the leader treats it."""
         return cls(id=worker_id, types=frozenset(), slots=0)
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 _KNOWN = frozenset(f.name for f in dataclasses.fields(WorkerInfo)) - {"extra"}

@@ -34,6 +34,7 @@ class WorkerView:
     prefetch: int = 0  # assignments it holds beyond its slots, queued locally
     draining: bool = False
     inbox: set[str] = field(default_factory=set)
+    lost_slots: int = 0  # slots whose handler could not be stopped: not there to assign to
 
     @property
     def free(self) -> int:
@@ -41,11 +42,12 @@ class WorkerView:
 
     def room(self) -> int:
         """Assignments it can take, counting its prefetch."""
-        return 0 if self.draining else max(0, self.slots + self.prefetch - len(self.inbox))
+        usable = self.slots - self.lost_slots
+        return 0 if self.draining else max(0, usable + self.prefetch - len(self.inbox))
 
     def idle(self) -> int:
         """Assignments that would start at once."""
-        return 0 if self.draining else max(0, self.slots - len(self.inbox))
+        return 0 if self.draining else max(0, self.slots - self.lost_slots - len(self.inbox))
 
 
 class Roster:
@@ -108,6 +110,7 @@ class Roster:
         if info.draining and not view.draining:
             self._hand_on_unstarted(view)
         view.draining = info.draining
+        view.lost_slots = info.lost_slots
         return True
 
     def _hand_on_unstarted(self, view: WorkerView) -> None:
