@@ -147,8 +147,8 @@ def test_a_thread_slot_that_does_not_stop_is_lost_until_it_returns() -> None:
     wait_until(lambda: "j1" in pool._running, timeout=10)
     control.cancel(CANCELLED)
     pool.revoke("j1", CANCELLED)
-    wait_until(lambda: pool.lost_slots == 1, timeout=10)
-    assert ended == [(CANCELLED, "lost")]
+    wait_until(lambda: lost_counts == [1], timeout=10)  # said once it is counted
+    assert pool.lost_slots == 1 and ended == [(CANCELLED, "lost")]
     assert outcomes == []  # run() has not returned: the pipeline counts the slot busy
     release.set()
     runner.join(10)
@@ -171,7 +171,9 @@ def test_a_thread_slot_in_python_code_is_stopped_by_the_async_exception() -> Non
     )
     ctx = JobContext("j1", "spin", 1, 1, control=AttemptControl("j1", 30))
     outcomes: list[Outcome] = []
-    runner = threading.Thread(target=lambda: outcomes.append(pool.run("spin", None, ctx)))
+    runner = threading.Thread(
+        target=lambda: outcomes.append(pool.run("spin", None, ctx)), daemon=True
+    )
     runner.start()
     wait_until(lambda: "j1" in pool._running, timeout=10)
     pool.revoke("j1", LEASE)
