@@ -37,7 +37,7 @@ def pool():
         stoppable.registry,
         "tests.apps.stoppable:registry",
         1,
-        StopPolicy(cancel_grace=0.5, kill_grace=5.0),  # roomy: a loaded machine,
+        StopPolicy(cancel_grace=0.5, kill_grace=5.0),  # roomy: a loaded machine
         on_revoked=lambda reason, end, _s: ended.append((reason, end)),
     )
     slots.ended = ended  # type: ignore[attr-defined]

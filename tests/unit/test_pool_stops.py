@@ -42,6 +42,8 @@ class FakeChild:
         self.inbox.append(("hb", 30.0))
         if self.revoke is not None:
             self.revoke()
+        else:  # not revoked: it just finishes
+            self.inbox.append(("done", Outcome(ok=True, result=self.pid)))
 
     def send_cancel(self, job_id: str, reason: str) -> None:
         if self.on_cancel == "return":
@@ -180,3 +182,21 @@ def test_a_thread_slot_in_python_code_is_stopped_by_the_async_exception() -> Non
     runner.join(20)
     assert ended == [(LEASE, "async_exc")] and pool.lost_slots == 0
     assert outcomes[0].error is not None and outcomes[0].error["type"] == "LeaseLost"
+
+
+def test_a_child_is_recycled_after_max_tasks_per_child() -> None:
+    clock = Clock()
+    children: list[FakeChild] = []
+
+    def spawn() -> FakeChild:
+        children.append(FakeChild(clock, "return", "return"))
+        children[-1].pid = len(children)
+        return children[-1]
+
+    pool = ProcessSlots(
+        Registry(), None, 1, StopPolicy(max_tasks_per_child=2), spawn=spawn, clock=clock
+    )
+    results = [pool.run("t", None, JobContext(f"j{n}", "t", 1, 1)).result for n in range(3)]
+    assert results == [1, 1, 2]
+    assert children[0].retired and not children[1].retired
+    assert all(not child.signals for child in children)
