@@ -89,12 +89,13 @@ class SpawnedChild:
         context = multiprocessing.get_context("spawn")
         self._work, child_work = context.Pipe(duplex=True)
         child_control, self._control = context.Pipe(duplex=False)
-        # a daemon: should the worker end without shutting the pool down, the child goes too
+        # not a daemon, as ProcessPoolExecutor's processes were not: a handler may start
+        # processes of its own (a daemon may not).  The pool's shutdown ends it, and the
+        # parent-death signal does if the worker dies without one
         self._process = context.Process(
             target=child_main,
             args=(child_work, child_control, app, where, os.getpid()),
             name="zkq-slot",
-            daemon=True,
         )
         self._process.start()
         child_work.close()
