@@ -41,26 +41,34 @@ class WorkerInfo:
     lanes: Mapping[str, str] = field(default_factory=dict)
     #: declared per-worker concurrency per type (from ``@handler(concurrency=...)``)
     type_limits: Mapping[str, int] = field(default_factory=dict)
-    #: slots held by handlers that would not stop (they count as taken)
+    #: slots whose handler could not be stopped and still runs: the leader assigns around them
     lost_slots: int = 0
+    #: how it stops a revoked handler (``zkq worker --cancel-grace/--kill-grace``)
+    cancel_grace: float | None = None
+    kill_grace: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def drained(self) -> WorkerInfo:
         """The same registration, saying that the worker drains."""
         return dataclasses.replace(self, draining=True)
 
+    def losing(self, lost_slots: int) -> WorkerInfo:
+        """The same registration, with ``lost_slots`` slots lost."""
+        return dataclasses.replace(self, lost_slots=lost_slots)
+
     def to_dict(self) -> dict[str, Any]:
-        # the fairness fields only when set: a registration without them reads as an older
-        # worker's, exactly as it always was written
-        fairness = {
-            "reserve": self.reserve,
-            "lanes": dict(self.lanes),
-            "type_limits": dict(self.type_limits),
-            "lost_slots": self.lost_slots,
+        # what an older zkq did not write is written only when set, so a registration that
+        # uses none of it reads exactly as before
+        optional = {
+            "reserve": self.reserve or None,
+            "lanes": dict(self.lanes) or None,
+            "type_limits": dict(self.type_limits) or None,
+            "lost_slots": self.lost_slots or None,
+            "cancel_grace": self.cancel_grace,
+            "kill_grace": self.kill_grace,
         }
         return {
             **self.extra,
-            **{k: v for k, v in fairness.items() if v},
             "id": self.id,
             "host": self.host,
             "pid": self.pid,
@@ -70,6 +78,7 @@ class WorkerInfo:
             "pool": self.pool,
             "started_at": self.started_at,
             "draining": self.draining,
+            **{k: v for k, v in optional.items() if v is not None},
         }
 
     def to_bytes(self) -> bytes:
@@ -106,6 +115,8 @@ class WorkerInfo:
                     str(t): int(n) for t, n in dict(data.get("type_limits") or {}).items()
                 },
                 lost_slots=max(0, int(data.get("lost_slots") or 0)),
+                cancel_grace=_seconds(data.get("cancel_grace")),
+                kill_grace=_seconds(data.get("kill_grace")),
                 extra={k: v for k, v in data.items() if k not in _KNOWN},
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -116,6 +127,10 @@ class WorkerInfo:
         """What is shown of a worker whose registration cannot be read: nothing served,
         as the leader treats it."""
         return cls(id=worker_id, types=frozenset(), slots=0)
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 _KNOWN = frozenset(f.name for f in dataclasses.fields(WorkerInfo)) - {"extra"}

@@ -47,11 +47,12 @@ class WorkerView:
 
     def room(self) -> int:
         """Assignments it can take, counting its prefetch."""
-        return 0 if self.draining else max(0, self.slots + self.prefetch - len(self.inbox))
+        usable = self.slots - self.lost_slots
+        return 0 if self.draining else max(0, usable + self.prefetch - len(self.inbox))
 
     def idle(self) -> int:
         """Assignments that would start at once."""
-        return 0 if self.draining else max(0, self.slots - len(self.inbox))
+        return 0 if self.draining else max(0, self.slots - self.lost_slots - len(self.inbox))
 
 
 class Roster:

@@ -236,6 +236,9 @@ class WorkerOut(BaseModel):
     busy: int = Field(description="Jobs in the worker's inbox (assigned or running).")
     pool: str | None = None
     draining: bool = False
+    lost_slots: int = Field(
+        0, description="Slots whose revoked handler could not be stopped: not assigned to."
+    )
     started_at: float | None = None
     session: str
 

@@ -3,7 +3,13 @@
 A CPU-bound handler in a thread holds the GIL and can starve kazoo's ping thread into a
 false session expiry; in ``--pool process`` it runs in a child process started with
 ``spawn`` (never ``fork``: the parent has kazoo's threads and sockets), so the worker's
-session stays healthy whatever the handler does.
+session stays healthy whatever the handler does (:mod:`zkq.worker.process_slots`: one
+child per slot).
+
+**Stopping a revoked attempt** (:meth:`Pool.revoke`, see :class:`StopPolicy`): only a
+process can always be stopped: its slot's child is signalled (SIGTERM, then SIGKILL) and
+replaced.  A thread cannot be killed: it gets an exception raised into it, best effort, and
+when that does not land either its slot is *lost* (:class:`ThreadPool`).
 
 Either way a pool runs handlers from the one :class:`~zkq.worker.registry.Registry` it is
 given, the one its worker checked the types against.  A child process cannot be handed
@@ -20,20 +26,23 @@ its attempt unrecorded until the leader's timeout.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
-import multiprocessing
+import logging
 import os
-import signal
 import sys
 import threading
+import time
 import traceback
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from zkq.coordinator.job import MESSAGE_LIMIT, JobSpec, short, truncate_traceback
+from zkq.worker.control import CANCELLED, Cancelled, stop_exception
 from zkq.worker.registry import Handler, JobContext, Registry, registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,21 +122,171 @@ class Pool(Protocol):
     def shutdown(self, wait: bool = True) -> None: ...
 
 
-class ThreadPool:
-    """Runs the handler on the calling thread (an attempt thread of the worker)."""
+@dataclass(frozen=True)
+class StopPolicy:
+    """How a pool stops a revoked attempt (``zkq worker --cancel-grace/--kill-grace``).
 
-    def __init__(self, registry: Registry) -> None:
+    ``cancel_grace``: how long a cancelled handler has to return by itself before it is
+    stopped by force (a revoked lease or a lost session is stopped by force at once: another
+    worker may already run the job).  ``kill_grace``: how long the forced stop (SIGTERM, or
+    an exception raised into a thread) has before SIGKILL, or before a thread slot is given
+    up as lost.  ``max_tasks_per_child``: a process slot's child is replaced after that many
+    attempts (0: never), for apps that leak."""
+
+    cancel_grace: float = 5.0
+    kill_grace: float = 5.0
+    max_tasks_per_child: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.cancel_grace >= 0 and self.kill_grace >= 0):
+            raise ValueError("the cancel and kill graces are seconds >= 0")
+        if self.max_tasks_per_child < 0:
+            raise ValueError("max_tasks_per_child must be zero (never) or more")
+
+
+#: ``on_revoked(reason, end, seconds)``: a revoked attempt's handler stopped (``end``:
+#: returned, async_exc, sigterm, sigkill, died) or was given up (lost)
+RevokedHook = Callable[[str, str, float], None]
+
+
+def revoked_outcome(reason: str, end: str, seconds: float, outcome: Outcome | None) -> Outcome:
+    """The outcome of an attempt stopped for ``reason``: whatever the handler returned is
+    discarded (the attempt is no longer ours to record), it fails as Cancelled/LeaseLost."""
+    exc = stop_exception(reason)
+    message = f"{exc}: handler stopped after {seconds:.1f}s ({end})"
+    error = {"type": type(exc).__name__, "message": message, "reason": reason, "end": end}
+    trace = (outcome.error or {}).get("traceback") if outcome is not None else None
+    if trace:
+        error["traceback"] = trace
+    return Outcome(ok=False, error=error)
+
+
+@dataclass
+class _Running:
+    """A thread slot's attempt, as its revoker sees it."""
+
+    job_id: str
+    thread_id: int
+    finished: threading.Event = field(default_factory=threading.Event)
+    reason: str | None = None
+    revoked_at: float = 0.0
+    async_sent: bool = False
+    lost: bool = False
+    end: str = "returned"
+
+
+def _set_async_exc(thread_id: int, exc: type[BaseException] | None) -> None:
+    # best effort: lands at the thread's next bytecode, never inside a blocking C call;
+    # None clears one that is pending and has not landed yet
+    target = ctypes.py_object(exc) if exc is not None else None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), target)
+
+
+class ThreadPool:
+    """Runs the handler on the calling thread (an attempt thread of the worker).
+
+    A revoked attempt is asked to stop (its ``ctx.control``), then, after ``cancel_grace``
+    (at once for a lease or session), :class:`~zkq.worker.control.LeaseLost` or
+    :class:`~zkq.worker.control.Cancelled` is raised into its thread; if it has still not
+    returned after ``kill_grace`` its slot is *lost*: counted in :attr:`lost_slots` (the
+    worker publishes it, the leader assigns around it) until the handler returns, if ever.
+    :meth:`run` returns only when the thread is back, so the pipeline counts it busy.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        policy: StopPolicy | None = None,
+        on_revoked: RevokedHook | None = None,
+        on_lost: Callable[[int], None] | None = None,
+    ) -> None:
         self.registry = registry
+        self.policy = policy or StopPolicy()
+        self.on_revoked = on_revoked
+        #: called with the new count whenever :attr:`lost_slots` changes
+        self.on_lost = on_lost
+        self._lock = threading.Lock()
+        self._running: dict[str, _Running] = {}
+        self._lost = 0
 
     def run(self, job_type: str, payload: Any, ctx: JobContext) -> Outcome:
-        return execute(self.registry, job_type, payload, ctx)
+        running = _Running(ctx.job_id, threading.get_ident())
+        with self._lock:
+            self._running[ctx.job_id] = running
+        outcome: Outcome | None = None
+        try:
+            outcome = execute(self.registry, job_type, payload, ctx)
+            self._finish(running)
+        except Cancelled as exc:  # raised into us after the handler had returned
+            self._finish(running)
+            outcome = outcome or failure(exc)
+        if running.reason is None:
+            return outcome
+        seconds = time.monotonic() - running.revoked_at
+        if running.lost:
+            log.warning("a lost slot came back after %.1fs (job %s)", seconds, running.job_id)
+        else:
+            self._report(running.reason, running.end, seconds)
+        return revoked_outcome(running.reason, running.end, seconds, outcome)
+
+    def _finish(self, running: _Running) -> None:
+        with self._lock:
+            if running.finished.is_set():
+                return
+            running.finished.set()
+            if running.async_sent:
+                _set_async_exc(running.thread_id, None)
+            self._running.pop(running.job_id, None)
+            if running.lost:
+                self._lost -= 1
+                lost = self._lost
+        if running.lost and self.on_lost is not None:
+            self.on_lost(lost)
 
     def revoke(self, job_id: str, reason: str) -> None:
-        return None
+        with self._lock:
+            running = self._running.get(job_id)
+            if running is None or running.reason is not None:
+                return
+            running.reason = reason
+            running.revoked_at = time.monotonic()
+        threading.Thread(
+            target=self._escalate, args=(running,), name=f"revoke-{job_id}", daemon=True
+        ).start()
+
+    def _escalate(self, running: _Running) -> None:
+        reason = running.reason or CANCELLED
+        grace = self.policy.cancel_grace if reason == CANCELLED else 0.0
+        if running.finished.wait(grace):
+            return
+        with self._lock:
+            if running.finished.is_set():
+                return
+            running.async_sent = True
+            running.end = "async_exc"
+            _set_async_exc(running.thread_id, type(stop_exception(reason)))
+        if running.finished.wait(self.policy.kill_grace):
+            return
+        with self._lock:
+            if running.finished.is_set():
+                return
+            running.lost = True
+            running.end = "lost"
+            self._lost += 1
+            lost = self._lost
+        log.warning("handler of job %s did not stop (%s): its slot is lost", running.job_id, reason)
+        self._report(reason, "lost", time.monotonic() - running.revoked_at)
+        if self.on_lost is not None:
+            self.on_lost(lost)
+
+    def _report(self, reason: str, end: str, seconds: float) -> None:
+        log.info("handler stopped (%s) after %.1fs by %s", reason, seconds, end)
+        if self.on_revoked is not None:
+            self.on_revoked(reason, end, seconds)
 
     @property
     def lost_slots(self) -> int:
-        return 0
+        return self._lost
 
     def shutdown(self, wait: bool = True) -> None:
         return None
@@ -153,87 +312,19 @@ def locate(registry: Registry, app: str | None) -> tuple[str, str]:
     )
 
 
-#: in a child process: the registry its parent serves, found by :func:`_child_init`
-_child_registry: Registry | None = None
-
-
-def _child_init(app: str | None, where: tuple[str, str]) -> None:
-    # the worker decides when its children stop: a SIGTERM to the process group (or a
-    # Ctrl-C) must not kill a job mid-way while the parent drains
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    load_app(app)
-    global _child_registry
-    module, attr = where
-    _child_registry = getattr(importlib.import_module(module), attr)
-
-
-def _execute_in_child(job_type: str, payload: Any, ctx: JobContext) -> Outcome:
-    assert _child_registry is not None, "the process pool's initializer did not run"
-    return execute(_child_registry, job_type, payload, ctx)
-
-
-class ProcessPool:
-    def __init__(self, registry: Registry, app: str | None, size: int) -> None:
-        self.registry = registry
-        self.app = app
-        self.size = size
-        self._where = locate(registry, app)
-        self._lock = threading.Lock()
-        self._executor = self._new_executor()
-
-    def _new_executor(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            max_workers=self.size,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_child_init,
-            initargs=(self.app, self._where),
-        )
-
-    def run(self, job_type: str, payload: Any, ctx: JobContext) -> Outcome:
-        with self._lock:
-            executor = self._executor
-        try:
-            future: Future[Outcome] = executor.submit(_execute_in_child, job_type, payload, ctx)
-            return future.result()
-        except BrokenProcessPool:
-            # a child died (killed, out of memory): this attempt fails, the pool is renewed
-            with self._lock:
-                if self._executor is executor:
-                    self._executor = self._new_executor()
-            return Outcome(
-                ok=False,
-                error={"type": "WorkerProcessDied", "message": "the handler's process died"},
-            )
-        except Exception as exc:
-            # what could not cross the process boundary: an unpicklable payload or result
-            return Outcome(
-                ok=False,
-                error={
-                    "type": type(exc).__name__,
-                    "message": short(f"could not pass the job to or from its process: {exc}") or "",
-                },
-            )
-
-    def revoke(self, job_id: str, reason: str) -> None:
-        return None
-
-    @property
-    def lost_slots(self) -> int:
-        return 0
-
-    def shutdown(self, wait: bool = True) -> None:
-        with self._lock:
-            executor = self._executor
-        if not wait:
-            for process in list(getattr(executor, "_processes", {}).values()):
-                process.kill()
-        executor.shutdown(wait=wait, cancel_futures=not wait)
-
-
-def make_pool(kind: str, registry: Registry, app: str | None, size: int) -> Pool:
+def make_pool(
+    kind: str,
+    registry: Registry,
+    app: str | None,
+    size: int,
+    policy: StopPolicy | None = None,
+    on_revoked: RevokedHook | None = None,
+    on_lost: Callable[[int], None] | None = None,
+) -> Pool:
     if kind == "thread":
-        return ThreadPool(registry)
+        return ThreadPool(registry, policy, on_revoked, on_lost)
     if kind == "process":
-        return ProcessPool(registry, app, size)
+        from zkq.worker.process_slots import ProcessSlots
+
+        return ProcessSlots(registry, app, size, policy, on_revoked, on_lost)
     raise ValueError(f"pool must be 'thread' or 'process', not {kind!r}")

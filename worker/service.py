@@ -13,6 +13,11 @@
   registers again and carries on.
 - SIGTERM drains (no new claims, running jobs finish, then deregister); a second SIGTERM
   closes the session (so the leader requeues at once) and exits.
+- A slot whose revoked handler could not be stopped is *lost* (thread pools,
+  :mod:`zkq.worker.pools`): the registration says how many, so the leader assigns around
+  them.  Once ``max_lost_slots`` are lost the worker drains (a drain does not wait for lost
+  slots) and asks to be restarted (:attr:`Worker.restart_wanted`, :func:`restart_in_place`):
+  only a new process image ends threads that will not stop.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ from zkq.coordinator.zk import (
 )
 from zkq.coordinator.zk.outages import report_outages
 from zkq.coordinator.zk.session import STOP_GRACE
+from zkq.worker.lost_slots import publish_lost_slots
 from zkq.worker.metrics import WorkerMetrics
 from zkq.worker.pipeline import Assignment, Pipeline
-from zkq.worker.pools import Pool, make_pool
+from zkq.worker.pools import Pool, StopPolicy, make_pool
 from zkq.worker.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -65,10 +71,15 @@ class Worker:
         prefetch: int | None = None,
         session: ZkSession | None = None,
         reserve: int | None = None,
+        policy: StopPolicy | None = None,
+        max_lost_slots: int | None = None,
     ) -> None:
         """``session``: the ZooKeeper session to use, by default one to ``config.zk``; it is
         the worker's from then on (:meth:`run` starts and stops it).  ``reserve``: slots
-        kept for short types (:mod:`zkq.coordinator.admission`; None: the default)."""
+        kept for short types (:mod:`zkq.coordinator.admission`; None: the default).
+        ``policy``: how a revoked handler is stopped; ``max_lost_slots`` (default half the
+        slots, at least one): how many lost slots make the worker drain and ask for a
+        restart."""
         unknown = (types or frozenset()) - registry.types
         if unknown:
             raise ValueError(f"no handler registered for: {', '.join(sorted(unknown))}")
@@ -99,10 +110,21 @@ class Worker:
             )
         self.session = session or connect(config.zk, name="worker")
         self.store = JobStore(self.session, config.limits)
+        self.policy = policy or StopPolicy()
+        self.max_lost_slots = max(1, concurrency // 2) if max_lost_slots is None else max_lost_slots
+        if self.max_lost_slots < 1:
+            raise ValueError("max_lost_slots must be at least 1")
+        self.metrics = WorkerMetrics(
+            concurrency, lambda: self.pipeline.busy, lambda: self.pool.lost_slots
+        )
         # the pool runs handlers from the registry just checked, in threads or processes
-        self.pool: Pool = make_pool(pool, registry, app, concurrency)
+        self.pool: Pool = make_pool(
+            pool, registry, app, concurrency, self.policy, self.metrics.revoked, self._on_lost
+        )
         self.pool_kind = pool
-        self.metrics = WorkerMetrics(concurrency, lambda: self.pipeline.busy)
+        #: lost slots reached ``max_lost_slots``: the caller should restart the process
+        self.restart_wanted = False
+        self._lost_dirty = False
         self.worker_id: str | None = None
         self._registered_generation = -1
         self._pending_id: tuple[int, str] | None = None
@@ -166,7 +188,8 @@ class Worker:
             self.session.ensure_paths(self.layout.shared_parents())
         abandoned = False
         while True:
-            if self._draining.is_set() and self.pipeline.outstanding == 0:
+            # lost slots never end by themselves: a drain does not wait for them
+            if self._draining.is_set() and self.pipeline.outstanding <= self.pool.lost_slots:
                 break
             if self._drain_stuck():
                 abandoned = True
@@ -192,6 +215,9 @@ class Worker:
             )
             # the committer may be waiting on ZooKeeper and handlers still running: do not
             # join them (their threads are daemons; the session's close fails their waits)
+            self.pool.shutdown(wait=False)
+        elif self.pool.lost_slots:
+            self._deregister()  # the hung slot threads cannot be joined: leave them be
             self.pool.shutdown(wait=False)
         else:
             self._deregister()
@@ -238,6 +264,9 @@ class Worker:
         if self._registration_dirty:
             self._registration_dirty = False
             self._watch_registration()
+        if self._lost_dirty:
+            self._lost_dirty = False
+            self._publish_lost()
         if self._inbox_dirty and not self._draining.is_set():
             self._inbox_dirty = False
             self._list_inbox()
@@ -273,6 +302,9 @@ class Worker:
             reserve=self.reserve,
             lanes=self.lanes,
             type_limits=self.type_limits,
+            lost_slots=self.pool.lost_slots,
+            cancel_grace=self.policy.cancel_grace,
+            kill_grace=self.policy.kill_grace,
         )
         try:
             self.session.multi(
@@ -394,6 +426,23 @@ class Worker:
             pass  # gone, or changed (an operator drained us too): either way it is said
         except BadRegistration as exc:  # edited by hand: the leader ignores it anyway
             log.warning("%s", exc)
+
+    def _on_lost(self, lost: int) -> None:
+        """From a pool's thread: the count of lost slots changed."""
+        self._lost_dirty = True
+        self._wake.set()
+
+    def _publish_lost(self) -> None:
+        """Rewrite the registration with the lost slots (versioned, as a drain's is), then
+        drain for a restart if too many are lost."""
+        lost = self.pool.lost_slots
+        if self.worker_id is not None:
+            path = self.layout.worker(self.worker_id)
+            self._lost_dirty = not publish_lost_slots(self.session, path, self.worker_id, lost)
+        if lost >= self.max_lost_slots and not self._draining.is_set():
+            log.warning("%d slot(s) lost to handlers that do not stop: draining to restart", lost)
+            self.restart_wanted = True
+            self.drain()
 
     def _deregister(self) -> None:
         if self.worker_id is None or not self.session.connected.is_set():

@@ -116,7 +116,38 @@ def coordinator(
     type=click.Choice(["thread", "process"]),
     default="thread",
     show_default=True,
-    help="process for CPU-bound handlers.",
+    help="process for CPU-bound handlers, and for handlers that may hang: only a process "
+    "can always be stopped when its job is cancelled or its lease is taken back.",
+)
+@click.option(
+    "--cancel-grace",
+    type=click.FloatRange(0),
+    default=5.0,
+    show_default=True,
+    help="Seconds a cancelled job's handler has to return by itself before it is stopped "
+    "by force (SIGTERM, or an exception raised into its thread).",
+)
+@click.option(
+    "--kill-grace",
+    type=click.FloatRange(0),
+    default=5.0,
+    show_default=True,
+    help="Seconds from that forced stop to SIGKILL (process pool), or until the slot is "
+    "counted lost (thread pool).",
+)
+@click.option(
+    "--max-lost-slots",
+    type=click.IntRange(1),
+    default=None,
+    help="Lost slots (handlers that could not be stopped) at which the worker drains and "
+    "restarts itself in place (default: half the slots, at least 1).",
+)
+@click.option(
+    "--max-tasks-per-child",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Process pool: replace a slot's process after this many jobs (0: never).",
 )
 @click.option(
     "--reserve",
@@ -139,10 +170,15 @@ def worker(
     prefetch: int | None,
     pool: str,
     reserve: int | None,
+    cancel_grace: float,
+    kill_grace: float,
+    max_lost_slots: int | None,
+    max_tasks_per_child: int,
     metrics_port: int | None,
 ) -> None:
     """Run a worker.  SIGTERM drains it (running jobs finish); a second SIGTERM stops it now."""
-    from zkq.worker.pools import load_app
+    from zkq.worker.lost_slots import EXIT_RESTART, restart_in_place
+    from zkq.worker.pools import StopPolicy, load_app
     from zkq.worker.service import Worker
 
     logs.setup(log_level, log_format)
@@ -157,8 +193,18 @@ def worker(
         raise click.UsageError(f"cannot import the app module {app!r}: {exc}{hint}") from exc
     wanted = frozenset(t.strip() for t in types.split(",") if t.strip()) if types else None
     try:
+        policy = StopPolicy(cancel_grace, kill_grace, max_tasks_per_child)
         service = Worker(
-            cli.config, registry, app, wanted, concurrency, pool, prefetch, reserve=reserve
+            cli.config,
+            registry,
+            app,
+            wanted,
+            concurrency,
+            pool,
+            prefetch,
+            reserve=reserve,
+            policy=policy,
+            max_lost_slots=max_lost_slots,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -182,6 +228,10 @@ def worker(
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     service.run()
+    if service.restart_wanted and signals["count"] == 0:
+        if service.abandoned:
+            sys.exit(EXIT_RESTART)  # the drain could not finish: the supervisor restarts us
+        restart_in_place()
 
 
 @main.command()

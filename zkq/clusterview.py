@@ -128,6 +128,7 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
             "id": w.id,
             "host": w.registration.host,
             "slots": w.registration.slots,
+            "lost_slots": w.registration.lost_slots,
             "busy": len(w.inbox),  # assigned or running: named as by `zkq workers`
             "pool": w.registration.pool,
             "draining": w.registration.draining,

@@ -82,6 +82,12 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 WORKER_COLUMNS = ["WORKER", "SLOTS", "BUSY", "POOL", "DRAINING", "TYPES"]
 
 
+def _slots(worker: dict[str, Any]) -> str:
+    """ "8", or "8 (2 lost)" when handlers that could not be stopped hold some."""
+    lost = worker.get("lost_slots") or 0
+    return f"{worker.get('slots')} ({lost} lost)" if lost else str(worker.get("slots"))
+
+
 def workers_table(workers: Sequence[dict[str, Any]]) -> str:
     """Workers as both commands show them: ``busy`` counts the jobs in the worker's inbox
     (assigned or running), as the HTTP API's ``busy`` does."""
@@ -89,7 +95,7 @@ def workers_table(workers: Sequence[dict[str, Any]]) -> str:
         [
             (
                 w["id"],
-                w.get("slots"),
+                _slots(w),
                 w["busy"],
                 w.get("pool") or "-",
                 "yes" if w.get("draining") else "no",

@@ -36,6 +36,7 @@ def list_workers() -> tuple[Any, ...]:
                 busy=len(w.inbox),
                 pool=reg.pool,
                 draining=reg.draining,
+                lost_slots=reg.lost_slots,
                 started_at=reg.started_at,
                 session=w.session,
             )

@@ -19,7 +19,8 @@ from zkq.coordinator.errors import ConfigError, InvalidInput
 from zkq.coordinator.job import Job, JobSpec, Limits
 from zkq.dev.ports import free_port
 from zkq.frontend.models import JobSubmission
-from zkq.worker.pools import Pool, ProcessPool, make_pool
+from zkq.worker.pools import Pool, make_pool
+from zkq.worker.process_slots import ProcessPool
 from zkq.worker.registry import JobContext, JobDefaults, Registry, set_client
 from zkq.worker.service import Worker
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -71,3 +72,11 @@ def test_an_unreadable_registration_is_refused(raw: bytes) -> None:
 def test_what_is_shown_of_an_unreadable_registration_serves_nothing() -> None:
     shown = WorkerInfo.unreadable("w1")
     assert shown.id == "w1" and not shown.types and shown.slots == 0
+
+
+def test_lost_slots_and_graces_are_written_only_when_set_and_read_back() -> None:
+    assert "lost_slots" not in info().to_dict()
+    losing = dataclasses.replace(info(), cancel_grace=5.0, kill_grace=2.5).losing(2)
+    data = losing.to_dict()
+    assert (data["lost_slots"], data["cancel_grace"], data["kill_grace"]) == (2, 5.0, 2.5)
+    assert WorkerInfo.from_bytes("host-12-abcdef", losing.to_bytes()) == losing
