@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 from zkq.coordinator.registration import BadRegistration, WorkerInfo
 from zkq.coordinator.zk import BadVersion, NoNode, ZkSession
@@ -21,21 +22,30 @@ log = logging.getLogger(__name__)
 EXIT_RESTART = 75
 
 
-def publish_lost_slots(session: ZkSession, path: str, worker_id: str, lost: int) -> bool:
-    """Rewrite the registration at ``path`` with ``lost`` lost slots, versioned as a drain
-    is (an operator's rewrite meanwhile is not undone).  False: try again later."""
+def rewrite_registration(
+    session: ZkSession, path: str, worker_id: str, change: Callable[[WorkerInfo], WorkerInfo]
+) -> bool:
+    """Rewrite the registration at ``path`` as ``change`` makes it, versioned (what somebody
+    else wrote meanwhile, an operator's drain, is not undone).  False: it changed under us,
+    try again later."""
     try:
         raw, stat = session.get(path)
         info = WorkerInfo.from_bytes(worker_id, raw)
-        if info.lost_slots != lost:
-            session.set(path, info.losing(lost).to_bytes(), version=stat.version)
+        new = change(info)
+        if new != info:
+            session.set(path, new.to_bytes(), version=stat.version)
     except NoNode:
-        pass  # deregistered: a new registration carries the count
+        pass  # deregistered: a new registration says it afresh
     except BadVersion:
-        return False  # rewritten meanwhile (a drain)
+        return False
     except BadRegistration as exc:  # edited by hand: the leader ignores it anyway
         log.warning("%s", exc)
     return True
+
+
+def publish_lost_slots(session: ZkSession, path: str, worker_id: str, lost: int) -> bool:
+    """Rewrite the registration at ``path`` with ``lost`` lost slots.  False: try again."""
+    return rewrite_registration(session, path, worker_id, lambda info: info.losing(lost))
 
 
 def restart_in_place() -> None:

@@ -35,7 +35,6 @@ from zkq.coordinator.errors import ZkqError
 from zkq.coordinator.registration import BadRegistration, WorkerInfo
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import (
-    BadVersion,
     ConnectionLost,
     Create,
     NodeExists,
@@ -47,7 +46,7 @@ from zkq.coordinator.zk import (
 )
 from zkq.coordinator.zk.outages import report_outages
 from zkq.coordinator.zk.session import STOP_GRACE
-from zkq.worker.lost_slots import publish_lost_slots
+from zkq.worker.lost_slots import publish_lost_slots, rewrite_registration
 from zkq.worker.metrics import WorkerMetrics
 from zkq.worker.pipeline import Assignment, Pipeline
 from zkq.worker.pools import Pool, StopPolicy, make_pool
@@ -417,15 +416,8 @@ class Worker:
         if self.worker_id is None:
             return
         path = self.layout.worker(self.worker_id)
-        try:
-            raw, stat = self.session.get(path)
-            info = WorkerInfo.from_bytes(self.worker_id, raw)
-            if not info.draining:
-                self.session.set(path, info.drained().to_bytes(), version=stat.version)
-        except (NoNode, BadVersion):
-            pass  # gone, or changed (an operator drained us too): either way it is said
-        except BadRegistration as exc:  # edited by hand: the leader ignores it anyway
-            log.warning("%s", exc)
+        # refused only when it changed meanwhile: an operator drained us too, either way said
+        rewrite_registration(self.session, path, self.worker_id, WorkerInfo.drained)
 
     def _on_lost(self, lost: int) -> None:
         """From a pool's thread: the count of lost slots changed."""
