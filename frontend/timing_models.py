@@ -65,23 +65,30 @@ class _Policy(BaseModel):
         return self
 
 
+# The bounds are stated here too, for the OpenAPI document (a generated client, or
+# schemathesis, must be able to tell a valid policy); _Policy still runs backoff.py's
+# checks, and tests/unit/test_timing_surfaces.py holds the two together.
+Seconds = Annotated[float, Field(ge=0.001, le=MAX_DELAY)]
+Jitter = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
 class ExponentialBackoff(_Policy):
     """`base`, `base*factor`, `base*factor²`, ... seconds, capped at `max`; the jitter
     only shortens a delay (by up to `jitter` of it)."""
 
     backoff: Literal["exponential"]
-    base: float = Field(1.0, description=f"Seconds, 0.001 to {MAX_DELAY:g}.")
-    factor: float = Field(2.0, description="1 to 10.")
-    max: float = Field(300.0, description=f"Seconds, 0.001 to {MAX_DELAY:g}.")
-    jitter: float = Field(0.5, description="0 (none) to 1.")
+    base: Seconds = Field(1.0, description="The first wait, seconds.")
+    factor: float = Field(2.0, ge=1.0, le=10.0, description="Each wait is this times the last.")
+    max: Seconds = Field(300.0, description="The longest wait, seconds.")
+    jitter: Jitter = Field(0.5, description="Shortens each wait by up to this share.")
 
 
 class FixedBackoff(_Policy):
     """The same `delay` every time."""
 
     backoff: Literal["fixed"]
-    delay: float = Field(description=f"Seconds, 0 to {MAX_DELAY:g}.")
-    jitter: float = Field(0.0, description="0 (none) to 1.")
+    delay: float = Field(ge=0.0, le=MAX_DELAY, description="The wait, seconds.")
+    jitter: Jitter = Field(0.0, description="Shortens each wait by up to this share.")
 
 
 class NoBackoff(_Policy):

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from zkq.coordinator.backoff import Backoff
 from zkq.coordinator.errors import InvalidInput
@@ -16,7 +16,7 @@ from zkq.coordinator.job import JobSpec
 from zkq.frontend import idempotency
 from zkq.frontend.api import describe
 from zkq.frontend.models import JobOut, JobSubmission
-from zkq.frontend.timing_models import retry_dict
+from zkq.frontend.timing_models import ExponentialBackoff, FixedBackoff, retry_dict
 from zkq.http_bodies import submission
 from zkq.timing_options import parse_at, retry_policy
 
@@ -54,12 +54,30 @@ def test_retry_is_a_strict_union_held_to_the_coordinators_bounds() -> None:
     assert retry_dict(exp.retry) == Backoff().to_dict()
     assert retry_dict(None) is None
     assert refused({"retry": {"backoff": "fixed", "delay": 30, "base": 1}}).startswith("retry.")
-    assert "retry.factor" in refused({"retry": {"backoff": "exponential", "factor": 50}})
-    assert "retry.jitter" in refused({"retry": {"backoff": "fixed", "delay": 1, "jitter": 2}})
+    assert "retry.exponential.factor" in refused(
+        {"retry": {"backoff": "exponential", "factor": 50}}
+    )
+    assert "retry.fixed.jitter" in refused({"retry": {"backoff": "fixed", "delay": 1, "jitter": 2}})
     assert refused({"retry": {"backoff": "sometimes"}}).startswith("retry:")
     assert refused({"retry": {"delay": 3}}).startswith("retry:")
     assert refused({"retry": "fixed"}).startswith("retry:")
     assert refused({"retry": {"backoff": "fixed"}}).startswith("retry.fixed.delay")
+
+
+@pytest.mark.parametrize("model", [ExponentialBackoff, FixedBackoff])
+def test_the_documented_bounds_are_the_coordinators(model: type[BaseModel]) -> None:
+    """The document states each bound; backoff.py decides: the two must agree."""
+    kind = model.model_fields["backoff"].annotation.__args__[0]  # type: ignore[union-attr]
+    for name, field in model.model_json_schema()["properties"].items():
+        if name == "backoff":
+            continue
+        low, high = field["minimum"], field["maximum"]
+        base = {"backoff": kind, "delay": 1.0} if kind == "fixed" else {"backoff": kind}
+        for good in (low, high):
+            Backoff.from_dict({**base, name: good})
+        for bad in (low - 0.0005, high + 1):
+            with pytest.raises(InvalidInput):
+                Backoff.from_dict({**base, name: bad})
 
 
 def test_a_job_shows_its_timing_fields_only_when_set() -> None:
