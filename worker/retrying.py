@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from zkq.coordinator.backoff import retry_after_of, retry_delay
+from zkq.coordinator.errors import InvalidInput
 from zkq.coordinator.job import Job
 from zkq.worker.control import Retry
 
@@ -43,7 +44,12 @@ def settle(job: Job, outcome: Outcome, error: dict[str, str]) -> tuple[dict[str,
             reason = error.get("message")
             error = {**error, "message": f"{message}: {reason}" if reason else message}
         return error, 0.0
-    return error, retry_delay(job.retry, job.attempt_number, outcome.retry_delay)
+    try:
+        return error, retry_delay(job.retry, job.attempt_number, outcome.retry_delay)
+    except InvalidInput:
+        # a policy this zkq cannot read (a newer one's): retry as before policies, at
+        # once, rather than fail the committer that records every attempt's end
+        return error, outcome.retry_delay or 0.0
 
 
 __all__ = ["NO_ATTEMPTS_LEFT", "floor_of", "settle"]

@@ -157,6 +157,13 @@ def test_settle_takes_the_larger_of_policy_and_floor() -> None:
     assert retrying.settle(job, Outcome(ok=False), error)[1] == 8.0
 
 
+def test_a_policy_this_worker_cannot_read_retries_at_once_or_after_the_floor() -> None:
+    job = running(1, 3, retry={"backoff": "fibonacci"})
+    error = {"type": "E", "message": "m"}
+    assert retrying.settle(job, Outcome(ok=False), error) == (error, 0.0)
+    assert retrying.settle(job, Outcome(ok=False, retry_delay=9.0), error) == (error, 9.0)
+
+
 def test_retry_on_the_last_attempt_says_no_attempts_were_left() -> None:
     outcome = failure(Retry(delay=5, reason="upstream busy"))
     error, delay = retrying.settle(running(2, 2), outcome, outcome.error or {})
