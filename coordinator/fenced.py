@@ -135,6 +135,9 @@ class FencedWriter:
                 timeout=c.timeout,
                 tenant=job.tenant,
                 parent=job.id,
+                run_at=c.run_at,
+                delay=c.delay,  # from the parent's success, when the child is made
+                retry=c.retry,
             ).to_job(now, self.store.limits)
             for c in children
         ]

@@ -167,10 +167,14 @@ class JobStore:
 
     # -- submit ------------------------------------------------------------------------------
     def ensure_parents(self, job: Job, force: bool = False) -> None:
-        parents = (
+        parents = [
             self.layout.job_tick(*bucket_of(job.id)),
             self.layout.pending_shard(job.type, job.id),
-        )
+        ]
+        if job.state == JobState.SCHEDULED and job.run_at is not None:
+            # a batch of jobs for later spreads over many due ticks: made here, not by
+            # commit's repair, which fixes a few missing buckets per multi, not hundreds
+            parents.append(self.layout.scheduled_leaf(job.run_at, job.id))
         for parent in parents:
             with self._parents_lock:
                 known = parent in self._known_parents

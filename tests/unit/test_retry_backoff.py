@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -298,3 +299,56 @@ def test_a_submission_due_later_is_scheduled_and_cancel_leaves_it_cancelled(
     assert job.run_at is not None
     assert store.session.exists(cluster.layout.scheduled_entry(job.run_at, job.id))
     assert store.cancel(job.id).state == JobState.CANCELLED
+
+
+def test_a_batch_for_later_spread_over_many_due_ticks_is_written(
+    cluster: MemoryCluster,
+) -> None:
+    store = cluster.store("client")
+    now = time.time()
+    specs = [JobSpec("t", n, run_at=now + 3600 + 977 * n) for n in range(40)]
+    jobs = store.submit_many(specs)
+    assert {j.state for j in jobs} == {JobState.SCHEDULED}
+    leaves = {cluster.layout.scheduled_leaf(j.run_at or 0.0, j.id) for j in jobs}
+    assert len(leaves) > 10  # more than commit's repair would make in one go
+    for job in jobs:
+        assert store.session.exists(cluster.layout.scheduled_entry(job.run_at or 0.0, job.id))
+
+
+def test_a_child_spawned_for_later_is_made_scheduled_with_the_parents_success(
+    cluster: MemoryCluster,
+) -> None:
+    client, worker = cluster.store("client"), cluster.store("worker")
+    cluster.register(worker.session, "w1", slots=1)
+    registry = Registry()
+
+    def parent(payload: Any, ctx: JobContext) -> str:
+        ctx.spawn("t", "later", delay=600, retry=Backoff.fixed(5))
+        return "ok"
+
+    registry.add("t", parent)
+    pipeline = Pipeline(
+        worker,
+        ThreadPool(registry),
+        1,
+        WorkerMetrics(1, lambda: 0),
+        generation=lambda: 0,
+        release=lambda *_: None,
+    )
+    pipeline.start()
+    try:
+        [job] = client.submit_many([JobSpec("t", "now")])
+        read = client.get_many([job.id])
+        client.assign_many([(j, v, "w1") for j, v in read.values()])
+        pipeline.offer([Assignment(*worker.get_versioned(job.id), "w1", generation=0)])
+        wait_until(lambda: client.get(job.id).terminal, 10, what="the parent to end")
+        done = client.get(job.id)
+        assert done.state == JobState.SUCCEEDED and len(done.children) == 1
+        child = client.get(done.children[0])
+        assert child.state == JobState.SCHEDULED and child.scheduled_for == "delay"
+        assert child.run_at is not None and child.run_at >= (done.finished_at or 0) + 600
+        assert child.retry == {"backoff": "fixed", "delay": 5.0}
+        assert worker.session.exists(cluster.layout.scheduled_entry(child.run_at, child.id))
+    finally:
+        wait_until(lambda: pipeline.outstanding == 0, 10, what="the pipeline to empty")
+        pipeline.stop()
