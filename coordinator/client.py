@@ -23,17 +23,20 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from zkq.coordinator import census
 from zkq.coordinator.archive import JobArchive
+from zkq.coordinator.backoff import Backoff
 from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.errors import Unavailable, WaitTimeout
-from zkq.coordinator.job import Job, JobSpec
+from zkq.coordinator.job import Job, JobSpec, check_retry
 from zkq.coordinator.lookup import JobLookup, within
 from zkq.coordinator.mysql import ConnectionPool
 from zkq.coordinator.store import JobStore
+from zkq.coordinator.timestamps import epoch_seconds
 from zkq.coordinator.zk import ZkSession, connect
 
 
@@ -128,18 +131,39 @@ class Client:
         timeout: float = 300.0,
         job_id: str | None = None,
         request_timeout: float | None = None,
+        run_at: float | datetime | None = None,
+        delay: float | None = None,
+        retry: Backoff | dict[str, Any] | None = None,
     ) -> Job:
-        """Submit a job of ``job_type``; returns its record, ``pending``.
+        """Submit a job of ``job_type``; returns its record, ``pending`` (or ``scheduled``
+        when due later).
 
         ``priority`` 0 (lowest) to 999; ``max_attempts``; ``timeout``: seconds per attempt;
         ``job_id``: one of your own (``zkq.coordinator.ids.new_job_id()``), so that a retry
-        after a lost connection finds the job instead of making a second.
+        after a lost connection finds the job instead of making a second.  ``run_at``
+        (epoch seconds or an aware datetime) or ``delay`` (seconds from now): not before
+        then; ``retry``: how long a failed attempt waits (a :class:`zkq.Backoff` or its
+        dict; without one, at once).
 
         >>> job = client.submit("resize", {"image": "a.png"}, priority=5, max_attempts=3)
         >>> job.id, job.state
         ('01JC8ZQ4W6T3M5X9B2N7R0K1HD', <JobState.PENDING: 'pending'>)
+        >>> later = client.submit("report", delay=600, retry=zkq.Backoff(base=5), max_attempts=4)
+        >>> later.state, later.scheduled_for
+        (<JobState.SCHEDULED: 'scheduled'>, 'delay')
         """
-        spec = JobSpec(job_type, payload, priority, max_attempts, timeout, job_id, self.tenant)
+        spec = JobSpec(
+            job_type,
+            payload,
+            priority,
+            max_attempts,
+            timeout,
+            job_id,
+            self.tenant,
+            run_at=epoch_seconds(run_at),
+            delay=delay,
+            retry=check_retry(retry),
+        )
         return self.store.submit(spec, self._deadline(request_timeout))
 
     def submit_many(
@@ -147,13 +171,23 @@ class Client:
     ) -> list[Job]:
         """Submit several jobs (``JobSpec``, e.g. ``handle.spec(payload)``) in as few
         ZooKeeper transactions as their size allows; returns their records, in order.
-        Specs that name no tenant get this client's.
+        Specs that name no tenant get this client's.  A spec's ``run_at``/``delay``/
+        ``retry`` apply as in :meth:`submit`.
 
         >>> jobs = client.submit_many([resize.spec({"image": f"{n}.png"}) for n in range(3)])
         >>> len(jobs)
         3
+        >>> client.submit_many([resize.spec(p, delay=60 * n) for n, p in enumerate(payloads)])
         """
-        own = [s if s.tenant else dataclasses.replace(s, tenant=self.tenant) for s in specs]
+        own = [
+            dataclasses.replace(
+                s,
+                tenant=s.tenant or self.tenant,
+                run_at=epoch_seconds(s.run_at),
+                retry=check_retry(s.retry),
+            )
+            for s in specs
+        ]
         return self.store.submit_many(own, self._deadline(request_timeout))
 
     def get(self, job_id: str) -> Job:

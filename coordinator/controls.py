@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 
 from zkq.coordinator import census
-from zkq.coordinator.errors import InvalidInput, WorkerNotFound, ZkqError
+from zkq.coordinator.errors import InvalidInput, InvalidTransition, WorkerNotFound, ZkqError
 from zkq.coordinator.job import AttemptOutcome, Job, JobState
 from zkq.coordinator.limits import BadLimit, TypeLimit
 from zkq.coordinator.registration import WorkerInfo
@@ -185,9 +185,15 @@ class Controls:
             return self.session.retry(bounded, self._deadline())
 
     # -- jobs ---------------------------------------------------------------------------
-    def requeue(self, job_id: str) -> Job:
-        """Send a job back to the queue; see the module doc for what that means per state."""
+    def requeue(self, job_id: str, run_at: float | None = None) -> Job:
+        """Send a job back to the queue; see the module doc for what that means per state.
+        ``run_at``: a finished job waits ``scheduled`` until then."""
         job = self.store.get(job_id, self._deadline())
+        if run_at is not None and not job.terminal:
+            raise InvalidTransition(
+                f"job {job_id} is {job.state}; --at sends back a failed, dead or cancelled "
+                "job: requeue this one without it"
+            )
         if job.state in (JobState.ASSIGNED, JobState.RUNNING):
             taken = self.store.requeue(
                 job_id,
@@ -197,4 +203,4 @@ class Controls:
                 by="operator",
             )
             return taken if taken is not None else self.store.get(job_id, self._deadline())
-        return self.store.revive(job_id, self._deadline())
+        return self.store.revive(job_id, self._deadline(), run_at=run_at)

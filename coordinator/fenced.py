@@ -135,6 +135,9 @@ class FencedWriter:
                 timeout=c.timeout,
                 tenant=job.tenant,
                 parent=job.id,
+                run_at=c.run_at,
+                delay=c.delay,  # from the parent's success, when the child is made
+                retry=c.retry,
             ).to_job(now, self.store.limits)
             for c in children
         ]
@@ -152,8 +155,16 @@ class FencedWriter:
             self.store.layout, job, version, worker_id, result, now, child_jobs
         )
 
-    def fail_step(self, job: Job, version: int, worker_id: str, error: dict[str, str]) -> Step:
-        return lifecycle.fail(self.store.layout, job, version, worker_id, error, time.time())
+    def fail_step(
+        self,
+        job: Job,
+        version: int,
+        worker_id: str,
+        error: dict[str, str],
+        delay: float = 0.0,
+    ) -> Step:
+        """``delay`` > 0: the retry waits that long, ``scheduled`` (see lifecycle.fail)."""
+        return lifecycle.fail(self.store.layout, job, version, worker_id, error, time.time(), delay)
 
     def complete(
         self,

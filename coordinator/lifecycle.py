@@ -229,12 +229,33 @@ def complete(
 
 
 def fail(
-    layout: Layout, job: Job, version: int, worker_id: str, error: dict[str, str], now: float
+    layout: Layout,
+    job: Job,
+    version: int,
+    worker_id: str,
+    error: dict[str, str],
+    now: float,
+    delay: float = 0.0,
 ) -> Step:
-    """The handler raised: retry while attempts remain, else ``failed`` or ``dead``."""
+    """The handler raised: retry while attempts remain, else ``failed`` or ``dead``.
+
+    A retry with ``delay`` > 0 (its backoff, :mod:`~zkq.coordinator.backoff`) waits
+    ``scheduled`` until ``now + delay``, found by its scheduled entry; the leader alone
+    decides when that has come.  ``now`` is the worker's clock: it is the writer here."""
     closed = _close_attempt(job, now, AttemptOutcome.ERROR, error.get("message"))
     ops = [*_release(layout, job, worker_id)]
-    if job.attempts < job.max_attempts:
+    if job.attempts < job.max_attempts and delay > 0:
+        check_transition(job, JobState.SCHEDULED)
+        nxt = closed.replace(
+            state=JobState.SCHEDULED,
+            worker=None,
+            error=error,
+            updated_at=now,
+            run_at=now + delay,
+            scheduled_for="retry",
+        )
+        ops.append(Create(_scheduled_entry(layout, nxt)))
+    elif job.attempts < job.max_attempts:
         check_transition(job, JobState.PENDING)
         nxt = closed.replace(state=JobState.PENDING, worker=None, error=error, updated_at=now)
         ops.append(Create(_pending_entry(layout, job)))
@@ -334,28 +355,33 @@ def revive(
     now: float,
     by: str = "operator",
     reason: str = "requeued by an operator",
+    run_at: float | None = None,
 ) -> Step:
-    """An operator sends a failed, dead or cancelled job back, with fresh attempts.
+    """An operator sends a failed, dead or cancelled job back, with fresh attempts: to
+    the queue, or ``scheduled`` until ``run_at`` when that is later than ``now``.
 
     Its history is kept (the last entries, within the record's bound) so the earlier
     failures stay visible, with a requeue entry after them; the attempts to come are
     numbered on from the earlier ones."""
     if job.state == JobState.SUCCEEDED:
         raise InvalidTransition(f"job {job.id} succeeded; submit a new job to run it again")
-    check_transition(job, JobState.PENDING)
+    later = run_at is not None and run_at > now
+    check_transition(job, JobState.SCHEDULED if later else JobState.PENDING)
     if job.state not in (JobState.FAILED, JobState.DEAD, JobState.CANCELLED):
         raise InvalidTransition(f"job {job.id} is {job.state}; only a finished job is revived")
     nxt = job.replace(
-        state=JobState.PENDING,
+        state=JobState.SCHEDULED if later else JobState.PENDING,
         attempts=0,
         worker=None,
         finished_at=None,
         updated_at=now,
         history=bounded_history((*job.history, Attempt.requeue(job.worker, by, reason, now))),
     )
+    if later:
+        nxt = nxt.replace(run_at=run_at, scheduled_for="delay")
     return Step(
         nxt,
-        (SetData(layout.job(job.id), nxt.to_bytes(), version), Create(_pending_entry(layout, job))),
+        (SetData(layout.job(job.id), nxt.to_bytes(), version), Create(_queue_entry(layout, nxt))),
     )
 
 

@@ -83,8 +83,8 @@ class JobStore:
                 return self.session.multi(ops)
             except TransactionFailed as failed:
                 op = ops[failed.index]
-                bucketed = op.path.startswith(self.layout.pending + "/") or op.path.startswith(
-                    self.layout.jobs + "/"
+                bucketed = op.path.startswith(
+                    (self.layout.pending + "/", self.layout.jobs + "/", self.layout.scheduled + "/")
                 )
                 if not (isinstance(op, Create) and isinstance(failed.error, NoNode) and bucketed):
                     raise
@@ -167,10 +167,14 @@ class JobStore:
 
     # -- submit ------------------------------------------------------------------------------
     def ensure_parents(self, job: Job, force: bool = False) -> None:
-        parents = (
+        parents = [
             self.layout.job_tick(*bucket_of(job.id)),
             self.layout.pending_shard(job.type, job.id),
-        )
+        ]
+        if job.state == JobState.SCHEDULED and job.run_at is not None:
+            # a batch of jobs for later spreads over many due ticks: made here, not by
+            # commit's repair, which fixes a few missing buckets per multi, not hundreds
+            parents.append(self.layout.scheduled_leaf(job.run_at, job.id))
         for parent in parents:
             with self._parents_lock:
                 known = parent in self._known_parents
@@ -267,9 +271,12 @@ class JobStore:
 
         return self.decide("cancel", attempt, deadline)
 
-    def revive(self, job_id: str, deadline: float | None = None) -> Job:
+    def revive(
+        self, job_id: str, deadline: float | None = None, run_at: float | None = None
+    ) -> Job:
         """Send a failed, dead or cancelled job back to pending with fresh attempts (an
-        operator's ``zkq requeue``); :class:`InvalidTransition` for any other state."""
+        operator's ``zkq requeue``), or ``scheduled`` until a later ``run_at`` (``zkq
+        requeue --at``); :class:`InvalidTransition` for any other state."""
         validate_job_id(job_id)
         sent: int | None = None  # the version our last revive was written against
 
@@ -281,7 +288,7 @@ class JobStore:
                 # reply was lost (the leader may have assigned the job since), or another
                 # operator's at the same moment.  Either way the job is back in the queue.
                 return job
-            step = lifecycle.revive(self.layout, job, version, time.time())
+            step = lifecycle.revive(self.layout, job, version, time.time(), run_at=run_at)
             sent = version
             self.commit(step.ops)
             return step.job

@@ -34,6 +34,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from zkq.coordinator.errors import Conflict, IdempotencyKeyReused, MalformedRequest
 from zkq.coordinator.mysql import ConnectionPool
 
@@ -70,6 +72,20 @@ def implicit_key(request_id: str | None) -> str | None:
         return None
     key = _IMPLICIT_PREFIX + request_id
     return key if _KEY_RE.match(key) else None
+
+
+#: submission fields that came later: left out of a request's hash while unset, so a key
+#: used before they existed still matches the same request sent again after an upgrade
+LATER_FIELDS = ("run_at", "delay", "retry")
+
+
+def hashed(submission: BaseModel) -> dict[str, Any]:
+    """What of one submission its request hash covers."""
+    body = submission.model_dump()
+    for name in LATER_FIELDS:
+        if body.get(name) is None:
+            body.pop(name, None)
+    return body
 
 
 def request_hash(endpoint: str, body: Any) -> str:

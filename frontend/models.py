@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from zkq.coordinator.job import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_SECONDS, Job, JobState
 from zkq.coordinator.paths import PRIORITY_MAX, PRIORITY_MIN
 from zkq.coordinator.validation import JOB_TYPE_MAX, JOB_TYPE_PATTERN
 from zkq.frontend.keys import TENANT_MAX
+from zkq.frontend.timing_models import DELAY, RetryPolicy, RunAt
 
 #: a ULID, as :func:`zkq.coordinator.ids.validate_job_id` checks it
 JOB_ID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
@@ -65,6 +73,15 @@ class JobSubmission(_Strict):
     timeout: float = Field(
         300.0, gt=0, le=MAX_TIMEOUT_SECONDS, description="Seconds one attempt may run."
     )
+    run_at: RunAt | None = None
+    delay: float | None = DELAY
+    retry: RetryPolicy | None = None
+
+    @model_validator(mode="after")
+    def _one_time(self) -> JobSubmission:
+        if self.run_at is not None and self.delay is not None:
+            raise ValueError("give run_at or delay, not both")
+        return self
 
 
 class BatchSubmission(_Strict):
@@ -148,6 +165,11 @@ class AttemptOut(BaseModel):
     by: str | None = Field(None, description="Who requeued it: `operator` or `leader`.")
 
 
+def _unset(value: Any) -> bool:
+    # fields a record has only when used: absent, as in the record, rather than null
+    return value is None
+
+
 class JobOut(BaseModel):
     id: JobId
     type: str
@@ -167,6 +189,22 @@ class JobOut(BaseModel):
     history: list[AttemptOut] = []
     parent: str | None = None
     children: list[str] = []
+    run_at: float | None = Field(
+        None, exclude_if=_unset, description="When it is (or was) due, epoch seconds."
+    )
+    scheduled_for: str | None = Field(
+        None,
+        exclude_if=_unset,
+        description="Why it waited `scheduled`: `delay` (submitted for later), `retry` (a "
+        "backoff) or `schedule` (a periodic schedule).",
+    )
+    retry: dict[str, Any] | None = Field(
+        None, exclude_if=_unset, description="Its retry policy, as submitted."
+    )
+    schedule: dict[str, Any] | None = Field(
+        None, exclude_if=_unset, description="The periodic schedule that made it."
+    )
+    lane: str | None = Field(None, exclude_if=_unset, description="`short` or `long`.")
     tenant: str | None = Field(
         None,
         # absent, not null, for the other keys: their own tenant is nothing to tell

@@ -35,6 +35,7 @@ from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.lifecycle import Step
 from zkq.coordinator.store import JobStore
+from zkq.worker import retrying
 from zkq.worker.control import AttemptControl
 from zkq.worker.leases import ClaimChanged, LeaseKeeper, SessionChanged
 from zkq.worker.metrics import WorkerMetrics
@@ -369,4 +370,5 @@ class Pipeline:
             except Exception as exc:
                 log.exception("cannot record the result", extra=s.about)
                 error = {"type": type(exc).__name__, "message": f"cannot record the result: {exc}"}
-        return self.writer.fail_step(s.job, s.version, s.worker_id, error or {})
+        error, delay = retrying.settle(s.job, f.outcome, error or {})
+        return self.writer.fail_step(s.job, s.version, s.worker_id, error, delay)

@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from zkq.coordinator.job import MESSAGE_LIMIT, JobSpec, short, truncate_traceback
-from zkq.worker.control import CANCELLED, Cancelled, stop_exception
+from zkq.worker.control import CANCELLED, Cancelled, Retry, stop_exception
 from zkq.worker.registry import Handler, JobContext, Registry, registry
+from zkq.worker.retrying import floor_of
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,11 @@ class Outcome:
     result: Any = None
     error: dict[str, str] | None = None
     children: list[JobSpec] = field(default_factory=list)
+    #: the least delay before a retry that the failure asked for (``zkq.Retry(delay=)``
+    #: or a Retry-After it carried); None: the job's retry policy alone decides
+    retry_delay: float | None = None
+    #: the handler raised ``zkq.Retry``
+    retry: bool = False
 
 
 def load_app(app: str | None) -> Registry:
@@ -95,7 +101,8 @@ def failure(exc: BaseException, trace: str | None = None) -> Outcome:
     }
     if trace:
         error["traceback"] = truncate_traceback(trace)
-    return Outcome(ok=False, error=error)
+    retry = isinstance(exc, Retry)
+    return Outcome(ok=False, error=error, retry_delay=floor_of(exc), retry=retry)
 
 
 class Pool(Protocol):

@@ -48,12 +48,16 @@ given, in threads and in process pools alike (:mod:`zkq.worker.pools`).
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar
 
+from zkq.coordinator.backoff import Backoff
 from zkq.coordinator.errors import ConfigError
-from zkq.coordinator.job import Job, JobSpec, validate_spec
+from zkq.coordinator.job import Job, JobSpec, check_retry, due_time, validate_spec
+from zkq.coordinator.timestamps import epoch_seconds
 from zkq.coordinator.validation import check_json
 from zkq.worker.control import AttemptControl
 
@@ -70,6 +74,8 @@ class JobDefaults:
     priority: int = 0
     max_attempts: int = 1
     timeout: float = 300.0
+    #: the retry policy, stored form (:meth:`zkq.Backoff.to_dict`); None: retry at once
+    retry: dict[str, Any] | None = None
 
     def spec(
         self,
@@ -79,8 +85,13 @@ class JobDefaults:
         max_attempts: int | None = None,
         timeout: float | None = None,
         job_id: str | None = None,
+        *,
+        run_at: float | datetime | None = None,
+        delay: float | None = None,
+        retry: Backoff | dict[str, Any] | None = None,
     ) -> JobSpec:
-        """A submission of ``job_type``: each setting given here, else these defaults."""
+        """A submission of ``job_type``: each setting given here, else these defaults.
+        ``run_at`` is epoch seconds or an aware datetime; ``delay`` seconds from now."""
         return JobSpec(
             job_type,
             payload,
@@ -88,6 +99,9 @@ class JobDefaults:
             self.max_attempts if max_attempts is None else max_attempts,
             self.timeout if timeout is None else timeout,
             job_id,
+            run_at=epoch_seconds(run_at),
+            delay=delay,
+            retry=self.retry if retry is None else check_retry(retry),
         )
 
 
@@ -146,16 +160,25 @@ class JobContext:
         priority: int | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        *,
+        delay: float | None = None,
+        run_at: float | datetime | None = None,
+        retry: Backoff | dict[str, Any] | None = None,
     ) -> None:
         """Ask for a child job, created when (and only if) this job succeeds.  Settings not
-        given are the child handler's declared defaults, when this worker knows them."""
+        given are the child handler's declared defaults, when this worker knows them.
+        ``delay``/``run_at``: the child waits ``scheduled`` until then (``delay`` counts
+        from the parent's success, when the child is created)."""
         if len(self.children) >= MAX_CHILDREN:
             raise ValueError(f"a job may spawn at most {MAX_CHILDREN} children")
         if isinstance(job_type, Handler):
             defaults, name = job_type.defaults, job_type.type
         else:
             defaults, name = self.type_defaults.get(job_type, JobDefaults()), job_type
-        spec = defaults.spec(name, payload, priority, max_attempts, timeout)
+        spec = defaults.spec(
+            name, payload, priority, max_attempts, timeout, run_at=run_at, delay=delay, retry=retry
+        )
+        due_time(spec.run_at, spec.delay, time.time())
         # a bad setting or payload fails the handler at the line that asked for it, not the
         # commit that would record this job's success with all its children
         validate_spec(spec.type, spec.priority, spec.max_attempts, spec.timeout)
@@ -174,6 +197,9 @@ class Submitter(Protocol):
         priority: int = ...,
         max_attempts: int = ...,
         timeout: float = ...,
+        run_at: float | None = ...,
+        delay: float | None = ...,
+        retry: dict[str, Any] | None = ...,
     ) -> Job: ...
 
 
@@ -226,9 +252,23 @@ class Handler(Generic[R]):
         max_attempts: int | None = None,
         timeout: float | None = None,
         job_id: str | None = None,
+        run_at: float | datetime | None = None,
+        delay: float | None = None,
+        retry: Backoff | dict[str, Any] | None = None,
     ) -> JobSpec:
-        """A submission of this type: what is given here, else the declared defaults."""
-        return self.defaults.spec(self.type, payload, priority, max_attempts, timeout, job_id)
+        """A submission of this type: what is given here, else the declared defaults
+        (``retry`` too: the handler's policy unless one is given)."""
+        return self.defaults.spec(
+            self.type,
+            payload,
+            priority,
+            max_attempts,
+            timeout,
+            job_id,
+            run_at=run_at,
+            delay=delay,
+            retry=retry,
+        )
 
     def submit(
         self,
@@ -238,6 +278,9 @@ class Handler(Generic[R]):
         priority: int | None = None,
         max_attempts: int | None = None,
         timeout: float | None = None,
+        run_at: float | datetime | None = None,
+        delay: float | None = None,
+        retry: Backoff | dict[str, Any] | None = None,
         **options: Any,
     ) -> Job:
         """Submit a job of this type through ``client`` (else :func:`set_client`'s), with
@@ -251,13 +294,24 @@ class Handler(Generic[R]):
                 f"no client to submit {self.type!r} through: pass client=, "
                 "or call zkq.set_client(...) once at start-up"
             )
-        spec = self.spec(payload, priority=priority, max_attempts=max_attempts, timeout=timeout)
+        spec = self.spec(
+            payload,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            run_at=run_at,
+            delay=delay,
+            retry=retry,
+        )
+        # only what is set, so a client without these keywords still takes the rest
+        timing: dict[str, Any] = {"run_at": spec.run_at, "delay": spec.delay, "retry": spec.retry}
         return client.submit(
             spec.type,
             spec.payload,
             priority=spec.priority,
             max_attempts=spec.max_attempts,
             timeout=spec.timeout,
+            **{k: v for k, v in timing.items() if v is not None},
             **options,
         )
 
@@ -286,11 +340,13 @@ class Registry:
         priority: int = JobDefaults.priority,
         max_attempts: int = JobDefaults.max_attempts,
         timeout: float = JobDefaults.timeout,
+        retry: Backoff | dict[str, Any] | None = None,
         lane: str | None = None,
         concurrency: int | None = None,
     ) -> Callable[[Callable[[Any, JobContext], R]], Handler[R]]:
         """Register the decorated function for ``job_type``, with its jobs' defaults.
 
+        ``retry``: a :class:`zkq.Backoff`, how long its failed attempts wait.
         ``lane="short"`` says its jobs end quickly, so they may use the slots each worker
         reserves (``zkq worker --reserve``); ``"long"`` or unset, they may not.
         ``concurrency``: the most jobs of this type one worker holds at once."""
@@ -300,7 +356,7 @@ class Registry:
             raise ValueError(f"lane must be 'short' or 'long', not {lane!r}")
         if concurrency is not None and concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        defaults = JobDefaults(priority, max_attempts, timeout)
+        defaults = JobDefaults(priority, max_attempts, timeout, check_retry(retry))
 
         def register(fn: Callable[[Any, JobContext], R]) -> Handler[R]:
             return self.add(job_type, fn, defaults, lane=lane, concurrency=concurrency)

@@ -34,6 +34,7 @@ from zkq.options import (
     setting_option,
 )
 from zkq.output import EXIT_FAILED, show_job, workers_table
+from zkq.timing_options import timing_options
 
 if TYPE_CHECKING:
     from zkq.coordinator.client import Client
@@ -294,6 +295,7 @@ def frontend(cli: CliContext, binds: tuple[str, ...], workers: int | None) -> No
     "of this tenant) reads it (env ZKQ_TENANT; [client] tenant in the config file; "
     "default 'default').",
 )
+@timing_options
 @json_option
 @pass_cli
 def submit(
@@ -305,16 +307,23 @@ def submit(
     timeout: float,
     wait_: bool,
     wait_timeout: float,
+    timing: dict[str, Any],
 ) -> None:
     """Submit a job of JOB_TYPE.  When no live worker serves the type, the job is accepted
-    and waits for one; a warning on stderr says so."""
+    and waits for one; a warning on stderr says so.  With --delay or --at it waits
+    'scheduled' until its time; --backoff sets how long failed attempts wait."""
     try:
         data = json.loads(payload)
     except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from exc
     job = cli.with_client(
         lambda c: c.submit(
-            job_type, data, priority=priority, max_attempts=max_attempts, timeout=timeout
+            job_type,
+            data,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            **timing,
         )
     )
     warn_unserved(cli.client(), job_type)

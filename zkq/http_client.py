@@ -44,13 +44,15 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
 
-from zkq.coordinator.errors import Conflict, InvalidInput, Unavailable, WaitTimeout
+from zkq.coordinator.backoff import Backoff
+from zkq.coordinator.errors import Conflict, Unavailable, WaitTimeout
 from zkq.coordinator.job import Job
-from zkq.coordinator.validation import check_job_type, check_json
+from zkq.http_bodies import checked, submission, timing
 from zkq.http_transport import (
     CA_FILE_ENV,
     CertificateRejected,
@@ -67,33 +69,6 @@ log = logging.getLogger(__name__)
 
 #: the server caps a long-poll at its MAX_WAIT (60 s by default); ask for less
 LONG_POLL = 30.0
-
-
-def _checked(body: dict[str, Any]) -> dict[str, Any]:
-    """The body, once its type and payload pass the checks the server makes
-    (:mod:`zkq.coordinator.validation`): a payload JSON cannot carry (NaN, a lone surrogate)
-    fails here with the server's message rather than in ``requests``' encoder."""
-    check_job_type(body.get("type"))
-    check_json(body.get("payload"))
-    return body
-
-
-def _submission(job: JobSpec | dict[str, Any]) -> dict[str, Any]:
-    """A batch item as the API takes it, from a body or from a ``JobSpec`` (``handle.spec``)."""
-    if isinstance(job, dict):
-        return _checked(job)
-    if job.job_id is not None:
-        # the frontend makes the ids (an Idempotency-Key is how a retry finds its job)
-        raise InvalidInput(f"job id {job.job_id} given: over HTTP the server chooses ids")
-    return _checked(
-        {
-            "type": job.type,
-            "payload": job.payload,
-            "priority": job.priority,
-            "max_attempts": job.max_attempts,
-            "timeout": job.timeout,
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -219,24 +194,35 @@ class HttpClient:
         max_attempts: int = 1,
         timeout: float = 300.0,
         idempotency_key: str | None = None,
+        run_at: float | datetime | None = None,
+        delay: float | None = None,
+        retry: Backoff | dict[str, Any] | None = None,
     ) -> Job:
-        """Submit a job of ``job_type``; returns its record, ``pending``.
+        """Submit a job of ``job_type``; returns its record, ``pending`` (or ``scheduled``
+        when due later).
 
         ``priority`` 0 (lowest) to 999; ``max_attempts``; ``timeout``: seconds per attempt.
+        ``run_at`` (epoch seconds or an aware datetime) or ``delay`` (seconds from now, by
+        the server's clock): not before then; ``retry``: how long a failed attempt waits
+        (a :class:`zkq.Backoff` or its dict; without one, at once).
         The call's retries never make a second job (one ``Idempotency-Key`` per call);
         give ``idempotency_key`` to make your own retries of the call as safe.
 
         >>> job = client.submit("resize", {"image": "a.png"}, priority=5, max_attempts=3)
         >>> job.id, job.state
         ('01JC8ZQ4W6T3M5X9B2N7R0K1HD', <JobState.PENDING: 'pending'>)
+        >>> later = client.submit("report", delay=600, retry=zkq.Backoff.fixed(30))
+        >>> later.state, later.retry
+        (<JobState.SCHEDULED: 'scheduled'>, {'backoff': 'fixed', 'delay': 30.0})
         """
-        body = _checked(
+        body = checked(
             {
                 "type": job_type,
                 "payload": payload,
                 "priority": priority,
                 "max_attempts": max_attempts,
                 "timeout": timeout,
+                **timing(run_at, delay, retry),
             }
         )
         key = idempotency_key or str(uuid.uuid4())  # once per logical submit
@@ -251,14 +237,16 @@ class HttpClient:
         """Submit up to 1,000 jobs in one request; returns their records, in order.
 
         Each item a ``JobSpec`` (``handle.spec(payload)``) or a body as the API takes it,
-        ``{"type": ..., "payload": ..., "priority": ..., ...}``.
+        ``{"type": ..., "payload": ..., "priority": ..., ...}`` (``run_at``, ``delay``
+        and ``retry`` as in :meth:`submit`).
 
         >>> jobs = client.submit_batch([{"type": "echo", "payload": n} for n in range(3)])
         >>> [job.payload for job in jobs]
         [0, 1, 2]
+        >>> client.submit_batch([report.spec(p, delay=60) for p in payloads])
         """
         key = idempotency_key or str(uuid.uuid4())
-        body = {"jobs": [_submission(job) for job in jobs]}
+        body = {"jobs": [submission(job) for job in jobs]}
         response = self._request(
             "POST", "/v1/jobs/batch", json=body, headers={"Idempotency-Key": key}
         )

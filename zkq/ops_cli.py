@@ -31,6 +31,7 @@ from zkq.options import (
     setting_option,
 )
 from zkq.output import age, emit, show_job, table
+from zkq.timing_options import parse_at
 
 STATES = [str(s) for s in JobState]
 
@@ -147,9 +148,22 @@ def jobs(
 @connection_options(ZOOKEEPER)
 @click.argument("job_id", type=JOB_ID, required=False)
 @bulk_options("requeue")
+@click.option(
+    "--at",
+    metavar="WHEN",
+    help="A failed, dead or cancelled JOB_ID waits 'scheduled' until this time: RFC 3339 "
+    "with its zone (2026-12-24T18:00:00Z) or epoch seconds.",
+)
 @json_option
 @pass_cli
-def requeue(cli: CliContext, job_id: str | None, yes: bool, dry_run: bool, **filters: Any) -> None:
+def requeue(
+    cli: CliContext,
+    job_id: str | None,
+    yes: bool,
+    dry_run: bool,
+    at: str | None,
+    **filters: Any,
+) -> None:
     """Send a job back to the queue; or, with filters instead of JOB_ID, every job they
     select (counted first, then asked: `zkq requeue --state dead --type T`).
 
@@ -158,11 +172,14 @@ def requeue(cli: CliContext, job_id: str | None, yes: bool, dry_run: bool, **fil
     ZooKeeper: a finished job moves to the archive after the retention (ZKQ_RETENTION).
     """
     chosen = selected(job_id, **filters)
+    if chosen is not None and at is not None:
+        raise click.UsageError("--at goes with one JOB_ID, not with filters")
     if chosen is not None:
         run_bulk(cli, "requeue", chosen, yes, dry_run)
         return
     assert job_id is not None
-    job = cli.with_client(lambda c: Controls(c.store).requeue(job_id))
+    run_at = parse_at(at)
+    job = cli.with_client(lambda c: Controls(c.store).requeue(job_id, run_at=run_at))
     show_job(job, cli.as_json) if cli.as_json else click.echo(f"{job.id} {job.state}")
 
 

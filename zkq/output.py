@@ -135,6 +135,7 @@ def show_job(job: Job, as_json: bool) -> None:
         rows.append(("error", f"{job.error.get('type')}: {job.error.get('message')}"))
     if job.children:
         rows.append(("children", ", ".join(job.children)))
+    rows.extend(_timing_rows(job))
     for key, value in rows:
         click.echo(f"{key:<10} {value}")
     if job.history:
@@ -151,6 +152,26 @@ def show_job(job: Job, as_json: bool) -> None:
         click.echo("")
         click.echo("traceback")
         click.echo("\n".join(f"  {line}" for line in str(trace).rstrip().splitlines()))
+
+
+def _timing_rows(job: Job) -> list[tuple[str, Any]]:
+    """When it is due and why, its retry policy, where it came from: set ones only."""
+    rows: list[tuple[str, Any]] = []
+    if job.run_at is not None:
+        due = when(job.run_at)
+        rows.append(("run at", f"{due} ({job.scheduled_for})" if job.scheduled_for else due))
+    if job.retry is not None:
+        policy = dict(job.retry)
+        kind = str(policy.pop("backoff", "?"))
+        figures = " ".join(
+            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in policy.items()
+        )
+        rows.append(("retry", f"{kind} {figures}".strip()))
+    if job.schedule is not None:
+        rows.append(("schedule", f"{job.schedule.get('owner')}/{job.schedule.get('name')}"))
+    if job.lane is not None:
+        rows.append(("lane", job.lane))
+    return rows
 
 
 def _history_row(a: Attempt) -> tuple[Any, ...]:

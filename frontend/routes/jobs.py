@@ -42,6 +42,7 @@ from zkq.frontend.models import (
     SubmittedJob,
 )
 from zkq.frontend.resources import current as resources
+from zkq.frontend.timing_models import retry_dict
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ def _specs(
             job_id=job_id,
             tenant=tenant,
             id_recorded=recorded,
+            run_at=b.run_at,
+            delay=b.delay,
+            retry=retry_dict(b.retry),
         )
         for b, job_id in zip(bodies, ids, strict=True)
     ]
@@ -118,7 +122,7 @@ def _submit(bodies: Sequence[JobSubmission], endpoint: str) -> tuple[list[Job], 
         key = idempotency.implicit_key(request.headers.get(idempotency.REQUEST_ID))
     replay = False
     if key is not None:
-        digest = idempotency.request_hash(endpoint, [b.model_dump() for b in bodies])
+        digest = idempotency.request_hash(endpoint, [idempotency.hashed(b) for b in bodies])
         claim = res.mysql.idempotency.claim(current_key().tenant, key, digest, ids)
         if claim.replay:
             replay = True

@@ -11,6 +11,7 @@ import requests
 from kazoo.client import KazooClient
 from ulid import ULID
 
+import zkq
 from tests.cluster.conftest import RETENTION, Stack, wait_terminal
 from tests.support import unique_type
 from zkq.coordinator.errors import InvalidTransition, JobNotFound
@@ -232,6 +233,67 @@ def test_cancel(stack: Stack, http: requests.Session) -> None:
     assert r.status_code == 404
 
 
+def test_a_job_for_later_is_scheduled_read_listed_replayed_and_cancelled(
+    stack: Stack, http: requests.Session
+) -> None:
+    job_type = unique_type()  # served by no worker
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = {"type": job_type, "delay": 3600, "retry": {"backoff": "fixed", "delay": 30}}
+    before = time.time()
+    r = http.post(f"{stack.url}/v1/jobs", json=body, headers={**stack.auth(), **key}, timeout=10)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["state"] == "scheduled" and job["scheduled_for"] == "delay"
+    assert before + 3000 < job["run_at"] < time.time() + 3700  # the frontend's clock
+    assert job["retry"] == {"backoff": "fixed", "delay": 30.0}
+    again = http.post(f"{stack.url}/v1/jobs", json=body, headers={**stack.auth(), **key})
+    assert again.status_code == 201 and again.json()["id"] == job["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    r = http.post(
+        f"{stack.url}/v1/jobs/batch",
+        json={"jobs": [{"type": job_type, "run_at": "2026-12-24T19:00:00+01:00"}]},
+        headers=stack.auth(),
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    [at] = r.json()["jobs"]
+    assert at["state"] == "scheduled" and at["run_at"] == 1798135200.0
+    later = stack.client().submit(job_type, retry=zkq.Backoff(base=2), delay=600)
+    assert later.state == JobState.SCHEDULED and later.retry == zkq.Backoff(base=2).to_dict()
+    now = http.post(f"{stack.url}/v1/jobs", json={"type": job_type}, headers=stack.auth())
+    assert "run_at" not in now.json() and now.json()["state"] == "pending"
+
+    r = http.get(f"{stack.url}/v1/jobs/{job['id']}", headers=stack.auth(), timeout=10)
+    assert r.status_code == 200 and r.json()["run_at"] == job["run_at"]
+    r = http.get(
+        f"{stack.url}/v1/jobs",
+        params={"type": job_type, "state": "scheduled"},
+        headers=stack.auth(),
+        timeout=10,
+    )
+    assert sorted(j["id"] for j in r.json()["jobs"]) == sorted([job["id"], at["id"], later.id])
+    for waiting in (job["id"], at["id"], later.id, now.json()["id"]):
+        r = http.delete(f"{stack.url}/v1/jobs/{waiting}", headers=stack.auth(), timeout=10)
+        assert r.status_code == 200 and r.json()["state"] == "cancelled", r.text
+
+
+def test_a_failed_attempt_waits_out_its_backoff_scheduled(stack: Stack) -> None:
+    client = stack.client()
+    job = client.submit("fail", "try later", max_attempts=2, retry=zkq.Backoff.fixed(600))
+
+    def settled() -> bool:  # waiting out the backoff, or (were it not kept) dead at once
+        return client.get(job.id).state in (JobState.SCHEDULED, JobState.DEAD)
+
+    wait_until(settled, 60, what="the failed attempt to be recorded")
+    waiting = client.get(job.id)
+    assert waiting.state == JobState.SCHEDULED, waiting
+    assert waiting.scheduled_for == "retry" and waiting.attempts == 1
+    assert waiting.run_at is not None and waiting.run_at >= waiting.updated_at + 600
+    assert waiting.tries()[-1].outcome == "error"
+    assert (waiting.error or {}).get("message") == "try later"
+    assert client.cancel(job.id).state == JobState.CANCELLED
+
+
 def test_list_pages_filters_and_tenants(stack: Stack, http: requests.Session) -> None:
     job_type = unique_type()
     ids = []
@@ -300,6 +362,22 @@ def test_workers_and_queues(stack: Stack, http: requests.Session) -> None:
         (b'{"type": "echo", "payload": NaN}', "malformed_request"),
         (b"[]", "malformed_request"),
         (b"\xff\xfe", "malformed_request"),
+        (b'{"type": "echo", "delay": -1}', "malformed_request"),
+        (b'{"type": "echo", "delay": "30"}', "malformed_request"),
+        (b'{"type": "echo", "delay": 5, "run_at": 1}', "malformed_request"),
+        (b'{"type": "echo", "run_at": "2026-12-24T18:00:00"}', "malformed_request"),  # no zone
+        (b'{"type": "echo", "run_at": "soon"}', "malformed_request"),
+        (b'{"type": "echo", "run_at": 9e15}', "invalid_input"),  # past the 366 days ahead
+        (b'{"type": "echo", "retry": {"backoff": "fixed"}}', "malformed_request"),
+        (
+            b'{"type": "echo", "retry": {"backoff": "fixed", "delay": 1, "base": 2}}',
+            "malformed_request",
+        ),
+        (
+            b'{"type": "echo", "retry": {"backoff": "exponential", "factor": 50}}',
+            "malformed_request",
+        ),
+        (b'{"type": "echo", "retry": {"delay": 3}}', "malformed_request"),
     ],
 )
 def test_400_for_bad_bodies(stack: Stack, http: requests.Session, body: bytes, code: str) -> None:
