@@ -7,6 +7,7 @@ consistent snapshot without a lock.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +37,8 @@ class DispatchStats:
     #: jobs the leader's sweep found that nothing would have moved, and moved
     swept: int = 0
     queues: dict[str, QueueSnapshot] = field(default_factory=dict)
+    #: schedule ticks decided, by outcome (the ticker's own counter, shared)
+    schedule_ticks: Counter[str] = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
