@@ -210,7 +210,8 @@ class Ticker:
         written = self.commit(owner, name, job, advanced, known.version)
         if written is None:
             return 0
-        self.outcomes["duplicate" if written == "duplicate" else outcome] += 1
+        if written != "duplicate":  # (a duplicate is counted where it is found)
+            self.outcomes[outcome] += 1
         self.outcomes["skipped"] += missed
         version = 0 if known.version is None else self.state_version(known.version) + 1
         self.remember(owner, name, record, advanced, version)
@@ -273,17 +274,19 @@ class Ticker:
         except ConnectionLost:
             self.dirty.add((owner, name))  # applied or not: the state read says which
             raise
-        # guard 2: this tick's job exists, so another ticker made it; move the state on
+        # guard 2: this tick's job exists, so another ticker made it (our own lost reply
+        # cannot: after one we reread the state, which says the tick was written)
+        self.outcomes["duplicate"] += 1
+        log.info("schedule %s/%s: tick %s was made already", owner, name, state.last_tick)
         only = lifecycle.tick(self.layout, None, state_path, state.to_bytes(), at)
         try:
             self.store.commit_fenced(Batch((only,), head))
-        except TransactionFailed as failed:
-            self._refused(owner, name, failed.error)
+        except TransactionFailed:
+            self.dirty.add((owner, name))  # the other ticker moved the state on too
             return None
         except ConnectionLost:
             self.dirty.add((owner, name))
             raise
-        log.info("schedule %s/%s: tick %s was made already", owner, name, state.last_tick)
         return "duplicate"
 
     def _refused(self, owner: str, name: str, error: BaseException) -> None:
