@@ -14,7 +14,7 @@ from typing import Any
 
 from zkq.coordinator.errors import Conflict, InvalidInput, NotFound
 from zkq.coordinator.paths import Layout
-from zkq.coordinator.schedules import ScheduleRecord, ScheduleState
+from zkq.coordinator.schedules import SYSTEM_OWNER, ScheduleRecord, ScheduleState
 from zkq.coordinator.zk import (
     BadVersion,
     Delete,
@@ -44,11 +44,31 @@ class ScheduleView:
 
 
 class ScheduleBook:
-    """The schedules of one cluster, through one session."""
+    """The schedules of one cluster, through one session.  ``owner`` is the one a call
+    that names none touches (a tenant, or ``_`` for operators' and config schedules).
 
-    def __init__(self, session: ZkSession, layout: Layout) -> None:
+    >>> from zkq import Client
+    >>> from zkq.coordinator.schedules import ScheduleRecord
+    >>> with Client() as client:  # doctest: +SKIP
+    ...     client.schedules.add(ScheduleRecord(
+    ...         name="nightly", owner="_", cron="30 2 * * *", timezone="Europe/Berlin",
+    ...         template={"type": "report", "payload": {"kind": "daily"}}))
+    ...     client.schedules.pause("nightly")
+    ...     [v.record.name for v in client.schedules.list()]
+    ...     client.schedules.resume("nightly")
+    ...     client.schedules.remove("nightly")
+    """
+
+    def __init__(self, session: ZkSession, layout: Layout, owner: str = SYSTEM_OWNER) -> None:
         self.session = session
         self.layout = layout
+        self.owner = owner
+
+    def pause(self, name: str, owner: str | None = None) -> ScheduleView:
+        return self.set_paused(owner or self.owner, name, True)
+
+    def resume(self, name: str, owner: str | None = None) -> ScheduleView:
+        return self.set_paused(owner or self.owner, name, False)
 
     def add(self, record: ScheduleRecord) -> tuple[ScheduleView, bool]:
         """Create ``record`` (its ``created_at`` is now when unset); returns the view and
@@ -74,7 +94,7 @@ class ScheduleBook:
             self.session.create(self.layout.schedule(record.owner, record.name), record.to_bytes())
             return ScheduleView(record, ScheduleState()), True
         except NodeExists:
-            view = self.get(record.owner, record.name)
+            view = self.get(record.name, record.owner)
             if view.record.definition_hash != record.definition_hash:
                 raise Conflict(
                     f"schedule {record.name!r} exists with another definition: "
@@ -92,8 +112,9 @@ class ScheduleBook:
         except NoNode:
             return []
 
-    def get(self, owner: str, name: str) -> ScheduleView:
-        return self._read(owner, name)[0]
+    def get(self, name: str, owner: str | None = None) -> ScheduleView:
+        """One schedule and its state (:class:`NotFound` when there is none)."""
+        return self._read(owner or self.owner, name)[0]
 
     def _read(self, owner: str, name: str) -> tuple[ScheduleView, int]:
         path = self.layout.schedule(owner, name)
@@ -109,14 +130,19 @@ class ScheduleBook:
             state = ScheduleState()
         return ScheduleView(ScheduleRecord.from_bytes(raw), state), stat.version
 
-    def list(self, owner: str | None = None) -> list[ScheduleView]:
-        """One owner's schedules, or everyone's (``owner`` None), by owner and name."""
-        owners = [owner] if owner else sorted(self.session.get_children(self.layout.schedules))
+    def list(self, owner: str | None = None, everyone: bool = False) -> list[ScheduleView]:
+        """One owner's schedules (by default this book's), or everyone's, by owner and
+        name."""
+        owners = (
+            [owner or self.owner]
+            if not everyone
+            else sorted(self.session.get_children(self.layout.schedules))
+        )
         out = []
         for who in owners:
             for name in self._names(who):
                 try:
-                    out.append(self.get(who, name))
+                    out.append(self.get(name, who))
                 except NotFound:
                     continue  # removed while we listed
         return out
@@ -134,8 +160,9 @@ class ScheduleBook:
                 continue
         raise Conflict(f"schedule {name!r} kept changing: try again")
 
-    def remove(self, owner: str, name: str) -> None:
+    def remove(self, name: str, owner: str | None = None) -> None:
         """Remove the definition and its state in one multi."""
+        owner = owner or self.owner
         path = self.layout.schedule(owner, name)
         for _ in range(10):
             try:

@@ -140,8 +140,8 @@ def test_config_schedules_are_upserted_and_never_deleted(cluster: MemoryCluster)
     store = cluster.store("ticker")
     ticker = Ticker(store, lambda: None, lambda *p: None, lambda e: None, [changed])
     ticker.upsert_declared()
-    assert book.get("_", "declared").record.every == 120
-    assert book.get("_", "undeclared").record == gone  # absent from this config: it stays
+    assert book.get("declared").record.every == 120
+    assert book.get("undeclared").record == gone  # absent from this config: it stays
     ticker.upsert_declared()  # the same definition: nothing to write
     assert session.get(cluster.layout.schedule("_", "declared"))[1].version == 1
 
