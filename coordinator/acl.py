@@ -153,6 +153,8 @@ class NodeKind(enum.Enum):
     CLAIMS = "claims"
     SCHED_BUCKET = "scheduled, scheduled/<era>, scheduled/<era>/<tick>"
     SCHED_LEAF = "scheduled/<era>/<tick>/<born>"
+    SCHEDULE_DIR = "schedules, schedules/<owner>"
+    SCHEDULE = "schedules/<owner>/<name>"
     ENTRY = "pending entry, inbox entry, claim"
     CONTROL = "paused, coordinator, election and anything else"
 
@@ -176,6 +178,11 @@ MATRIX: dict[NodeKind, dict[Role, Perm]] = {
     # retry or a delayed child; promotion, the leader's, is the only other delete
     NodeKind.SCHED_BUCKET: {Role.FRONTEND: Perm.CREATE, Role.WORKER: Perm.CREATE},
     NodeKind.SCHED_LEAF: {Role.FRONTEND: Perm.CREATE | Perm.DELETE, Role.WORKER: Perm.CREATE},
+    # a frontend adds, pauses and removes its tenant's schedules (the definition, and the
+    # state below it on removal); the state itself is CONTROL: the leader's ticker alone
+    # writes it, so no edit can roll a schedule's last tick back
+    NodeKind.SCHEDULE_DIR: {Role.FRONTEND: Perm.CREATE | Perm.DELETE},
+    NodeKind.SCHEDULE: {Role.FRONTEND: Perm.WRITE | Perm.DELETE},
     NodeKind.ENTRY: {},
     NodeKind.CONTROL: {},
 }
@@ -207,6 +214,7 @@ _DEPTHS: dict[str, tuple[NodeKind, ...]] = {
     "claims": (NodeKind.CLAIMS, NodeKind.ENTRY, NodeKind.CONTROL),
     "scheduled": (NodeKind.SCHED_BUCKET,) * 3
     + (NodeKind.SCHED_LEAF, NodeKind.ENTRY, NodeKind.CONTROL),
+    "schedules": (NodeKind.SCHEDULE_DIR,) * 2 + (NodeKind.SCHEDULE, NodeKind.CONTROL),
 }
 
 

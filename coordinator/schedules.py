@@ -75,6 +75,19 @@ def check_name(name: Any) -> str:
     return name
 
 
+def check_owner(owner: Any) -> str:
+    """A tenant's name (1-64 characters, as keys allow) or ``_``; it is one znode name."""
+    if (
+        not isinstance(owner, str)
+        or not 0 < len(owner) <= 64
+        or "/" in owner
+        or owner in (".", "..")
+        or not owner.isprintable()
+    ):
+        raise InvalidInput(f"schedule owner {owner!r} is invalid: a tenant's name, or _")
+    return owner
+
+
 def zone(name: Any) -> ZoneInfo:
     try:
         if not isinstance(name, str) or not name:
@@ -149,8 +162,7 @@ class ScheduleRecord:
 
     def __post_init__(self) -> None:
         check_name(self.name)
-        if self.owner != SYSTEM_OWNER:
-            check_name(self.owner)
+        check_owner(self.owner)
         if (self.cron is None) == (self.every is None):
             raise InvalidInput("a schedule needs exactly one of cron and every")
         if self.cron is not None:

@@ -51,6 +51,7 @@ import requests
 from zkq.coordinator.errors import Conflict, InvalidInput, Unavailable, WaitTimeout
 from zkq.coordinator.job import Job
 from zkq.coordinator.validation import check_job_type, check_json
+from zkq.http_schedules import HttpSchedules
 from zkq.http_transport import (
     CA_FILE_ENV,
     CertificateRejected,
@@ -141,6 +142,8 @@ class HttpClient:
         self.http.headers["Authorization"] = f"Bearer {api_key}"
         #: the ``warnings`` of this client's last submission (``[]``: none)
         self.last_warnings: builtins.list[str] = []
+        #: periodic schedules (:class:`~zkq.http_schedules.HttpSchedules`)
+        self.schedules = HttpSchedules(self)
 
     def close(self) -> None:
         """Close the connections; ``with zkq.HttpClient(...) as client:`` does it for you.
