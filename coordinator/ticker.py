@@ -310,7 +310,9 @@ class Ticker:
             except NoNode:
                 self.session.ensure_path(self.layout.schedules_of(SYSTEM_OWNER))
                 with contextlib.suppress(TransactionFailed):  # made meanwhile: next time
-                    self.session.multi([*head, Create(path, record.to_bytes())])
+                    # dated now: from the epoch, its first tick would be a catch-up
+                    made = record.replace(created_at=record.created_at or self.clock())
+                    self.session.multi([*head, Create(path, made.to_bytes())])
                 continue
             try:
                 stored = ScheduleRecord.from_bytes(raw)

@@ -142,6 +142,11 @@ def test_config_schedules_are_upserted_and_never_deleted(cluster: MemoryCluster)
     ticker.upsert_declared()
     assert book.get("declared").record.every == 120
     assert book.get("undeclared").record == gone  # absent from this config: it stays
+    fresh = every("fresh", 60, 0.0, source="config")  # as a config file declares it
+    Ticker(
+        store, lambda: None, lambda *p: None, lambda e: None, [fresh], cluster.clock
+    ).upsert_declared()
+    assert book.get("fresh").record.created_at == cluster.clock()  # not a catch-up from 1970
     ticker.upsert_declared()  # the same definition: nothing to write
     assert session.get(cluster.layout.schedule("_", "declared"))[1].version == 1
 
