@@ -87,6 +87,9 @@ class CoordinatorCollector(Collector):
         for outcome, count in sorted(dict(stats.schedule_ticks).items()):
             ticks.add_metric([outcome], count)
         yield ticks
+        yield GaugeMetricFamily(
+            "zkq_schedules", "Periodic schedules (leader's view)", value=stats.schedules
+        )
         yield CounterMetricFamily(
             "zkq_swept_jobs",
             "Jobs the leader's sweep found stranded (nothing would have moved them) and moved",

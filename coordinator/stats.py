@@ -39,6 +39,8 @@ class DispatchStats:
     queues: dict[str, QueueSnapshot] = field(default_factory=dict)
     #: schedule ticks decided, by outcome (the ticker's own counter, shared)
     schedule_ticks: Counter[str] = field(default_factory=Counter)
+    #: periodic schedules the leader's ticker holds
+    schedules: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TICKS_PER_ROUND = 64
+READS_PER_ROUND = 256
 OUTCOMES = ("enqueued", "skipped", "duplicate", "overlap", "raced")
 
 
@@ -81,6 +82,7 @@ class Ticker:
         watch: Watch,
         declared: Sequence[ScheduleRecord] = (),
         clock: Callable[[], float] = time.time,
+        stats: DispatchStats | None = None,
     ) -> None:
         self.store = store
         self.session = store.session
@@ -90,6 +92,7 @@ class Ticker:
         self.watch = watch
         self.declared = list(declared)
         self.clock = clock
+        self.stats = stats
         self.known: dict[tuple[str, str], _Known] = {}
         self.heap: list[tuple[float, str, str]] = []
         self.dirty: set[tuple[str, str]] = set()
@@ -124,6 +127,8 @@ class Ticker:
         self.mark(self.layout.schedules)
 
     def next_at(self, wall_now: float, mono_now: float) -> float | None:
+        if self.dirty:
+            return 0.0  # more to read: come back at once
         while self.heap and not self._current(self.heap[0]):
             heapq.heappop(self.heap)
         return max(0.0, self.heap[0][0] - wall_now) if self.heap else None
@@ -132,9 +137,13 @@ class Ticker:
         if self._upsert:
             self._upsert = False
             self.upsert_declared()
-        for owner, name in sorted(self.dirty):
+        # bounded: after a reconnect every schedule is reread, over several rounds, so that
+        # assignment is not held up by thousands of reads
+        for owner, name in sorted(self.dirty)[:READS_PER_ROUND]:
             self.dirty.discard((owner, name))
             self.read(owner, name)
+        if self.stats is not None:
+            self.stats.schedules = len(self.known)
         done = 0
         while self.heap and done < TICKS_PER_ROUND and self.heap[0][0] <= wall_now:
             entry = heapq.heappop(self.heap)
@@ -357,6 +366,7 @@ def ticker_for(
         watch=dispatcher.watch,
         declared=declared,
         clock=dispatcher.clock,
+        stats=stats,
     )
     ticker.outcomes = stats.schedule_ticks
     return ticker

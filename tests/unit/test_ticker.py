@@ -8,10 +8,12 @@ import random
 from collections import Counter
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from tests.memory_support import Leader, MemoryCluster
 from zkq.coordinator.ids import new_job_id
 from zkq.coordinator.job import Job
+from zkq.coordinator.metrics import CoordinatorCollector
 from zkq.coordinator.schedule_book import ScheduleBook
 from zkq.coordinator.schedules import ScheduleRecord, ScheduleState
 from zkq.coordinator.stats import DispatchStats
@@ -212,3 +214,19 @@ def test_two_tickers_interleaved_make_one_job_per_tick(
     assert total["enqueued"] <= len(per_tick)  # a multi whose reply was lost is not counted
     if kind is not RandomIds:
         assert total["duplicate"] >= 1  # they did overlap
+
+
+def test_ticks_and_schedules_are_metrics(cluster: MemoryCluster) -> None:
+    stats = DispatchStats()
+    registry = CollectorRegistry()
+    registry.register(CoordinatorCollector(stats, cluster.session("c")))
+    leader = Leader(cluster)
+    leader.dispatcher.tasks.append(ticker_for(leader.dispatcher, (), stats))
+    start = cluster.clock()
+    ScheduleBook(leader.session, cluster.layout).add(every("metered", 10, start))
+    for _ in range(3):
+        cluster.clock.advance(10)
+        leader.rounds(4)
+    sample = registry.get_sample_value
+    assert sample("zkq_schedule_ticks_total", {"outcome": "enqueued"}) == 3
+    assert sample("zkq_schedules") == 1
