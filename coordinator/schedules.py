@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from zkq.coordinator.errors import InvalidInput
 from zkq.coordinator.job import check_retry, validate_spec
@@ -50,6 +50,9 @@ SOURCES = ("api", "config")
 _SHIFT = timedelta(hours=3)
 #: how many missed ticks are counted one by one before the count says "at least"
 COUNT_CAP = 1000
+MAX_EVERY = 366 * 86400
+#: 2100-01-01: instants beyond would overflow the dates of ticks computed from them
+LATEST_INSTANT = 4_102_444_800.0
 DEFINITION_FIELDS = (
     "name",
     "owner",
@@ -93,14 +96,15 @@ def zone(name: Any) -> ZoneInfo:
         if not isinstance(name, str) or not name:
             raise ValueError
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a directory
         raise InvalidInput(
             f"time zone {name!r} is unknown: use an IANA name such as Europe/Berlin or UTC"
         ) from None
 
 
 def check_cron(expr: Any) -> str:
-    if not isinstance(expr, str) or not croniter.is_valid(expr):
+    # five fields, no @aliases nor seconds: the hour field is where the DST rule looks
+    if not isinstance(expr, str) or len(expr.split()) != 5 or not croniter.is_valid(expr):
         raise InvalidInput(f"cron expression {expr!r} is invalid: use five fields, as 30 2 * * *")
     return expr
 
@@ -167,8 +171,19 @@ class ScheduleRecord:
             raise InvalidInput("a schedule needs exactly one of cron and every")
         if self.cron is not None:
             check_cron(self.cron)
-        if self.every is not None and not (isinstance(self.every, int | float) and self.every >= 1):
-            raise InvalidInput(f"every must be at least 1 second, not {self.every!r}")
+        if self.every is not None and not (
+            isinstance(self.every, int | float) and 1 <= self.every <= MAX_EVERY
+        ):
+            raise InvalidInput(
+                f"every must be at least 1 second and at most {MAX_EVERY} (a year), "
+                f"not {self.every!r}"
+            )
+        for name in ("anchor", "created_at"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, int | float) and 0 <= value <= LATEST_INSTANT
+            ):
+                raise InvalidInput(f"{name} must be Unix seconds before 2100, not {value!r}")
         zone(self.timezone)
         if self.misfire not in MISFIRE:
             raise InvalidInput(f"misfire must be one of {', '.join(MISFIRE)}")
@@ -179,6 +194,8 @@ class ScheduleRecord:
         if self.misfire_grace is not None and self.misfire_grace < 0:
             raise InvalidInput("misfire_grace must not be negative")
         object.__setattr__(self, "template", check_template(self.template))
+        if self.cron is not None:
+            self.next_after(self.created_at or 1_767_225_600.0)  # refuses one never due
 
     # -- serialisation ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -256,13 +273,18 @@ class ScheduleRecord:
         it = croniter(self.cron, start - _SHIFT if near else start)
         best: float | None = None
         for _ in range(2000):  # bounded: a few hours of candidates around a transition
-            naive = it.get_next(datetime)
+            try:
+                naive = it.get_next(datetime)
+            except CroniterError:
+                break  # none within croniter's search (e.g. 31 February)
             for instant in self._instants(naive, tz):
                 if instant > after and (best is None or instant < best):
                     best = instant
             if best is not None and (not near or naive > start + _SHIFT):
                 return best
-        raise InvalidInput(f"cron expression {self.cron!r} never fires")
+        if best is not None:
+            return best
+        raise InvalidInput(f"cron expression {self.cron!r} never fires: check its day and month")
 
     def latest_at_or_before(self, now: float) -> float | None:
         """The last tick at or before ``now`` (None: none within a year)."""
@@ -275,7 +297,10 @@ class ScheduleRecord:
         it = croniter(self.cron, start + (_SHIFT if near else timedelta()) + timedelta(seconds=1))
         best: float | None = None
         for _ in range(2000):
-            naive = it.get_prev(datetime)
+            try:
+                naive = it.get_prev(datetime)
+            except CroniterError:
+                break
             for instant in self._instants(naive, tz):
                 if instant <= now and (best is None or instant > best):
                     best = instant

@@ -147,8 +147,15 @@ class Ticker:
         done = 0
         while self.heap and done < TICKS_PER_ROUND and self.heap[0][0] <= wall_now:
             entry = heapq.heappop(self.heap)
-            if self._current(entry):
+            if not self._current(entry):
+                continue
+            try:
                 done += self.fire(entry[1], entry[2], wall_now)
+            except (InvalidInput, ValueError, OverflowError) as exc:
+                # one schedule whose times cannot be computed must not end the leadership
+                # (it would again under the next leader): set it aside until it changes
+                log.warning("schedule %s/%s is set aside: %s", entry[1], entry[2], exc)
+                self.known[(entry[1], entry[2])].due = None
         return done
 
     # -- reading ----------------------------------------------------------------------------
@@ -175,6 +182,9 @@ class Ticker:
         except NoNode:
             state, version = ScheduleState(), None
             self.mark(path)  # its child watch sees the state made by another ticker
+        except (ValueError, TypeError) as exc:
+            log.warning("schedule %s/%s has an unreadable state, left alone: %s", owner, name, exc)
+            return
         self.remember(owner, name, record, state, version)
 
     def remember(

@@ -158,6 +158,12 @@ def test_missed_ticks_are_counted_up_to_a_cap() -> None:
         ({"cron": None, "every": 0.5}, "at least 1 second"),
         ({"misfire": "later"}, "misfire"),
         ({"template": {"payload": 1}}, "job type"),
+        ({"cron": "@daily"}, "five fields"),
+        ({"cron": "* * * * * *"}, "five fields"),
+        ({"cron": "0 0 31 2 *"}, "never fires"),
+        ({"timezone": "Europe"}, "time zone"),
+        ({"cron": None, "every": 1e12}, "at most"),
+        ({"cron": None, "every": 5, "anchor": 1e300}, "before 2100"),
     ],
 )
 def test_bad_definitions_are_refused(changes: dict[str, object], says: str) -> None:
