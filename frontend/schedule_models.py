@@ -10,7 +10,7 @@ from pydantic import Field
 from zkq.coordinator.job import MAX_ATTEMPTS_LIMIT, MAX_TIMEOUT_SECONDS
 from zkq.coordinator.paths import PRIORITY_MAX, PRIORITY_MIN
 from zkq.coordinator.schedule_book import ScheduleView
-from zkq.coordinator.schedules import NAME_RE
+from zkq.coordinator.schedules import LATEST_INSTANT, MAX_EVERY, NAME_RE
 from zkq.frontend.keys import TENANT_MAX
 from zkq.frontend.models import JobType, WholeInt, _Query, _Strict
 
@@ -40,10 +40,15 @@ class ScheduleIn(_Strict):
     cron: str | None = Field(
         None, max_length=200, description="Five-field cron, as `30 2 * * *`, in `timezone`."
     )
-    every: float | None = Field(None, ge=1, description="Or: every this many seconds (UTC).")
+    every: float | None = Field(
+        None, ge=1, le=MAX_EVERY, description="Or: every this many seconds (UTC)."
+    )
     timezone: str = Field("UTC", max_length=64, description="IANA zone of `cron`.")
     anchor: float | None = Field(
-        None, description="`every` ticks at anchor + k*every (Unix seconds; default: creation)."
+        None,
+        ge=0,
+        le=LATEST_INSTANT,
+        description="`every` ticks at anchor + k*every (Unix seconds; default: creation).",
     )
     template: ScheduleTemplate
     misfire: Literal["run_once", "skip"] = Field(

@@ -84,6 +84,7 @@ def add_schedule(body: ScheduleIn) -> tuple[Any, ...]:
     scope="read",
     query=OwnerQuery,
     ok=(200, ScheduleList),
+    errors=(400,),
     tag=TAG,
 )
 def list_schedules(query: OwnerQuery) -> tuple[Any, ...]:
@@ -100,6 +101,7 @@ def list_schedules(query: OwnerQuery) -> tuple[Any, ...]:
     scope="read",
     query=OwnerQuery,
     ok=(200, ScheduleOut),
+    errors=(400,),
     tag=TAG,
 )
 def get_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
@@ -115,7 +117,7 @@ def get_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
     scope="submit",
     query=OwnerQuery,
     ok=(200, ScheduleRemoved),
-    errors=(409,),
+    errors=(400, 409),
     tag=TAG,
 )
 def remove_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
@@ -132,7 +134,7 @@ def remove_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
     scope="submit",
     query=OwnerQuery,
     ok=(200, ScheduleOut),
-    errors=(409,),
+    errors=(400, 409),
     tag=TAG,
 )
 def pause_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
@@ -148,7 +150,7 @@ def pause_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
     scope="submit",
     query=OwnerQuery,
     ok=(200, ScheduleOut),
-    errors=(409,),
+    errors=(400, 409),
     tag=TAG,
 )
 def resume_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
