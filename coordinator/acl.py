@@ -155,6 +155,8 @@ class NodeKind(enum.Enum):
     SCHED_BUCKET = "scheduled, scheduled/<era>, scheduled/<era>/<tick>"
     SCHED_LEAF = "scheduled/<era>/<tick>/<born>"
     CLAIM = "claims/<job_id>"  # a running attempt's lease: its worker renews it
+    SCHEDULE_DIR = "schedules, schedules/<owner>"
+    SCHEDULE = "schedules/<owner>/<name>"
     ENTRY = "pending entry, inbox entry"
     CONTROL = "paused, coordinator, election and anything else"
 
@@ -180,6 +182,11 @@ MATRIX: dict[NodeKind, dict[Role, Perm]] = {
     NodeKind.SCHED_LEAF: {Role.FRONTEND: Perm.CREATE | Perm.DELETE, Role.WORKER: Perm.CREATE},
     # a heartbeat is a versioned setData on the claim (the leader never writes its data)
     NodeKind.CLAIM: {Role.WORKER: Perm.WRITE},
+    # a frontend adds, pauses and removes its tenant's schedules (the definition, and the
+    # state below it on removal); the state itself is CONTROL: the leader's ticker alone
+    # writes it, so no edit can roll a schedule's last tick back
+    NodeKind.SCHEDULE_DIR: {Role.FRONTEND: Perm.CREATE | Perm.DELETE},
+    NodeKind.SCHEDULE: {Role.FRONTEND: Perm.WRITE | Perm.DELETE},
     NodeKind.ENTRY: {},
     NodeKind.CONTROL: {},
 }
@@ -211,6 +218,7 @@ _DEPTHS: dict[str, tuple[NodeKind, ...]] = {
     "claims": (NodeKind.CLAIMS, NodeKind.CLAIM, NodeKind.CONTROL),
     "scheduled": (NodeKind.SCHED_BUCKET,) * 3
     + (NodeKind.SCHED_LEAF, NodeKind.ENTRY, NodeKind.CONTROL),
+    "schedules": (NodeKind.SCHEDULE_DIR,) * 2 + (NodeKind.SCHEDULE, NodeKind.CONTROL),
 }
 
 

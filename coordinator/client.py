@@ -35,6 +35,7 @@ from zkq.coordinator.errors import Unavailable, WaitTimeout
 from zkq.coordinator.job import Job, JobSpec, check_retry
 from zkq.coordinator.lookup import JobLookup, within
 from zkq.coordinator.mysql import ConnectionPool
+from zkq.coordinator.schedule_book import ScheduleBook
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.timestamps import epoch_seconds
 from zkq.coordinator.zk import ZkSession, connect
@@ -73,6 +74,9 @@ class Client:
         #: where pruned jobs are found; connects on first use
         self.archive = JobArchive(ConnectionPool(config.mysql)) if config.mysql else None
         self.lookup = JobLookup(self.store, self.archive, within(connect_timeout))
+        #: periodic schedules (:class:`~zkq.coordinator.schedule_book.ScheduleBook`): add,
+        #: list, get, pause, resume, remove; those that name no owner touch ``_``
+        self.schedules = ScheduleBook(self.session, self.store.layout)
 
     @classmethod
     def connect(cls, hosts: str | None = None, root: str | None = None, **settings: Any) -> Client:

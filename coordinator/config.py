@@ -73,10 +73,11 @@ from pathlib import Path
 from typing import Any
 
 from zkq.coordinator.acl import AclIdentities, parse_credential
-from zkq.coordinator.errors import ConfigError
+from zkq.coordinator.errors import ConfigError, InvalidInput
 from zkq.coordinator.job import Limits
 from zkq.coordinator.mysql import MySQLSettings
 from zkq.coordinator.paths import Layout
+from zkq.coordinator.schedules import SYSTEM_OWNER, ScheduleRecord
 
 #: the tenant of jobs submitted without an API key (``zkq submit``, ``zkq.Client``)
 DEFAULT_TENANT = "default"
@@ -117,6 +118,9 @@ class ClusterConfig:
     #: the tenant of jobs submitted through :class:`~zkq.coordinator.client.Client` (so by
     #: ``zkq submit``); over HTTP a job's tenant is its API key's
     tenant: str = DEFAULT_TENANT
+    #: periodic schedules declared in the file (``[[schedules]]``): the leader writes them
+    #: under owner ``_`` (:mod:`zkq.coordinator.ticker`)
+    schedules: tuple[ScheduleRecord, ...] = ()
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ClusterConfig:
@@ -136,7 +140,7 @@ class ClusterConfig:
                     raise ConfigError(f"{var}={env[var]!r} is not valid: {exc}") from exc
         _lay(values, from_env)
         _lay(values, {k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - {k for k, _, _ in _ENV}
+        unknown = set(values) - {k for k, _, _ in _ENV} - {"schedules"}
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
         try:
@@ -172,6 +176,7 @@ class ClusterConfig:
             haproxy_stats=values.get("haproxy_stats"),
             unserved_after=unserved_after,
             tenant=tenant,
+            schedules=declared_schedules(values.get("schedules", [])),
         )
 
     def with_zk(self, **changes: Any) -> ClusterConfig:
@@ -230,6 +235,8 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if "auth" in data.get("zookeeper", {}):
         require_private(file, "a config file that holds a ZooKeeper credential")
+    if isinstance(data.get("schedules"), list):
+        values["schedules"] = data.pop("schedules")
     for section, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{file}: {section!r} must be a [section]")
@@ -240,6 +247,19 @@ def read_config_file(path: str | Path | None) -> dict[str, Any]:
                 raise ConfigError(f"{file}: unknown setting {section}.{key} (known: {known})")
             values[setting] = value
     return values
+
+
+def declared_schedules(tables: list[Any]) -> tuple[ScheduleRecord, ...]:
+    """The ``[[schedules]]`` of a config file, as records owned by ``_``."""
+    out: list[ScheduleRecord] = []
+    for table in tables:
+        try:
+            if not isinstance(table, dict):
+                raise ValueError("each [[schedules]] must be a table")
+            out.append(ScheduleRecord(**{**table, "owner": SYSTEM_OWNER, "source": "config"}))
+        except (TypeError, ValueError, InvalidInput) as exc:
+            raise ConfigError(f"[[schedules]] {table.get('name', '?')!r}: {exc}") from None
+    return tuple(out)
 
 
 def require_private(path: Path, what: str) -> None:

@@ -11,6 +11,7 @@ part is incremented), so a batch keeps its submission order.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -58,3 +59,13 @@ def id_for_time(unix_seconds: float) -> str:
 
 def now() -> float:
     return time.time()
+
+
+def derived_job_id(instant: float, key: str) -> str:
+    """The id of the job a schedule's tick makes: a ULID whose time is the tick's instant
+    and whose random bits are the first 80 bits of sha256(``key``).  Every ticker computes
+    the same id for one tick, so a second one's create fails ``NodeExists`` however it
+    came to decide that tick (``key`` names the owner, the schedule and the tick)."""
+    digest = hashlib.sha256(b"zkq-tick\0" + key.encode()).digest()
+    millis = round(instant * 1000)
+    return str(ULID.from_int((millis << _RANDOM_BITS) | int.from_bytes(digest[:10], "big")))

@@ -391,3 +391,25 @@ def prune(layout: Layout, job: Job, version: int) -> Step:
     if not job.terminal:
         raise InvalidTransition(f"job {job.id} is {job.state}; only a finished job is pruned")
     return Step(job, (Delete(layout.job(job.id), version),))
+
+
+def tick(
+    layout: Layout, job: Job | None, state_path: str, state: bytes, version: int | None
+) -> Step:
+    """A schedule's tick: its job (record + pending entry), then the schedule's state
+    advanced at the version read (``None``: the state node is new, so it is created).  The
+    job's ops come first so that a tick another ticker already made fails ``NodeExists``
+    on its record (a duplicate) rather than hiding behind the version check.  ``job``
+    None: only the state moves (a skipped or duplicate tick).  The ticker puts its fence
+    ahead of the step (:class:`Batch`)."""
+    advance: Op = (
+        Create(state_path, state) if version is None else SetData(state_path, state, version)
+    )
+    if job is None:
+        return Step(Job(id="", type=""), (advance,))  # no record: the step carries none
+    if job.state != JobState.PENDING:
+        raise InvalidTransition(f"a tick's job must be pending, not {job.state}")
+    return Step(
+        job,
+        (Create(layout.job(job.id), job.to_bytes()), Create(_pending_entry(layout, job)), advance),
+    )

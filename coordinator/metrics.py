@@ -89,6 +89,15 @@ class CoordinatorCollector(Collector):
             "Pending jobs whose record this leader cannot read (a newer schema), left alone",
             value=stats.unreadable,
         )
+        ticks = CounterMetricFamily(
+            "zkq_schedule_ticks", "Periodic schedule ticks decided", labels=["outcome"]
+        )
+        for outcome, count in sorted(dict(stats.schedule_ticks).items()):
+            ticks.add_metric([outcome], count)
+        yield ticks
+        yield GaugeMetricFamily(
+            "zkq_schedules", "Periodic schedules (leader's view)", value=stats.schedules
+        )
         yield CounterMetricFamily(
             "zkq_swept_jobs",
             "Jobs the leader's sweep found stranded (nothing would have moved them) and moved",

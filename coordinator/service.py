@@ -32,6 +32,7 @@ from zkq.coordinator.mysql import ConnectionPool
 from zkq.coordinator.retention import Pruner, prune_interval
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
+from zkq.coordinator.ticker import ticker_for
 from zkq.coordinator.zk import ConnectionLost, Election, ZkSession, connect
 from zkq.coordinator.zk.outages import report_outages
 
@@ -105,14 +106,16 @@ class Coordinator:
         pruning = threading.Event()
         pruner = self._start_pruner(pruning)
         try:
-            Dispatcher(
+            dispatcher = Dispatcher(
                 self.session,
                 self.store,
                 should_stop=lambda: self._stop.is_set() or self.session.generation != generation,
                 wake=self._wake,
                 stats=self.stats,
                 fence=fence,
-            ).run()
+            )
+            dispatcher.tasks.append(ticker_for(dispatcher, self.config.schedules, self.stats))
+            dispatcher.run()
         finally:
             pruning.set()
             if pruner is not None:

@@ -7,6 +7,7 @@ consistent snapshot without a lock.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +39,10 @@ class DispatchStats:
     queues: dict[str, QueueSnapshot] = field(default_factory=dict)
     #: pending jobs per type that wait only because of a type limit or the reserve rule
     capped: dict[str, int] = field(default_factory=dict)
+    #: schedule ticks decided, by outcome (the ticker's own counter, shared)
+    schedule_ticks: Counter[str] = field(default_factory=Counter)
+    #: periodic schedules the leader's ticker holds
+    schedules: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,6 +13,7 @@ from flask import Flask, Response, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from zkq.coordinator.schedules import NAME_RE
 from zkq.frontend.api import Endpoint, api
 from zkq.frontend.errors import DOCUMENTED
 from zkq.frontend.models import JOB_ID_PATTERN, ErrorBody
@@ -93,7 +94,11 @@ def _operation(
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "pattern": JOB_ID_PATTERN},
+            "schema": {
+                "type": "string",
+                # a job id, or a schedule's name
+                "pattern": JOB_ID_PATTERN if name.endswith("job_id") else NAME_RE.pattern,
+            },
         }
         for name in e.path_params
     ]

@@ -34,6 +34,7 @@ from zkq.options import (
     setting_option,
 )
 from zkq.output import EXIT_FAILED, show_job, workers_table
+from zkq.schedules_cli import schedules
 from zkq.timing_options import timing_options
 
 if TYPE_CHECKING:
@@ -405,7 +406,7 @@ def _attach_optional() -> None:
 
 
 _attach_optional()
-for _group in [*DB_COMMANDS, *ACL_COMMANDS]:
+for _group in [*DB_COMMANDS, *ACL_COMMANDS, schedules]:
     main.add_command(_group)
 
 

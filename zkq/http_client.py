@@ -53,6 +53,7 @@ from zkq.coordinator.backoff import Backoff
 from zkq.coordinator.errors import Conflict, Unavailable, WaitTimeout
 from zkq.coordinator.job import Job
 from zkq.http_bodies import checked, submission, timing
+from zkq.http_schedules import HttpSchedules
 from zkq.http_transport import (
     CA_FILE_ENV,
     CertificateRejected,
@@ -116,6 +117,8 @@ class HttpClient:
         self.http.headers["Authorization"] = f"Bearer {api_key}"
         #: the ``warnings`` of this client's last submission (``[]``: none)
         self.last_warnings: builtins.list[str] = []
+        #: periodic schedules (:class:`~zkq.http_schedules.HttpSchedules`)
+        self.schedules = HttpSchedules(self)
 
     def close(self) -> None:
         """Close the connections; ``with zkq.HttpClient(...) as client:`` does it for you.

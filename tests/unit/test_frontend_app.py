@@ -44,6 +44,10 @@ def test_openapi_document(client: FlaskClient) -> None:
         "/healthz",
         "/readyz",
         "/v1/openapi.json",
+        "/v1/schedules",
+        "/v1/schedules/{name}",
+        "/v1/schedules/{name}/pause",
+        "/v1/schedules/{name}/resume",
     }
     assert set(doc["paths"]["/v1/jobs/{job_id}"]) == {"get", "delete"}
     wait = [p for p in doc["paths"]["/v1/jobs/{job_id}"]["get"]["parameters"] if p["in"] == "query"]
