@@ -37,16 +37,18 @@ def renewing(payload: dict[str, Any], ctx: JobContext) -> str:
 @registry.handler("polite", max_attempts=1, timeout=2)
 def polite(payload: dict[str, Any], ctx: JobContext) -> str:
     """Never renews; waits until its attempt is over (taken back or cancelled), then says
-    why, and what its next heartbeat raised."""
+    why, and what told it: its next heartbeat, or the pool stopping it."""
     if payload.get("renew"):
         ctx.extend(payload["renew"])
     end = time.monotonic() + PATIENCE
-    while not ctx.cancelled and time.monotonic() < end:
-        time.sleep(0.05)
     try:
+        while not ctx.cancelled and time.monotonic() < end:
+            time.sleep(0.05)
         ctx.heartbeat()
         raised = "nothing"
     except Cancelled as exc:
+        # at its next heartbeat; or raised into its thread by the pool, which stops an
+        # attempt taken back at once (another worker may already run the job)
         raised = type(exc).__name__
     _mark(payload, f"{ctx.cancel_reason} {raised}")
     return "stopped"
