@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 
 from zkq.coordinator.attempts import AttemptClock
+from zkq.coordinator.backoff import retry_delay
 from zkq.coordinator.job import AttemptOutcome, JobState
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
@@ -43,7 +44,7 @@ class OverdueReaper:
             if jid not in found:
                 self.attempts.forget(jid)  # pruned or removed: nothing to look at
         for jid, (job, version) in found.items():
-            if job.terminal or job.state == JobState.PENDING:
+            if job.terminal or job.state in (JobState.PENDING, JobState.SCHEDULED):
                 self.attempts.forget(jid)
                 continue
             look = self.attempts.observe(job, now)
@@ -57,6 +58,8 @@ class OverdueReaper:
                 expected_version=version,  # not one that started after we looked
                 holder=job.worker,
                 fence=self.fence(),
+                # a retry policy's backoff, on the leader's clock (none: back to pending now)
+                delay=retry_delay(job.retry, job.attempt_number),
             )
             if result is None:
                 # the record moved after we read it: it ended, or an overdue assignment

@@ -30,6 +30,7 @@ from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.dispatcher import Dispatcher
 from zkq.coordinator.mysql import ConnectionPool
 from zkq.coordinator.retention import Pruner, prune_interval
+from zkq.coordinator.scheduled import Promoter
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import ConnectionLost, Election, ZkSession, connect
@@ -105,14 +106,16 @@ class Coordinator:
         pruning = threading.Event()
         pruner = self._start_pruner(pruning)
         try:
-            Dispatcher(
+            dispatcher = Dispatcher(
                 self.session,
                 self.store,
                 should_stop=lambda: self._stop.is_set() or self.session.generation != generation,
                 wake=self._wake,
                 stats=self.stats,
                 fence=fence,
-            ).run()
+            )
+            dispatcher.tasks.append(Promoter(dispatcher))
+            dispatcher.run()
         finally:
             pruning.set()
             if pruner is not None:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from zkq.coordinator import lifecycle
+from zkq.coordinator import lifecycle, promotion
 from zkq.coordinator.errors import Conflict, JobIdTaken, JobNotFound, LeadershipLost, ZkqError
 from zkq.coordinator.ids import validate_job_id
 from zkq.coordinator.job import AttemptOutcome, Job, JobSpec, JobState, Limits
@@ -83,8 +83,8 @@ class JobStore:
                 return self.session.multi(ops)
             except TransactionFailed as failed:
                 op = ops[failed.index]
-                bucketed = op.path.startswith(self.layout.pending + "/") or op.path.startswith(
-                    self.layout.jobs + "/"
+                bucketed = op.path.startswith(
+                    (self.layout.pending + "/", self.layout.jobs + "/", self.layout.scheduled + "/")
                 )
                 if not (isinstance(op, Create) and isinstance(failed.error, NoNode) and bucketed):
                     raise
@@ -169,7 +169,9 @@ class JobStore:
     def ensure_parents(self, job: Job, force: bool = False) -> None:
         parents = (
             self.layout.job_tick(*bucket_of(job.id)),
-            self.layout.pending_shard(job.type, job.id),
+            self.layout.scheduled_leaf(job.run_at, job.id)
+            if job.state == JobState.SCHEDULED and job.run_at is not None
+            else self.layout.pending_shard(job.type, job.id),
         )
         for parent in parents:
             with self._parents_lock:
@@ -267,9 +269,11 @@ class JobStore:
 
         return self.decide("cancel", attempt, deadline)
 
-    def revive(self, job_id: str, deadline: float | None = None) -> Job:
-        """Send a failed, dead or cancelled job back to pending with fresh attempts (an
-        operator's ``zkq requeue``); :class:`InvalidTransition` for any other state."""
+    def revive(
+        self, job_id: str, deadline: float | None = None, run_at: float | None = None
+    ) -> Job:
+        """Send a finished job back with fresh attempts (``zkq requeue``): pending, or
+        scheduled until a later ``run_at``; :class:`InvalidTransition` when not finished."""
         validate_job_id(job_id)
         sent: int | None = None  # the version our last revive was written against
 
@@ -281,7 +285,7 @@ class JobStore:
                 # reply was lost (the leader may have assigned the job since), or another
                 # operator's at the same moment.  Either way the job is back in the queue.
                 return job
-            step = lifecycle.revive(self.layout, job, version, time.time())
+            step = lifecycle.revive(self.layout, job, version, time.time(), run_at=run_at)
             sent = version
             self.commit(step.ops)
             return step.job
@@ -300,6 +304,7 @@ class JobStore:
         fence: str | None = None,
         by: str = "leader",
         deadline: float | None = None,
+        delay: float = 0.0,
     ) -> Job | None:
         """Take an assigned or running job back; ``None`` when there was nothing to take.
 
@@ -311,7 +316,8 @@ class JobStore:
         judged overdue), so an attempt that started meanwhile is left alone.  ``by``: who
         asks, for the requeue entry in the record's history (``leader``, ``operator``).
         ``deadline``: a caller that must answer in time (an operator's bulk requeue) gives
-        one; the leader's own requeues wait out a disconnection instead.
+        one; the leader's own requeues wait out a disconnection instead.  ``delay``: a
+        retry's backoff, the job waits scheduled that long (:func:`lifecycle.requeue`).
 
         ``fence``: the leader's election node, checked in the same multi as in
         :meth:`assign_many`; :class:`LeadershipLost` once it is gone."""
@@ -343,11 +349,18 @@ class JobStore:
                 inbox,
                 spend_attempt,
                 by,
+                delay,
             )
             self.commit_fenced(Batch((step,), head))
             return step.job
 
         return self.decide("requeue", attempt, deadline)
+
+    def promote_many(
+        self, choices: Sequence[tuple[Job, int]], fence: str | None = None
+    ) -> tuple[list[Job], list[tuple[Job, BaseException]]]:
+        """Promote due (job, version) pairs (:func:`promotion.promote_many`)."""
+        return promotion.promote_many(self, choices, fence, time.time())
 
     def commit_fenced(self, batch: Batch) -> list[OpResult]:
         """:meth:`commit` a batch whose head ops are the leader's fence: a failure there
