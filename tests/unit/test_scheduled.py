@@ -283,3 +283,20 @@ def test_recovery_after_an_outage_opens_a_bounded_number_of_buckets_per_round(
     assert {client.get(j.id).state for j in jobs} == {JobState.SUCCEEDED}
     assert leader.promoter.root_listings == 1
     assert PROMOTE_PER_ROUND >= 64
+
+
+def test_bulk_cancel_takes_scheduled_jobs_and_their_entries(
+    cluster: MemoryCluster, client: JobStore
+) -> None:
+    from zkq.coordinator.bulk import BulkAction, Tally, select_all
+    from zkq.coordinator.selection import JobFilter
+
+    jobs = client.submit_many([JobSpec("t", delay=600) for _ in range(5)])
+    cancel = BulkAction(client, "cancel", JobFilter.of(job_type="t", since="1h"))
+    selected = select_all(cancel)
+    assert sorted(selected) == sorted(j.id for j in jobs)
+    tally = Tally()
+    cancel.apply(selected, tally)
+    assert tally.done == 5
+    assert {client.get(j.id).state for j in jobs} == {JobState.CANCELLED}
+    assert entries(client, cluster.layout.scheduled) == []
