@@ -12,6 +12,7 @@ import click
 
 from benchmarks.cli_run import EXIT_FAILED, run_reported
 from benchmarks.http_cli import http
+from benchmarks.lateness_cli import lateness
 from benchmarks.timings_cli import timings
 
 #: exit statuses (EXIT_FAILED): 0 the bench ran (verdicts are in the report), 1 it could
@@ -65,7 +66,8 @@ def bench(
     makes a missed target exit 1), 1 when it could not run.
 
     `zkq bench http` measures the HTTP side instead, `zkq bench timings` how fast
-    failures and completions are noticed (see their --help).
+    failures and completions are noticed, `zkq bench lateness` how late scheduled jobs
+    start (see their --help).
     """
     if ctx.invoked_subcommand is not None:
         if quick or as_json or strict or jobs or lq_cap or state_dir:
@@ -96,3 +98,4 @@ def bench(
 
 bench.add_command(http)
 bench.add_command(timings)
+bench.add_command(lateness)

@@ -218,14 +218,19 @@ class Promoter:
     def _promote(self, wall_now: float) -> int:
         now_key = due_key(wall_now)
         total = 0
+        later: list[tuple[str, str, str]] = []
         while total < PROMOTE_PER_ROUND:
             due = self._pop_due(now_key, min(PROMOTE_BATCH, PROMOTE_PER_ROUND - total))
             if not due:
                 break
-            total += self._promote_batch(due, wall_now)
+            total += self._promote_batch(due, wall_now, later)
+        for entry in later:  # due within this millisecond, not yet: the next round's
+            heapq.heappush(self._heap, entry)
         return total
 
-    def _promote_batch(self, due: list[tuple[str, str, str]], wall_now: float) -> int:
+    def _promote_batch(
+        self, due: list[tuple[str, str, str]], wall_now: float, later: list[tuple[str, str, str]]
+    ) -> int:
         records, unreadable = self.store.read_many([job_id for _, job_id, _ in due])
         choices: list[tuple[Job, int]] = []
         for key, job_id, leaf in due:
@@ -245,7 +250,7 @@ class Promoter:
                 self._leaves.get(leaf, set()).discard(name)  # a relisting shows it if kept
                 continue
             if found[0].run_at > wall_now:  # due this millisecond, not yet this microsecond
-                heapq.heappush(self._heap, (key, job_id, leaf))
+                later.append((key, job_id, leaf))
                 continue
             choices.append(found)
         if not choices:

@@ -134,6 +134,7 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
         for w in census.workers(client.session, deadline)
     ]
     view["queues"] = [q.__dict__ for q in census.queues(client.session, deadline)]
+    view["scheduled"] = census.scheduled(client.session, deadline)
     view["unserved"] = serving.unserved_queues(view["queues"], view["workers"])
     view["unserved_after"] = client.config.unserved_after
     if haproxy_stats:
@@ -222,6 +223,9 @@ def render(view: dict[str, Any]) -> str:
             ["TYPE", "PENDING", "OLDEST", "RUNNING", "PAUSED"],
         ),
     ]
+    if "scheduled" in view:
+        waiting = view["scheduled"]
+        parts.append(f"Scheduled: {waiting['scheduled']} waiting, {waiting['due']} due")
     if "frontends" in view:
         parts += [
             "",

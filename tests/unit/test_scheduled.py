@@ -300,3 +300,30 @@ def test_bulk_cancel_takes_scheduled_jobs_and_their_entries(
     assert tally.done == 5
     assert {client.get(j.id).state for j in jobs} == {JobState.CANCELLED}
     assert entries(client, cluster.layout.scheduled) == []
+
+
+def test_status_counts_scheduled_jobs_and_those_due(
+    cluster: MemoryCluster, client: JobStore
+) -> None:
+    from zkq.coordinator import census
+
+    now = time.time()
+    client.submit_many([JobSpec("t", run_at=now + 600) for _ in range(3)])
+    client.submit_many([JobSpec("t", run_at=now + 30) for _ in range(2)])
+    counts = census.scheduled(client.session, time.monotonic() + 10, now=now + 60)
+    assert counts == {"scheduled": 5, "due": 2}
+
+
+@pytest.mark.timeout(60)
+def test_a_job_due_later_in_the_same_millisecond_waits_for_the_next_round(
+    cluster: MemoryCluster, client: JobStore, worker: JobStore
+) -> None:
+    run_at = (int((time.time() + 30) * 1000) + 0.5) / 1000  # half-way through a millisecond
+    job = client.submit(JobSpec("t", run_at=run_at))
+    leader = Leader(cluster)
+    cluster.clock.advance(run_at - 0.0002 - cluster.clock())  # its millisecond, not its time
+    leader.rounds(6)  # (a round that looped on it would never return)
+    assert client.get(job.id).state == JobState.SCHEDULED
+    cluster.clock.advance(0.001)
+    leader.rounds(6)
+    assert client.get(job.id).state == JobState.ASSIGNED
