@@ -36,6 +36,8 @@ Progress = Callable[[str], None]
 GIVE_UP = 600.0
 #: jobs per submit_many call
 CHUNK = 2_000
+#: seconds between the due times of the backlog's jobs
+BACKLOG_STEP = 60.0
 
 
 @dataclass(frozen=True)
@@ -130,10 +132,14 @@ def submit(client: Client, specs: Sequence[JobSpec]) -> list[Job]:
 def backlog(client: Client, plan: LatenessPlan) -> None:
     far = time.time() + 3_600.0  # beyond every measured job, and beyond the bench's end
     spread = plan.backlog_hours * 3_600.0
-    submit(
-        client,
-        [JobSpec("noop", run_at=far + random.random() * spread) for _ in range(plan.scheduled)],
-    )
+    # due on whole minutes: a submission makes each due bucket it is the first to write into
+    # with round trips of its own, one at a time, which would be most of the bench's time
+    steps = max(1, int(spread / BACKLOG_STEP))
+    specs = [
+        JobSpec("noop", run_at=far + random.randrange(steps) * BACKLOG_STEP)
+        for _ in range(plan.scheduled)
+    ]
+    submit(client, specs)
 
 
 def measured(client: Client, name: str, plan: LatenessPlan) -> Run:
