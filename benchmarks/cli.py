@@ -13,6 +13,7 @@ import click
 from benchmarks.cli_run import EXIT_FAILED, run_reported
 from benchmarks.fairness_cli import fairness
 from benchmarks.http_cli import http
+from benchmarks.lateness_cli import lateness
 from benchmarks.pools import pools
 from benchmarks.timings_cli import timings
 
@@ -69,7 +70,8 @@ def bench(
     `zkq bench http` measures the HTTP side instead, `zkq bench timings` how fast
     failures and completions are noticed, `zkq bench fairness` how long short jobs wait
     behind long ones with and without reserved slots, `zkq bench pools` what a process
-    pool costs against threads (see their --help).
+    pool costs against threads, `zkq bench lateness` how late scheduled jobs start (see
+    their --help).
     """
     if ctx.invoked_subcommand is not None:
         if quick or as_json or strict or jobs or lq_cap or state_dir:
@@ -102,3 +104,4 @@ bench.add_command(http)
 bench.add_command(timings)
 bench.add_command(fairness)
 bench.add_command(pools)
+bench.add_command(lateness)

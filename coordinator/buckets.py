@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from zkq.coordinator.ids import id_time
-from zkq.coordinator.store import fenced_delete
+from zkq.coordinator.strays import fenced_delete
 from zkq.coordinator.zk import ZkSession
 
 #: how long an emptied pending bucket is kept after its time ended; it covers submitters
@@ -47,7 +47,7 @@ class BucketSweeper:
         fence: Callable[[], str | None] = lambda: None,
     ) -> None:
         """``fence``: the leader's election node, checked with each delete (as every write
-        of the leader's is; see :func:`~zkq.coordinator.store.fenced_delete`)."""
+        of the leader's is; see :func:`~zkq.coordinator.strays.fenced_delete`)."""
         self.session = session
         self.clock = clock
         self.grace = grace

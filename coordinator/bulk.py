@@ -32,7 +32,9 @@ from zkq.coordinator.zk import TransactionFailed, zk_errors
 ACTIONS = ("cancel", "requeue")
 #: states each action applies to; a selected job in any other state is not counted
 APPLIES = {
-    "cancel": frozenset({JobState.PENDING, JobState.ASSIGNED, JobState.RUNNING}),
+    "cancel": frozenset(
+        {JobState.SCHEDULED, JobState.PENDING, JobState.ASSIGNED, JobState.RUNNING}
+    ),
     "requeue": frozenset(
         {JobState.ASSIGNED, JobState.RUNNING, JobState.FAILED, JobState.DEAD, JobState.CANCELLED}
     ),

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from zkq.coordinator.ids import id_time
-from zkq.coordinator.paths import parse_pending_name
+from zkq.coordinator.paths import due_key, parse_pending_name, parse_scheduled_name
 from zkq.coordinator.registration import BadRegistration, WorkerInfo
 from zkq.coordinator.zk import Stat, ZkSession, zk_errors
 
@@ -141,4 +141,22 @@ def queues(session: ZkSession, deadline: float, now: float | None = None) -> lis
     ]
 
 
-__all__ = ["LiveWorker", "QueueStats", "Reader", "queues", "workers"]
+def scheduled(session: ZkSession, deadline: float, now: float | None = None) -> dict[str, int]:
+    """How many jobs wait in the due-time index, and how many of them are due already (a
+    backlog the leader has not promoted yet).  Walks ``scheduled/<era>/<tick>/<born>`` one
+    level at a time, one pipelined round each, as :func:`queues` walks pending."""
+    layout = session.settings.layout
+    now_key = due_key(time.time() if now is None else now)
+    with zk_errors():
+        reader = Reader(session, deadline)
+        paths = [layout.scheduled]
+        for _ in range(3):  # eras, ticks, leaves
+            found = reader.children(paths)
+            paths = [f"{path}/{name}" for path in paths for name in found[path]]
+        leaves = reader.children(paths)
+    names = [name for listed in leaves.values() for name in listed]
+    due = sum(1 for name in names if parse_scheduled_name(name)[0] <= now_key)
+    return {"scheduled": len(names), "due": due}
+
+
+__all__ = ["LiveWorker", "QueueStats", "Reader", "queues", "scheduled", "workers"]

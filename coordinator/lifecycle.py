@@ -22,14 +22,18 @@ complete   worker                 set record succeeded (v) + delete claim + dele
                                   [+ create each spawned child's record and pending entry]
 fail       worker                 as complete, to pending + new pending entry, or failed/dead
 requeue    coordinator leader     set record pending (v) + create pending entry + delete inbox
-                                  entry [+ delete the claim of an overdue, still-live attempt]
-cancel     client                 set record cancelled (v) + delete pending entry / inbox entry
-                                  / claim, whichever exist
-revive     operator               set a failed/dead/cancelled record pending (v) + pending entry
+                                  entry [+ delete the claim of an overdue, still-live attempt];
+                                  with a backoff delay: scheduled + scheduled entry instead
+promote    coordinator leader     delete scheduled entry + set record pending (v) + create
+                                  pending entry (in the bucket of the job's creation)
+cancel     client                 set record cancelled (v) + delete pending or scheduled entry
+                                  / inbox entry / claim, whichever exist
+revive     operator               set a failed/dead/cancelled record pending (v) + pending entry,
+                                  or scheduled (v) + scheduled entry when given a later run_at
 prune      coordinator leader     delete a finished record (v), once it is in the archive
 =========  =====================  =============================================================
 
-The leader's steps (assign, requeue) also go after a check of its election node, which the
+The leader's steps (assign, requeue, promote) also go after a check of its election node, which the
 store adds as the batch's head (:class:`Batch`): nothing a leader that lost its session
 sends applies.
 """
@@ -279,6 +283,7 @@ def requeue(
     inbox_exists: bool,
     spend_attempt: bool = True,
     by: str = "leader",
+    delay: float = 0.0,
     claim_version: int | None = None,
 ) -> Step:
     """Take a job back from its worker: ``outcome`` is ``lost`` (its session is gone),
@@ -291,6 +296,8 @@ def requeue(
     the worker it died on).  A job that goes back to pending gets a requeue entry in its
     history, after the attempt it interrupted.
 
+    ``delay`` (seconds, the leader's backoff for a ``timeout``): the job waits
+    ``scheduled`` until ``now + delay`` (a scheduled entry in place of the pending one).
     ``claim_version``: delete the claim only at this version (the lease the leader judged
     overdue), so a heartbeat that lands meanwhile rolls the take-back back: it wins.
     """
@@ -321,7 +328,9 @@ def requeue(
             updated_at=now,
             history=bounded_history((*job.history, entry)),
         )
-        ops.append(Create(_pending_entry(layout, job)))
+        if delay > 0:
+            nxt = nxt.replace(state=JobState.SCHEDULED, run_at=now + delay, scheduled_for="retry")
+        ops.append(Create(_queue_entry(layout, nxt)))
     return Step(nxt, (SetData(layout.job(job.id), nxt.to_bytes(), version), *ops))
 
 
@@ -335,8 +344,8 @@ def cancel(
 ) -> Step:
     check_transition(job, JobState.CANCELLED)
     ops: list[Op] = []
-    if job.state == JobState.PENDING:
-        ops.append(Delete(_pending_entry(layout, job)))
+    if job.state in (JobState.PENDING, JobState.SCHEDULED):
+        ops.append(Delete(_queue_entry(layout, job)))
     if inbox_exists and job.worker:
         ops.append(Delete(layout.inbox_entry(job.worker, job.id)))
     if claim_exists:
@@ -357,8 +366,8 @@ def revive(
     reason: str = "requeued by an operator",
     run_at: float | None = None,
 ) -> Step:
-    """An operator sends a failed, dead or cancelled job back, with fresh attempts: to
-    the queue, or ``scheduled`` until ``run_at`` when that is later than ``now``.
+    """An operator sends a failed, dead or cancelled job back, with fresh attempts:
+    ``pending`` at once, or ``scheduled`` until ``run_at`` when that is later than ``now``.
 
     Its history is kept (the last entries, within the record's bound) so the earlier
     failures stay visible, with a requeue entry after them; the attempts to come are
@@ -382,6 +391,24 @@ def revive(
     return Step(
         nxt,
         (SetData(layout.job(job.id), nxt.to_bytes(), version), Create(_queue_entry(layout, nxt))),
+    )
+
+
+def promote(layout: Layout, job: Job, version: int, now: float) -> Step:
+    """The leader moves a scheduled job whose ``run_at`` has come (on its clock) to
+    ``pending``: its entry leaves the due-time index for the pending bucket of the job's
+    creation, as a retry's does.  ``run_at`` stays on the record, for lateness figures."""
+    check_transition(job, JobState.PENDING)
+    if job.state != JobState.SCHEDULED:
+        raise InvalidTransition(f"job {job.id} is {job.state}; only a scheduled job is promoted")
+    nxt = job.replace(state=JobState.PENDING, updated_at=now)
+    return Step(
+        nxt,
+        (
+            Delete(_scheduled_entry(layout, job)),
+            SetData(layout.job(job.id), nxt.to_bytes(), version),
+            Create(_pending_entry(layout, job)),
+        ),
     )
 
 

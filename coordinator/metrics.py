@@ -10,6 +10,10 @@ several in one process).
 - ``zkq_workers``, ``zkq_free_slots``
 - ``zkq_assignments_total``, ``zkq_assignment_transactions_total``,
   ``zkq_requeues_total{reason="lost"|"timeout"}``
+- ``zkq_promoted_total``: scheduled jobs the leader promoted to pending;
+  ``zkq_promotion_lag_seconds`` (summary: count, sum) and ``zkq_promotion_lag_max_seconds``,
+  the leader's clock minus ``run_at`` at promotion; ``zkq_due_backlog``: due scheduled jobs
+  held and not yet promoted
 - ``zkq_archive_quarantined_total``: finished jobs the archive refused, kept in
   ``job_quarantine`` instead (counted by the leader that pruned them)
 """
@@ -21,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
 from zkq.coordinator.stats import DispatchStats
@@ -102,6 +106,25 @@ class CoordinatorCollector(Collector):
             "zkq_swept_jobs",
             "Jobs the leader's sweep found stranded (nothing would have moved them) and moved",
             value=stats.swept,
+        )
+        yield CounterMetricFamily(
+            "zkq_promoted", "Scheduled jobs promoted to pending", value=stats.promoted
+        )
+        yield SummaryMetricFamily(
+            "zkq_promotion_lag_seconds",
+            "The leader's clock minus run_at when a scheduled job was promoted",
+            count_value=stats.promoted,
+            sum_value=stats.promotion_lag_sum,
+        )
+        yield GaugeMetricFamily(
+            "zkq_promotion_lag_max_seconds",
+            "Worst promotion lag seen by this leader",
+            value=stats.promotion_lag_max,
+        )
+        yield GaugeMetricFamily(
+            "zkq_due_backlog",
+            "Scheduled jobs due and not yet promoted (leader's view)",
+            value=stats.due_backlog,
         )
         yield CounterMetricFamily(
             "zkq_archive_quarantined",

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from zkq.coordinator.attempts import AttemptClock
+from zkq.coordinator.backoff import retry_delay
 from zkq.coordinator.errors import ZkqError
 from zkq.coordinator.job import AttemptOutcome, Job, JobState
 from zkq.coordinator.lease import Lease, parse_lease
@@ -46,7 +47,7 @@ class OverdueReaper:
             if jid not in found:
                 self.attempts.forget(jid)  # pruned or removed: nothing to look at
         for jid, (job, version) in found.items():
-            if job.terminal or job.state == JobState.PENDING:
+            if job.terminal or job.state in (JobState.PENDING, JobState.SCHEDULED):
                 self.attempts.forget(jid)
                 continue
             look = self.attempts.observe(job, now, claims.get(jid))
@@ -61,6 +62,8 @@ class OverdueReaper:
                 holder=job.worker,
                 fence=self.fence(),
                 claim_version=self.attempts.lease_version(jid),  # a renewal since wins
+                # a retry policy's backoff, on the leader's clock (none: back to pending now)
+                delay=retry_delay(job.retry, job.attempt_number),
             )
             if result is None:
                 # the record moved after we read it: it ended, or an overdue assignment

@@ -47,6 +47,16 @@ class PendingIndex:
         held.update(listed)
         return not listed
 
+    def add_entries(self, job_type: str, path: str, names: list[str]) -> None:
+        """Entries the leader itself just wrote into a tick (promoted scheduled jobs): held
+        now, without waiting for the tick's next listing."""
+        held = self._ticks.setdefault(path, set())
+        self._tick_type[path] = job_type
+        heap = self._heaps.setdefault(job_type, [])
+        for name in set(names) - held - self._aside.keys():
+            heapq.heappush(heap, (name, path))
+            held.add(name)
+
     def set_aside(self, name: str, path: str) -> None:
         """Offer this entry no more (until :meth:`clear`): its record cannot be read here.
         It still counts in its tick's depth, as the pending job it is."""

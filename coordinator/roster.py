@@ -18,7 +18,8 @@ from zkq.coordinator.attempts import AttemptClock
 from zkq.coordinator.job import AttemptOutcome
 from zkq.coordinator.registration import BadRegistration, WorkerInfo
 from zkq.coordinator.stats import DispatchStats
-from zkq.coordinator.store import JobStore, fenced_delete
+from zkq.coordinator.store import JobStore
+from zkq.coordinator.strays import fenced_delete
 from zkq.coordinator.zk import NoNode, Watch, ZkSession
 
 log = logging.getLogger(__name__)

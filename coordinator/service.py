@@ -30,6 +30,7 @@ from zkq.coordinator.config import ClusterConfig
 from zkq.coordinator.dispatcher import Dispatcher
 from zkq.coordinator.mysql import ConnectionPool
 from zkq.coordinator.retention import Pruner, prune_interval
+from zkq.coordinator.scheduled import Promoter
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.ticker import ticker_for
@@ -114,6 +115,7 @@ class Coordinator:
                 stats=self.stats,
                 fence=fence,
             )
+            dispatcher.tasks.append(Promoter(dispatcher))
             dispatcher.tasks.append(ticker_for(dispatcher, self.config.schedules, self.stats))
             dispatcher.run()
         finally:

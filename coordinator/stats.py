@@ -36,6 +36,12 @@ class DispatchStats:
     unreadable: int = 0
     #: jobs the leader's sweep found that nothing would have moved, and moved
     swept: int = 0
+    #: scheduled jobs promoted to pending; the sum and worst of their lateness at promotion
+    #: (the leader's clock minus run_at), and the due entries it holds not yet promoted
+    promoted: int = 0
+    promotion_lag_sum: float = 0.0
+    promotion_lag_max: float = 0.0
+    due_backlog: int = 0
     queues: dict[str, QueueSnapshot] = field(default_factory=dict)
     #: pending jobs per type that wait only because of a type limit or the reserve rule
     capped: dict[str, int] = field(default_factory=dict)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from zkq.coordinator import lifecycle
+from zkq.coordinator import lifecycle, promotion
 from zkq.coordinator.errors import Conflict, JobIdTaken, JobNotFound, LeadershipLost, ZkqError
 from zkq.coordinator.ids import validate_job_id
 from zkq.coordinator.job import AttemptOutcome, Job, JobSpec, JobState, Limits
@@ -33,10 +33,8 @@ from zkq.coordinator.paths import Layout, bucket_of
 from zkq.coordinator.zk import (
     Check,
     Create,
-    Delete,
     NodeExists,
     NoNode,
-    NotEmpty,
     Op,
     OpResult,
     TransactionFailed,
@@ -169,12 +167,12 @@ class JobStore:
     def ensure_parents(self, job: Job, force: bool = False) -> None:
         parents = [
             self.layout.job_tick(*bucket_of(job.id)),
-            self.layout.pending_shard(job.type, job.id),
+            # a job for later waits in its due bucket (a batch of them spreads over many
+            # due ticks: made here, not by commit's repair, which fixes a few per multi)
+            self.layout.scheduled_leaf(job.run_at, job.id)
+            if job.state == JobState.SCHEDULED and job.run_at is not None
+            else self.layout.pending_shard(job.type, job.id),
         ]
-        if job.state == JobState.SCHEDULED and job.run_at is not None:
-            # a batch of jobs for later spreads over many due ticks: made here, not by
-            # commit's repair, which fixes a few missing buckets per multi, not hundreds
-            parents.append(self.layout.scheduled_leaf(job.run_at, job.id))
         for parent in parents:
             with self._parents_lock:
                 known = parent in self._known_parents
@@ -307,6 +305,7 @@ class JobStore:
         fence: str | None = None,
         by: str = "leader",
         deadline: float | None = None,
+        delay: float = 0.0,
         claim_version: int | None = None,
     ) -> Job | None:
         """Take an assigned or running job back; ``None`` when there was nothing to take.
@@ -319,7 +318,8 @@ class JobStore:
         judged overdue), so an attempt that started meanwhile is left alone.  ``by``: who
         asks, for the requeue entry in the record's history (``leader``, ``operator``).
         ``deadline``: a caller that must answer in time (an operator's bulk requeue) gives
-        one; the leader's own requeues wait out a disconnection instead.
+        one; the leader's own requeues wait out a disconnection instead.  ``delay``: a
+        retry's backoff, the job waits scheduled that long (:func:`lifecycle.requeue`).
 
         ``fence``: the leader's election node, checked in the same multi as in
         :meth:`assign_many`; :class:`LeadershipLost` once it is gone.  ``claim_version``:
@@ -355,12 +355,19 @@ class JobStore:
                 inbox,
                 spend_attempt,
                 by,
+                delay,
                 claim_version if claim else None,
             )
             self.commit_fenced(Batch((step,), head))
             return step.job
 
         return self.decide("requeue", attempt, deadline)
+
+    def promote_many(
+        self, choices: Sequence[tuple[Job, int]], fence: str | None = None
+    ) -> tuple[list[Job], list[tuple[Job, BaseException]]]:
+        """Promote due (job, version) pairs (:func:`promotion.promote_many`)."""
+        return promotion.promote_many(self, choices, fence, time.time())
 
     def commit_fenced(self, batch: Batch) -> list[OpResult]:
         """:meth:`commit` a batch whose head ops are the leader's fence: a failure there
@@ -410,24 +417,6 @@ class JobStore:
                     refused.append((remaining[position][0], failed.error))
                     remaining = remaining[:position] + remaining[position + 1 :]
         return assigned, refused
-
-
-def fenced_delete(session: ZkSession, path: str, fence: str | None) -> bool:
-    """Delete ``path`` as the leader: in one multi after a check of its election node
-    (``fence``), so nothing a leader that no longer leads deletes applies.  False when the
-    node was gone already or has children; :class:`LeadershipLost` when the fence is gone."""
-    head: list[Op] = [Check(fence)] if fence else []
-    try:
-        session.multi([*head, Delete(path)])
-    except TransactionFailed as failed:
-        if failed.index < len(head):
-            raise LeadershipLost(
-                "the election node is gone: this coordinator no longer leads"
-            ) from None
-        if isinstance(failed.error, NoNode | NotEmpty):
-            return False
-        raise
-    return True
 
 
 def byte_groups(items: list[U], size_of: Callable[[U], int]) -> Iterator[list[U]]:

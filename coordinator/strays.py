@@ -1,4 +1,5 @@
-"""Pending entries whose job is not pending, found by the leader as it assigns."""
+"""What the leader deletes beside its transitions: index entries whose job is not waiting
+there (found as it assigns), and empty buckets; each delete fenced by its election node."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from zkq.coordinator.errors import LeadershipLost
 from zkq.coordinator.job import Job
 from zkq.coordinator.paths import Layout
-from zkq.coordinator.zk import Check, Delete, NoNode, Op, TransactionFailed, ZkSession
+from zkq.coordinator.zk import Check, Delete, NoNode, NotEmpty, Op, TransactionFailed, ZkSession
 
 log = logging.getLogger(__name__)
 
@@ -51,4 +52,22 @@ def drop_stray_entry(
             found[0].state if found else "gone",
             extra={"job_id": job_id},
         )
+    return True
+
+
+def fenced_delete(session: ZkSession, path: str, fence: str | None) -> bool:
+    """Delete ``path`` as the leader: in one multi after a check of its election node
+    (``fence``), so nothing a leader that no longer leads deletes applies.  False when the
+    node was gone already or has children; :class:`LeadershipLost` when the fence is gone."""
+    head: list[Op] = [Check(fence)] if fence else []
+    try:
+        session.multi([*head, Delete(path)])
+    except TransactionFailed as failed:
+        if failed.index < len(head):
+            raise LeadershipLost(
+                "the election node is gone: this coordinator no longer leads"
+            ) from None
+        if isinstance(failed.error, NoNode | NotEmpty):
+            return False
+        raise
     return True

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from zkq.coordinator import lifecycle
 from zkq.coordinator.attempts import AttemptClock
 from zkq.coordinator.job import AttemptOutcome, Job, JobState
-from zkq.coordinator.lifecycle import Batch
+from zkq.coordinator.lifecycle import Batch, _queue_entry
 from zkq.coordinator.stats import DispatchStats
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import Check, Create, NodeExists, TransactionFailed
@@ -52,6 +52,8 @@ BATCH = 64
 PACE = 1.0
 #: tick buckets listed per pipelined round
 TICKS_PER_ROUND = 16
+#: states whose job waits on an index entry (pending, or scheduled by due time)
+WAITING = (JobState.PENDING, JobState.SCHEDULED)
 
 
 class Sweep:
@@ -130,21 +132,21 @@ class Sweep:
         # what would show each job to its next actor, read in one pipelined round
         paths: list[str] = []
         for job, _ in live.values():
-            if job.state == JobState.PENDING:
-                paths.append(layout.pending_entry(job.type, job.priority, job.id))
+            if job.state in WAITING:
+                paths.append(_queue_entry(layout, job))
             elif job.worker:
                 paths += [layout.inbox_entry(job.worker, job.id), layout.claim(job.id)]
                 paths.append(layout.worker(job.worker))
         present = {p for p, found in self.session.get_many(paths).items() if found is not None}
-        for jid, (job, version) in live.items():
-            if job.state == JobState.PENDING:
-                if layout.pending_entry(job.type, job.priority, jid) not in present:
+        for job, version in live.values():
+            if job.state in WAITING:
+                if _queue_entry(layout, job) not in present:
                     self._restore_entry(job, version)
             elif job.worker:
                 self._check_attempt(job, version, present, now)
 
     def _restore_entry(self, job: Job, version: int) -> None:
-        entry = self.layout.pending_entry(job.type, job.priority, job.id)
+        entry = _queue_entry(self.layout, job)
         head = (Check(fence),) if (fence := self.fence()) else ()
         step = lifecycle.Step(job, (Check(self.layout.job(job.id), version), Create(entry)))
         try:
@@ -155,7 +157,8 @@ class Sweep:
             return
         self.stats.swept += 1
         log.warning(
-            "pending job had no pending entry: made it again",
+            "%s job had no index entry: made it again",
+            job.state,
             extra={"job_id": job.id, "type": job.type},
         )
 

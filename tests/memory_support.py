@@ -11,6 +11,7 @@ from zkq.coordinator.dispatcher import Dispatcher
 from zkq.coordinator.fenced import FencedWriter
 from zkq.coordinator.job import Job
 from zkq.coordinator.registration import WorkerInfo
+from zkq.coordinator.scheduled import Promoter
 from zkq.coordinator.store import JobStore
 from zkq.coordinator.zk import Create
 from zkq.coordinator.zk.memory import ManualClock, MemoryZooKeeper
@@ -103,6 +104,8 @@ class Leader:
             timer=cluster.clock,
             fence=fence,
         )
+        self.promoter = Promoter(self.dispatcher)
+        self.dispatcher.tasks.append(self.promoter)
 
     def rounds(self, count: int = 3) -> int:
         """Run ``count`` rounds (the first reconciles, the next see what its own writes

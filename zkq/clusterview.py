@@ -146,6 +146,7 @@ def collect(client: Client, haproxy_stats: str | None) -> dict[str, Any]:
     for row in view["limits"]:
         row["waiting"] = waiting.get(row["type"], 0)
     view["capped"] = waiting
+    view["scheduled"] = census.scheduled(client.session, deadline)
     view["unserved"] = serving.unserved_queues(view["queues"], view["workers"])
     view["unserved_after"] = client.config.unserved_after
     if haproxy_stats:
@@ -242,6 +243,9 @@ def render(view: dict[str, Any]) -> str:
             if t not in listed  # held back by the reserve rule or a handler's concurrency
         ]
         parts += ["", "Limits", limits_table([*view.get("limits", []), *extra])]
+    if "scheduled" in view:
+        waiting = view["scheduled"]
+        parts.append(f"Scheduled: {waiting['scheduled']} waiting, {waiting['due']} due")
     if "frontends" in view:
         parts += [
             "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -45,3 +46,16 @@ def slow_first(payload: Any, ctx: zkq.JobContext) -> int:
     if ctx.attempt == 1:
         time.sleep(float(payload))
     return ctx.attempt
+
+
+@zkq.handler("append")
+def append(payload: Any, ctx: zkq.JobContext) -> float:
+    """Appends the job's id and a newline to the file ``payload`` names (O_APPEND: whole
+    lines, whatever runs at once), so a test counts how many times each job really ran."""
+    began = time.time()
+    fd = os.open(str(payload), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (ctx.job_id + "\n").encode())
+    finally:
+        os.close(fd)
+    return began

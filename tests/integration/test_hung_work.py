@@ -99,9 +99,7 @@ def gone(pid: int) -> bool:
 def test_hung_handlers_in_a_process_pool_end_at_their_lease_and_their_slots_serve_again(
     ensemble: ZooKeeperEnsemble, tmp_path: Path
 ) -> None:
-    with stack(
-        ensemble, tmp_path, "--pool", "process", "-c", "2", "--kill-grace", "2"
-    ) as s:
+    with stack(ensemble, tmp_path, "--pool", "process", "-c", "2", "--kill-grace", "2") as s:
         sleeps = s.client.submit(
             "sleeps", {"pidfile": s.pidfile("sleeps")}, timeout=3, max_attempts=1
         )
