@@ -21,7 +21,7 @@ import time
 
 from zkq.coordinator import census
 from zkq.coordinator.errors import InvalidInput, InvalidTransition, WorkerNotFound, ZkqError
-from zkq.coordinator.job import AttemptOutcome, Job, JobState
+from zkq.coordinator.job import AttemptOutcome, Job, JobState, due_time
 from zkq.coordinator.limits import BadLimit, TypeLimit
 from zkq.coordinator.registration import WorkerInfo
 from zkq.coordinator.store import JobStore
@@ -188,6 +188,8 @@ class Controls:
     def requeue(self, job_id: str, run_at: float | None = None) -> Job:
         """Send a job back to the queue; see the module doc for what that means per state.
         ``run_at``: a finished job waits ``scheduled`` until then."""
+        if run_at is not None:
+            due_time(run_at, None, time.time())  # within a year, as a submission's
         job = self.store.get(job_id, self._deadline())
         if run_at is not None and not job.terminal:
             raise InvalidTransition(

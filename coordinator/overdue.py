@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from zkq.coordinator.attempts import AttemptClock
 from zkq.coordinator.backoff import retry_delay
-from zkq.coordinator.errors import ZkqError
+from zkq.coordinator.errors import InvalidInput, ZkqError
 from zkq.coordinator.job import AttemptOutcome, Job, JobState
 from zkq.coordinator.lease import Lease, parse_lease
 from zkq.coordinator.stats import DispatchStats
@@ -62,8 +62,7 @@ class OverdueReaper:
                 holder=job.worker,
                 fence=self.fence(),
                 claim_version=self.attempts.lease_version(jid),  # a renewal since wins
-                # a retry policy's backoff, on the leader's clock (none: back to pending now)
-                delay=retry_delay(job.retry, job.attempt_number),
+                delay=backoff_of(job),
             )
             if result is None:
                 # the record moved after we read it: it ended, or an overdue assignment
@@ -79,6 +78,19 @@ class OverdueReaper:
                 result.state,
                 extra={"job_id": jid, "worker_id": job.worker or "", "type": job.type},
             )
+
+
+def backoff_of(job: Job) -> float:
+    """How long a job taken back at its timeout waits, on the leader's clock: its retry
+    policy's backoff for a started attempt (an assignment never started costs nothing, and
+    goes back to pending now).  A policy this zkq cannot read (a newer one's) retries at
+    once, as the worker does: a record must never stop the leader's rounds."""
+    if job.state != JobState.RUNNING or not job.retry:
+        return 0.0
+    try:
+        return retry_delay(job.retry, job.attempt_number)
+    except InvalidInput:
+        return 0.0
 
 
 def read_attempts(

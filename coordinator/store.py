@@ -16,7 +16,6 @@ been applied:
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
@@ -29,6 +28,7 @@ from zkq.coordinator.errors import Conflict, JobIdTaken, JobNotFound, Leadership
 from zkq.coordinator.ids import validate_job_id
 from zkq.coordinator.job import AttemptOutcome, Job, JobSpec, JobState, Limits
 from zkq.coordinator.lifecycle import Batch
+from zkq.coordinator.parents import Parents
 from zkq.coordinator.paths import Layout, bucket_of
 from zkq.coordinator.zk import (
     Check,
@@ -63,8 +63,7 @@ class JobStore:
         self.session = session
         self.layout: Layout = session.settings.layout
         self.limits = limits or Limits()
-        self._known_parents: set[str] = set()
-        self._parents_lock = threading.Lock()
+        self.parents = Parents(session)
 
     # -- committing --------------------------------------------------------------------------
     def commit(self, ops: Sequence[Op]) -> list[OpResult]:
@@ -76,7 +75,9 @@ class JobStore:
         is gone: the multi rolled back, so making the parent and going again with the same
         versions is safe.  ``NoNode`` anywhere else (a claim or inbox entry) is an answer.
         """
-        for _ in range(MAX_PARENT_REPAIRS):
+        self._ensure_due_leaves(ops)
+        repaired: set[str] = set()
+        while True:
             try:
                 return self.session.multi(ops)
             except TransactionFailed as failed:
@@ -86,8 +87,21 @@ class JobStore:
                 )
                 if not (isinstance(op, Create) and isinstance(failed.error, NoNode) and bucketed):
                     raise
-                self.session.ensure_path(op.path.rsplit("/", 1)[0])
-        return self.session.multi(ops)
+                parent = op.path.rsplit("/", 1)[0]
+                # each repair must make progress (a bucket not made before), so a group of
+                # many retries into many buckets commits, and nothing loops
+                if parent in repaired or len(repaired) >= max(MAX_PARENT_REPAIRS, len(ops)):
+                    raise
+                repaired.add(parent)
+                self.parents.forget(parent)
+                self.session.ensure_path(parent)
+
+    def _ensure_due_leaves(self, ops: Sequence[Op]) -> None:
+        """Make the due-time leaves ``ops`` create entries in: a retry waiting out its
+        backoff (or a child spawned for later) writes into a leaf of its own due second,
+        which rarely exists yet, and one group commit holds many."""
+        made = {op.path.rsplit("/", 1)[0] for op in ops if isinstance(op, Create)}
+        self.parents.ensure(sorted(p for p in made if p.startswith(self.layout.scheduled + "/")))
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, job_id: str) -> tuple[Job, int, bytes]:
@@ -173,15 +187,7 @@ class JobStore:
             if job.state == JobState.SCHEDULED and job.run_at is not None
             else self.layout.pending_shard(job.type, job.id),
         ]
-        for parent in parents:
-            with self._parents_lock:
-                known = parent in self._known_parents
-            if force or not known:
-                self.session.retry(functools.partial(self.session.ensure_path, parent))
-                with self._parents_lock:
-                    if len(self._known_parents) > 10_000:
-                        self._known_parents.clear()
-                    self._known_parents.add(parent)
+        self.parents.ensure(parents, force)
 
     def submit(self, spec: JobSpec, deadline: float | None = None) -> Job:
         return self.submit_many([spec], deadline)[0]

@@ -339,7 +339,12 @@ class Ticker:
                 stored = None
             if stored is not None and stored.definition_hash == record.definition_hash:
                 continue
-            keep = record.replace(created_at=stored.created_at) if stored else record
+            # an operator's pause outlives a definition change from the config
+            keep = (
+                record.replace(created_at=stored.created_at, paused=stored.paused)
+                if stored
+                else record
+            )
             try:
                 self.session.multi([*head, SetData(path, keep.to_bytes(), stat.version)])
                 log.warning("config schedule %s rewritten from this leader's config", record.name)

@@ -124,7 +124,9 @@ class ListQuery(_Query):
     )
 
 
-StateName = Literal["pending", "assigned", "running", "succeeded", "failed", "dead", "cancelled"]
+StateName = Literal[
+    "scheduled", "pending", "assigned", "running", "succeeded", "failed", "dead", "cancelled"
+]
 
 
 class BulkRequest(_Strict):
@@ -132,7 +134,7 @@ class BulkRequest(_Strict):
 
     type: JobType | None = Field(None, description="Only jobs of this type.")
     state: list[StateName] = Field(
-        [], max_length=7, description="Only jobs in one of these states (empty: any)."
+        [], max_length=8, description="Only jobs in one of these states (empty: any)."
     )
     since: str | float | None = Field(None, description="Created at or after: " + WHEN)
     until: str | float | None = Field(None, description="Created before: " + WHEN)

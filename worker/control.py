@@ -16,6 +16,7 @@ The exceptions a handler meets live here too, so that importing them costs nothi
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 #: why an attempt was stopped, as ``ctx.cancel_reason`` and the worker's metrics say it
@@ -100,6 +101,8 @@ class AttemptControl:
         self._on_heartbeat = on_heartbeat
         self._over = threading.Event()
         self.reason: str | None = None
+        # the last renewal handed on: (seconds, until when on this process's clock)
+        self._sent: tuple[float, float] = (0.0, 0.0)
 
     @property
     def cancelled(self) -> bool:
@@ -128,8 +131,16 @@ class AttemptControl:
             seconds = self.timeout
         if isinstance(seconds, bool) or not seconds > 0:
             raise ValueError(f"a lease is a number of seconds > 0, not {seconds!r}")
+        seconds = float(seconds)
+        now = time.monotonic()
+        sent_seconds, sent_until = self._sent
+        # a handler may renew in a tight loop: hand on only a renewal that moves the lease
+        # by an eighth of it (the worker writes one per quarter lease at most anyway)
+        if seconds == sent_seconds and now + seconds < sent_until + seconds / 8:
+            return
+        self._sent = (seconds, now + seconds)
         if self._on_heartbeat is not None:
-            self._on_heartbeat(float(seconds))
+            self._on_heartbeat(seconds)
 
 
 __all__ = [

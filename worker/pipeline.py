@@ -143,15 +143,21 @@ class Pipeline:
             thread.start()
         self._committer.start()
 
-    def stop(self) -> None:
-        """After a drain (nothing outstanding): stop the threads."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """After a drain (nothing outstanding, every slot back): stop the threads, waiting
+        at most ``timeout`` for each (they are daemons: a straggler ends with the process)."""
         self._events.put(None)
-        self._committer.join()
+        self._committer.join(timeout)
         self.leases.close()
         for _ in self._threads:
             self._ready.put(None)
         for thread in self._threads:
-            thread.join()
+            thread.join(timeout)
+
+    def idle_but(self, lost: int) -> bool:
+        """Every attempt recorded and every handler back but ``lost`` ones: a drain may end.
+        (A revoked handler still being stopped holds its slot until it returns or is lost.)"""
+        return self.outstanding == 0 and self.busy <= lost
 
     def drain(self) -> None:
         """Claim nothing more; what is queued is let go at the next commit."""

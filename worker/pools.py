@@ -220,6 +220,13 @@ class ThreadPool:
         running = _Running(ctx.job_id, threading.get_ident())
         with self._lock:
             self._running[ctx.job_id] = running
+        if ctx.control is not None and ctx.control.cancelled:
+            # revoked before it was registered here: the revocation found nothing to stop,
+            # and the handler must not start at all
+            self._finish(running)
+            reason = ctx.control.reason or CANCELLED
+            self._report(reason, "returned", 0.0)
+            return revoked_outcome(reason, "returned", 0.0, None)
         outcome: Outcome | None = None
         try:
             outcome = execute(self.registry, job_type, payload, ctx)
@@ -243,7 +250,8 @@ class ThreadPool:
             running.finished.set()
             if running.async_sent:
                 _set_async_exc(running.thread_id, None)
-            self._running.pop(running.job_id, None)
+            if self._running.get(running.job_id) is running:  # not a newer attempt's
+                del self._running[running.job_id]
             if running.lost:
                 self._lost -= 1
                 lost = self._lost

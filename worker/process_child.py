@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
@@ -74,6 +75,12 @@ class _Child:
             if current is not None and current.job_id == job_id:
                 current.cancel(reason)
 
+    def _renewals_of(self, job_id: str) -> Callable[[float], None]:
+        def renew(seconds: float) -> None:
+            self.send(("hb", (job_id, seconds)))
+
+        return renew
+
     def serve(self) -> None:
         while True:
             try:
@@ -81,11 +88,15 @@ class _Child:
             except (EOFError, OSError):
                 return  # the parent retired us (or died)
             assert isinstance(ctx, JobContext)
-            control = AttemptControl(ctx.job_id, timeout, lambda s: self.send(("hb", s)))
+            job_id = ctx.job_id
+            # each renewal names its attempt's job: a thread the handler left behind must
+            # not renew the lease of whatever this process runs next
+            control = AttemptControl(job_id, timeout, self._renewals_of(job_id))
             ctx.control = control
             self._current = control
             outcome = execute(self.registry, job_type, payload, ctx)
             self._current = None
+            control.cancel(SHUTDOWN)  # over: a straggler's renewal raises, and sends nothing
             try:
                 self.send(("done", outcome))
             except Exception as exc:  # a result that does not pickle

@@ -209,6 +209,16 @@ class ProcessSlots:
         attempt = _Attempt(ctx.job_id, child)
         with self._lock:  # before the job is sent: a revocation may come at once
             self._running[ctx.job_id] = attempt
+        if ctx.control is not None and ctx.control.cancelled:
+            # revoked while the slot's child was being started (which may take a while):
+            # the revocation found nothing to stop, and the handler must not start at all
+            with self._lock:
+                if self._running.get(ctx.job_id) is attempt:
+                    del self._running[ctx.job_id]
+            self._give_back(child)
+            reason = ctx.control.reason or CANCELLED
+            self._report(reason, "returned", 0.0)
+            return revoked_outcome(reason, "returned", 0.0, None)
         try:
             try:
                 child.send_job((job_type, payload, ctx, timeout))
@@ -218,8 +228,9 @@ class ProcessSlots:
                 return Outcome(ok=False, error={"type": type(exc).__name__, "message": message})
             outcome = self._await(attempt, ctx)
         finally:
-            with self._lock:
-                self._running.pop(ctx.job_id, None)
+            with self._lock:  # not a newer attempt of the same job, on another slot
+                if self._running.get(ctx.job_id) is attempt:
+                    del self._running[ctx.job_id]
         return self._settle(attempt, outcome)
 
     def _await(self, attempt: _Attempt, ctx: JobContext) -> Outcome | None:
@@ -238,9 +249,9 @@ class ProcessSlots:
                 return Outcome(ok=False, error={"type": type(exc).__name__, "message": message})
             if kind == "done":
                 return value if isinstance(value, Outcome) else None
-            if kind == "hb" and ctx.control is not None:
+            if kind == "hb" and ctx.control is not None and value[0] == attempt.job_id:
                 with contextlib.suppress(Cancelled, ValueError):  # revoked: escalation goes on
-                    ctx.control.heartbeat(value)
+                    ctx.control.heartbeat(value[1])
 
     def _escalate(self, attempt: _Attempt) -> None:
         if attempt.reason is None or attempt.kill_at is not None:
@@ -273,10 +284,13 @@ class ProcessSlots:
         if outcome is None and not signalled:
             end = "died"
         seconds = self._clock() - attempt.revoked_at
-        log.info("handler stopped (%s) after %.1fs by %s", attempt.reason, seconds, end)
-        if self.on_revoked is not None:
-            self.on_revoked(attempt.reason, end, seconds)
+        self._report(attempt.reason, end, seconds)
         return revoked_outcome(attempt.reason, end, seconds, outcome)
+
+    def _report(self, reason: str, end: str, seconds: float) -> None:
+        log.info("handler stopped (%s) after %.1fs by %s", reason, seconds, end)
+        if self.on_revoked is not None:
+            self.on_revoked(reason, end, seconds)
 
     def _reap(self, child: Child) -> int | None:
         code = child.reap(REAP_LIMIT)

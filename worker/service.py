@@ -188,7 +188,7 @@ class Worker:
         abandoned = False
         while True:
             # lost slots never end by themselves: a drain does not wait for them
-            if self._draining.is_set() and self.pipeline.outstanding <= self.pool.lost_slots:
+            if self._draining.is_set() and self.pipeline.idle_but(self.pool.lost_slots):
                 break
             if self._drain_stuck():
                 abandoned = True

@@ -14,7 +14,7 @@ from typing import Any
 
 from zkq.coordinator.errors import Forbidden
 from zkq.coordinator.schedule_book import ScheduleBook
-from zkq.coordinator.schedules import ScheduleRecord, check_name
+from zkq.coordinator.schedules import ScheduleRecord, check_name, check_owner
 from zkq.frontend import auth
 from zkq.frontend.api import api
 from zkq.frontend.auth import current_key
@@ -36,7 +36,7 @@ def _owner(wanted: str | None) -> str:
         return own
     if not auth.is_admin():
         raise Forbidden("only an admin key reaches another tenant's schedules: leave out owner")
-    return wanted
+    return check_owner(wanted)
 
 
 def _book(owner: str) -> ScheduleBook:

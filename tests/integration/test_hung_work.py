@@ -76,7 +76,12 @@ def stack(ensemble: ZooKeeperEnsemble, tmp_path: Path, *worker_args: str) -> Ite
         started.append(worker)
         client.start()
         built = Stack(client, worker, tmp_path)
-        wait_until(lambda: built.registration(), 90, interval=0.2, what="the worker registered")
+        wait_until(
+            lambda: [w for w in client.workers() if w["pid"] == worker.pid],
+            90,
+            interval=0.2,
+            what="the worker registered",
+        )
         yield built
     finally:
         client.close()

@@ -39,7 +39,7 @@ class FakeChild:
         self.retired = False
 
     def send_job(self, message: tuple[Any, ...]) -> None:
-        self.inbox.append(("hb", 30.0))
+        self.inbox.append(("hb", (message[2].job_id, 30.0)))
         if self.revoke is not None:
             self.revoke()
         else:  # not revoked: it just finishes
