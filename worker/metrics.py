@@ -8,8 +8,8 @@
 - ``zkq_worker_job_wait_seconds{type}``: from submission to the start of the attempt
 - ``zkq_worker_slots``, ``zkq_worker_busy_slots``
 - ``zkq_worker_lost_slots``: slots whose revoked handler could not be stopped
-- ``zkq_worker_revocations_total{reason, end}``: revoked attempts by why (cancelled, lease,
-  session, shutdown) and how the handler ended (returned, async_exc, sigterm, sigkill,
+- ``zkq_worker_revocations_total{reason, end}``: revoked attempts by why (cancelled, lease or
+  session) and how the handler ended (returned, async_exc, sigterm, sigkill,
   died, lost)
 """
 
