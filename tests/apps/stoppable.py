@@ -52,17 +52,3 @@ def blocks(payload: Any, ctx: JobContext) -> None:
 @registry.handler("noop")
 def noop(payload: Any, ctx: JobContext) -> int:
     return os.getpid()
-
-
-@registry.handler("revokes-itself")
-def revokes_itself(payload: Any, ctx: JobContext) -> None:
-    """Has the worker's thread pool revoke it (as a lease taken back would), then hangs
-    where no exception raised into the thread lands: its slot is lost."""
-    import gc
-
-    from zkq.worker.control import LEASE
-    from zkq.worker.pools import ThreadPool
-
-    pool = next(o for o in gc.get_objects() if isinstance(o, ThreadPool))
-    threading.Timer(0.1, pool.revoke, (ctx.job_id, LEASE)).start()
-    threading.Event().wait()

@@ -50,12 +50,13 @@ class Stack:
         return mine
 
     def wait_job(self, job_id: str, states: set[JobState], what: str) -> Job:
-        return wait_until(
-            lambda: (job := self.client.get(job_id)).state in states and job,
-            90,
-            interval=0.1,
-            what=what,
-        )
+        def there() -> Job | None:
+            job = self.client.get(job_id)
+            return job if job.state in states else None
+
+        found = wait_until(there, 90, interval=0.1, what=what)
+        assert found is not None
+        return found
 
 
 @contextmanager
@@ -116,10 +117,15 @@ def test_hung_handlers_in_a_process_pool_end_at_their_lease_and_their_slots_serv
             dead = s.wait_job(job.id, {JobState.DEAD, JobState.FAILED}, "taken back at its lease")
             assert dead.tries()[-1].outcome == "timeout"
         wait_until(lambda: gone(sleeper) and gone(spinner), 60, what="both handlers ended")
-        log = s.worker.log_tail(400)
         # a handler in time.sleep dies of SIGTERM's exception; one in C code holding the GIL
-        # never runs a Python signal handler, so it takes the SIGKILL after the grace
-        assert "handler stopped (lease)" in log and "by sigterm" in log and "by sigkill" in log
+        # never runs a Python signal handler, so it takes the SIGKILL after the grace (the
+        # pool says so once it has reaped the child, just after it is gone)
+        wait_until(
+            lambda: all(f"by {end}" in s.worker.log_tail(400) for end in ("sigterm", "sigkill")),
+            30,
+            what="the pool's word on how each handler ended",
+        )
+        assert s.worker.log_tail(400).count("handler stopped (lease)") >= 2
         # the slots were refilled: two jobs at once, each in a process of its own
         done = [s.client.submit("noop", None) for _ in range(4)]
         results = [s.wait_job(j.id, {JobState.SUCCEEDED}, "a noop after the hang") for j in done]
@@ -164,8 +170,14 @@ def test_cancel_stops_a_running_handler_in_a_process_pool(
         # the record says cancelled at once; the handler is stopped after its graces
         assert s.client.cancel(job.id).state == JobState.CANCELLED
         wait_until(lambda: gone(pid), 60, what="the cancelled handler ended")
-        assert "handler stopped (cancelled)" in s.worker.log_tail(400)
-        assert ended_by in s.worker.log_tail(400)
+        wait_until(
+            lambda: (
+                "handler stopped (cancelled)" in s.worker.log_tail(400)
+                and ended_by in s.worker.log_tail(400)
+            ),
+            30,
+            what=f"the pool's word that the handler ended {ended_by}",
+        )
         assert s.client.get(job.id).state == JobState.CANCELLED  # its end was fenced
         ok = s.client.submit("noop", None)
         assert s.wait_job(ok.id, {JobState.SUCCEEDED}, "the slot serves again").result != pid

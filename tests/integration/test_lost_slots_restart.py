@@ -1,8 +1,8 @@
 """A ``zkq worker --pool thread`` whose lost slots reach ``--max-lost-slots`` drains and
 restarts in place: the same pid, a fresh registration with no lost slot.
 
-The revocation is the worker's own pool's (the handler has it revoke its attempt, as a
-lease taken back would), so the test needs no lease machinery."""
+The revocation is the real one: the leader takes the hung attempt back at its lease, the
+worker sees its claim go and its pool cannot stop a handler blocked in C."""
 
 from __future__ import annotations
 
@@ -54,13 +54,16 @@ def test_a_worker_with_too_many_lost_slots_restarts_in_place(
         wait_until(lambda: registrations(), 90, interval=0.2, what="the worker registered")
         (first,) = registrations()
         assert first.get("lost_slots", 0) == 0 and first["kill_grace"] == 0.5
-        client.submit("revokes-itself", None)
+        # taken back at its lease, the hung handler is revoked; in a thread it cannot be
+        # stopped, so its slot is lost
+        client.submit("blocks", None, timeout=2)
 
         def restarted() -> dict[str, Any] | None:
             fresh = [w for w in registrations() if w["id"] != first["id"]]
             return fresh[0] if fresh else None
 
         again = wait_until(restarted, 120, interval=0.2, what="the worker restarted in place")
+        assert again is not None
         assert again.get("lost_slots", 0) == 0 and again["pid"] == worker.pid
         assert "draining to restart" in worker.log_tail(200)
     finally:
