@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from zkq.coordinator.errors import Forbidden
+from zkq.coordinator.errors import Forbidden, InvalidInput, NotFound
 from zkq.coordinator.schedule_book import ScheduleBook
 from zkq.coordinator.schedules import ScheduleRecord, check_name, check_owner
 from zkq.frontend import auth
@@ -36,7 +36,16 @@ def _owner(wanted: str | None) -> str:
         return own
     if not auth.is_admin():
         raise Forbidden("only an admin key reaches another tenant's schedules: leave out owner")
-    return check_owner(wanted)
+    return wanted
+
+
+def _valid(owner: str) -> str:
+    """An owner that can name schedules; one that cannot (a ``/`` in it, ``..``) has none:
+    reading, changing or removing one of its schedules finds nothing."""
+    try:
+        return check_owner(owner)
+    except InvalidInput:
+        raise NotFound(f"no schedules of owner {owner!r}: an owner is a tenant, or _") from None
 
 
 def _book(owner: str) -> ScheduleBook:
@@ -55,7 +64,7 @@ def _book(owner: str) -> ScheduleBook:
     tag=TAG,
 )
 def add_schedule(body: ScheduleIn) -> tuple[Any, ...]:
-    owner = _owner(body.owner)
+    owner = check_owner(_owner(body.owner))
     record = ScheduleRecord(
         name=body.name,
         owner=owner,
@@ -89,6 +98,10 @@ def add_schedule(body: ScheduleIn) -> tuple[Any, ...]:
 )
 def list_schedules(query: OwnerQuery) -> tuple[Any, ...]:
     owner = _owner(query.owner)
+    try:
+        _valid(owner)
+    except NotFound:
+        return ScheduleList(schedules=[]), 200
     with resources().zk.call():
         views = _book(owner).list()
     return ScheduleList(schedules=[ScheduleOut.of(v) for v in views]), 200
@@ -105,7 +118,7 @@ def list_schedules(query: OwnerQuery) -> tuple[Any, ...]:
     tag=TAG,
 )
 def get_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
-    owner = _owner(query.owner)
+    owner = _valid(_owner(query.owner))
     with resources().zk.call():
         return ScheduleOut.of(_book(owner).get(check_name(name))), 200
 
@@ -121,7 +134,7 @@ def get_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
     tag=TAG,
 )
 def remove_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
-    owner = _owner(query.owner)
+    owner = _valid(_owner(query.owner))
     with resources().zk.call():
         _book(owner).remove(check_name(name))
     return ScheduleRemoved(name=name, owner=owner, removed=True), 200
@@ -138,7 +151,7 @@ def remove_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
     tag=TAG,
 )
 def pause_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
-    owner = _owner(query.owner)
+    owner = _valid(_owner(query.owner))
     with resources().zk.call():
         return ScheduleOut.of(_book(owner).pause(check_name(name))), 200
 
@@ -154,6 +167,6 @@ def pause_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
     tag=TAG,
 )
 def resume_schedule(name: str, query: OwnerQuery) -> tuple[Any, ...]:
-    owner = _owner(query.owner)
+    owner = _valid(_owner(query.owner))
     with resources().zk.call():
         return ScheduleOut.of(_book(owner).resume(check_name(name))), 200

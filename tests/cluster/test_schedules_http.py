@@ -83,3 +83,24 @@ def test_a_taken_name_is_a_409_and_reading_needs_the_read_scope(
     assert r.status_code == 404
     r = http.delete(f"{url}/{taken}", headers=stack.auth("bob"), timeout=10)
     assert r.status_code == 200
+
+
+def test_an_admins_owner_cannot_reach_past_its_own_schedules(
+    stack: Stack, http: requests.Session
+) -> None:
+    """``owner`` names one znode: with a ``/`` in it, ``DELETE /v1/schedules/state`` would
+    reach another schedule's state node, which only the leader may write."""
+    bob = stack.client("bob")
+    mine = name()
+    bob.schedules.add(mine, {"type": "echo"}, every=1, misfire="skip")
+    wait_until(lambda: bob.schedules.get(mine)["state"]["last_tick"], 60, what="a first tick")
+    url = f"{stack.url}/v1/schedules/state"
+    sneaky = {"owner": f"globex/{mine}"}
+    r = http.delete(url, params=sneaky, headers=stack.auth("alice"), timeout=10)
+    assert r.status_code == 404, r.text
+    r = http.get(
+        f"{stack.url}/v1/schedules", params=sneaky, headers=stack.auth("alice"), timeout=10
+    )
+    assert r.status_code == 200 and r.json()["schedules"] == []
+    assert bob.schedules.get(mine)["state"]["last_tick"] is not None  # its state is intact
+    bob.schedules.remove(mine)
