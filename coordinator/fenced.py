@@ -19,6 +19,7 @@ from typing import Any
 
 from zkq.coordinator import lifecycle
 from zkq.coordinator.errors import Fenced, JobNotFound, PayloadTooLarge, Unavailable
+from zkq.coordinator.history import AttemptOutcome
 from zkq.coordinator.job import Job, JobSpec, check_result
 from zkq.coordinator.lifecycle import Batch, Step, written_version
 from zkq.coordinator.store import MAX_MULTI_BYTES, JobStore, byte_groups
@@ -165,6 +166,21 @@ class FencedWriter:
     ) -> Step:
         """``delay`` > 0: the retry waits that long, ``scheduled`` (see lifecycle.fail)."""
         return lifecycle.fail(self.store.layout, job, version, worker_id, error, time.time(), delay)
+
+    def give_back_step(self, job: Job, version: int, worker_id: str, reason: str) -> Step:
+        """A running attempt that its worker stopped on its own and hands back to the queue
+        (as the leader takes back a lost worker's: the attempt counts, ``lost``)."""
+        return lifecycle.requeue(
+            self.store.layout,
+            job,
+            version,
+            AttemptOutcome.LOST,
+            reason,
+            time.time(),
+            claim_exists=True,
+            inbox_exists=True,
+            by="worker",
+        )
 
     def complete(
         self,

@@ -56,7 +56,8 @@ class Attempt:
     error: str | None = None
     #: ``attempt`` or ``requeue`` (records written before requeue entries hold attempts only)
     kind: str = ATTEMPT
-    #: of a requeue entry: who sent the job back, ``operator`` or ``leader``
+    #: of a requeue entry: who sent the job back, ``operator``, ``leader`` or ``worker`` (one
+    #: that stopped the attempt itself, cut off from ZooKeeper for too long)
     by: str | None = None
 
     @classmethod

@@ -36,7 +36,7 @@ from zkq.coordinator.job import Job, JobState
 from zkq.coordinator.lifecycle import Step
 from zkq.coordinator.store import JobStore
 from zkq.worker import retrying
-from zkq.worker.control import AttemptControl
+from zkq.worker.control import SESSION, AttemptControl
 from zkq.worker.leases import ClaimChanged, LeaseKeeper, SessionChanged
 from zkq.worker.metrics import WorkerMetrics
 from zkq.worker.pools import Outcome, Pool, failure
@@ -124,6 +124,9 @@ class Pipeline:
             store.session, store.layout, self._events.put_nowait
         )
         self._ready: queue.Queue[Started | None] = queue.Queue()
+        #: attempts stopped while cut off from ZooKeeper, to hand back once connected again
+        #: (the committer's)
+        self._cut_off: list[Started] = []
         #: handlers claimed and not yet returned (only the committer writes it)
         self.busy = 0
         #: claimed and not yet recorded as ended: what a drain waits for
@@ -226,11 +229,13 @@ class Pipeline:
             # a revoked attempt was recorded when it was stopped: its return frees the slot
             finished = [f for f in finished if f.started.revoked is None]
             claims = [] if stopping else self._claimable()
+            given_back = self._to_give_back()
             try:
-                self._commit(finished, claims)
+                self._commit(finished, claims, given_back)
             except Exception:
-                # not a refusal (those are outcomes) but a bug: let go of everything so the
-                # leader's requeue, not this worker, decides what happens to these jobs
+                # not a refusal (those are outcomes) but a bug: let go of everything; the
+                # leader requeues what ran, and what did not start is offered again at the
+                # next inbox event (not at once: a bug that persists would spin)
                 log.exception("could not record %d step(s)", len(finished) + len(claims))
                 for f in finished:
                     self.outstanding -= 1
@@ -238,6 +243,7 @@ class Pipeline:
                 for claim in claims:
                     self.outstanding -= 1
                     self._release(claim.job.id, False)
+                self._cut_off.extend(given_back)  # at the next reconnection, again
             # renewals and revocations after the group: never part of its multi
             try:
                 self._revoke(self.leases.step())
@@ -268,9 +274,23 @@ class Pipeline:
             except Exception:
                 log.exception("the pool could not stop the handler", extra=started.about)
             self.metrics.ended(started.job.type, "revoked", time.monotonic() - started.began)
+            log.warning("handler stopped (%s)", reason, extra=started.about)
+            if reason == SESSION and started.generation == self.store.session.generation:
+                # stopped on our own clock while cut off, and the session may yet live on
+                # (a ZooKeeper election restarts every session's timer): then its claim
+                # stays ours and nobody would take the job back before its timeout
+                self._cut_off.append(started)
+                continue
             self.outstanding -= 1
             self._release(started.job.id, True)
-            log.warning("handler stopped (%s)", reason, extra=started.about)
+
+    def _to_give_back(self) -> list[Started]:
+        """The cut-off attempts to settle now: once connected again (whether the session
+        lived on decides how, in :meth:`_commit`)."""
+        if not self._cut_off or not self.store.session.connected.is_set():
+            return []
+        out, self._cut_off = self._cut_off, []
+        return out
 
     def _claimable(self) -> list[Assignment]:
         """Queued assignments to claim now: as many as there are free slots."""
@@ -292,13 +312,35 @@ class Pipeline:
                 # drain that sees nothing outstanding cannot race a claim in flight
                 self.outstanding += len(out)
         for item in dropped:
-            self._release(item.job.id, False)  # unstarted: the leader requeues it, at no cost
+            # unstarted: the leader requeues it at no cost, and may give it to our new
+            # session's inbox, where the listing skipped it while it was held here
+            self._release(item.job.id, True)
         return out
 
-    def _commit(self, finished: list[Finished], claims: list[Assignment]) -> None:
+    def _commit(
+        self, finished: list[Finished], claims: list[Assignment], given_back: list[Started]
+    ) -> None:
         generation = self._generation()
         steps: list[tuple[Job, int, Step]] = []
-        owners: list[Finished | Assignment] = []
+        owners: list[Finished | Assignment | Started] = []
+        for s in given_back:
+            if s.generation != self.store.session.generation:
+                # the session did end: the leader takes the job back from the lost claim
+                self.outstanding -= 1
+                self._release(s.job.id, True)
+                continue
+            reason = (
+                f"worker {s.worker_id} was cut off from ZooKeeper for longer than its session "
+                "timeout: it stopped the handler and gave the job back"
+            )
+            steps.append(
+                (
+                    s.job,
+                    s.version,
+                    self.writer.give_back_step(s.job, s.version, s.worker_id, reason),
+                )
+            )
+            owners.append(s)
         for f in finished:
             if f.started.generation != generation:
                 self._ended(f, "abandoned")
@@ -311,7 +353,7 @@ class Pipeline:
         for claim in claims:
             if claim.job.state != JobState.ASSIGNED or claim.job.worker != claim.worker_id:
                 self.outstanding -= 1
-                self._release(claim.job.id, False)  # cancelled or taken back before we read it
+                self._release(claim.job.id, True)  # moved on before we read it: maybe back to us
                 continue
             step = self.writer.start_step(claim.job, claim.version, claim.worker_id)
             steps.append((claim.job, claim.version, step))
@@ -322,13 +364,24 @@ class Pipeline:
         for owner, (_, _, step), result in zip(owners, steps, results, strict=True):
             if isinstance(owner, Finished):
                 self._recorded(owner, step, result)
+            elif isinstance(owner, Started):
+                # given back, or moved on meanwhile (fenced): either way no longer ours
+                log.info(
+                    "job given back: %s",
+                    "refused, moved on" if isinstance(result, Fenced) else step.job.state,
+                    extra=owner.about,
+                )
+                self.outstanding -= 1
+                self._release(owner.job.id, True)
             else:
                 self._claimed(owner, result)
 
     def _claimed(self, claim: Assignment, result: tuple[Job, int] | Fenced) -> None:
         if isinstance(result, Fenced):
+            # moved on since we read it (taken back, cancelled), maybe back into our inbox:
+            # the listing reads it again and offers it only if it is ours to start
             self.outstanding -= 1
-            self._release(claim.job.id, False)
+            self._release(claim.job.id, True)
             return
         job, version = result  # the version the end's check holds
         about = {"job_id": job.id, "worker_id": claim.worker_id, "type": job.type}

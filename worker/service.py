@@ -46,9 +46,10 @@ from zkq.coordinator.zk import (
 )
 from zkq.coordinator.zk.outages import report_outages
 from zkq.coordinator.zk.session import STOP_GRACE
+from zkq.worker.inbox import Inbox
 from zkq.worker.lost_slots import publish_lost_slots, rewrite_registration
 from zkq.worker.metrics import WorkerMetrics
-from zkq.worker.pipeline import Assignment, Pipeline
+from zkq.worker.pipeline import Pipeline
 from zkq.worker.pools import Pool, StopPolicy, make_pool
 from zkq.worker.registry import Registry
 
@@ -128,19 +129,16 @@ class Worker:
         self._registered_generation = -1
         self._pending_id: tuple[int, str] | None = None
         self._listed_connection = -1
-        # job id -> generation it was taken under; held from listing until recorded
-        self._active: dict[str, int] = {}
+        self._wake = threading.Event()
+        self.inbox = Inbox(self.store, self._wake)
         self.pipeline = Pipeline(
             self.store,
             self.pool,
             concurrency,
             self.metrics,
             generation=lambda: self._registered_generation,
-            release=self._release,
+            release=self.inbox.release,
         )
-        self._active_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._inbox_dirty = True
         self._registration_dirty = True
         self._announce_drain = False
         self._draining = threading.Event()
@@ -172,8 +170,7 @@ class Worker:
     @property
     def held(self) -> int:
         """Assignments taken from the inbox and not yet let go (queued, running, recording)."""
-        with self._active_lock:
-            return len(self._active)
+        return len(self.inbox)
 
     # -- main loop ------------------------------------------------------------------------
     def run(self) -> None:
@@ -258,7 +255,7 @@ class Worker:
         if self.session.connections != self._listed_connection:
             # our watches were dropped with the connection: list again
             self._listed_connection = self.session.connections
-            self._inbox_dirty = True
+            self.inbox.dirty = True
             self._registration_dirty = True
         if self._registration_dirty:
             self._registration_dirty = False
@@ -266,8 +263,7 @@ class Worker:
         if self._lost_dirty:
             self._lost_dirty = False
             self._publish_lost()
-        if self._inbox_dirty and not self._draining.is_set():
-            self._inbox_dirty = False
+        if self.inbox.dirty and not self._draining.is_set():
             self._list_inbox()
 
     def _register(self) -> None:
@@ -336,10 +332,6 @@ class Worker:
             extra={"worker_id": worker_id},
         )
 
-    def _on_inbox(self, _event: WatchEvent) -> None:
-        self._inbox_dirty = True
-        self._wake.set()
-
     def _on_registration(self, _event: WatchEvent) -> None:
         self._registration_dirty = True
         self._wake.set()
@@ -367,7 +359,7 @@ class Worker:
         if worker_id is None:
             return
         try:
-            job_ids = self.session.get_children(self.layout.inbox(worker_id), watch=self._on_inbox)
+            offered = self.inbox.new_assignments(worker_id, self._registered_generation)
         except NoNode:
             # our inbox is gone while we are registered (removed by hand, or by a leader
             # that took us for dead): nothing can be assigned to us, so start afresh
@@ -376,39 +368,8 @@ class Worker:
             self._registered_generation = -1
             self._wake.set()
             return
-        generation = self._registered_generation
-        with self._active_lock:
-            new = sorted(j for j in job_ids if j not in self._active)
-            self._active.update(dict.fromkeys(new, generation))
-        if not new:
-            return
-        # one pipelined round for every new assignment, not a round trip per job
-        try:
-            records = self.store.get_many(new)
-        except BaseException:
-            for job_id in new:
-                self._release(job_id)
-            self._inbox_dirty = True  # list again once ZooKeeper answers
-            raise
-        offered = []
-        for job_id in new:
-            found = records.get(job_id)
-            if found is None:
-                self._release(job_id)
-                continue
-            offered.append(Assignment(found[0], found[1], worker_id, generation))
-        self.pipeline.offer(offered)
-
-    def _release(self, job_id: str, relist: bool = False) -> None:
-        """The pipeline let go of a job.  After an attempt that ran, list the inbox again:
-        the job may have been taken back and assigned to us anew while it ran (and was
-        skipped as held).  Not after a refused claim: its entry, if it stays, is offered
-        again at the next inbox event rather than in a loop."""
-        with self._active_lock:
-            self._active.pop(job_id, None)
-        if relist:
-            self._inbox_dirty = True
-            self._wake.set()
+        if offered:
+            self.pipeline.offer(offered)
 
     def _mark_draining(self) -> None:
         """Say in our registration that we drain, so the leader stops assigning to us at

@@ -187,6 +187,34 @@ def test_stopping_the_zookeeper_leader_node_does_not_stop_work(
         cluster.ensemble.start_node(leader)
 
 
+def test_running_work_cut_off_past_its_session_by_a_lost_quorum_is_given_back(
+    cluster: DevCluster, client: Client
+) -> None:
+    """A worker cut off for longer than its session timeout stops its handlers (the leader
+    will have taken them back if the session ended).  But a lost quorum expires nobody:
+    the next leader restarts every session's timer, so the worker's session and its claim
+    live on, and no one but the worker itself would give the job back before its
+    timeout."""
+    assert cluster.ensemble is not None
+    job = client.submit("sleep", 7.0, max_attempts=2, timeout=300)
+    worker_id, _ = running_on(client, job.id)
+    paused = [0, 1]  # two of three: no quorum anywhere
+    for i in paused:
+        cluster.ensemble.pause_node(i)
+    try:
+        time.sleep(2.5 * SESSION_MS / 1000)  # the outage itself is what is under test
+    finally:
+        for i in paused:
+            cluster.ensemble.resume_node(i)
+    given_back = wait_for_job(client, job.id, lambda j: j.worker != worker_id, 30)
+    done = client.wait(job.id, 40)
+    assert done.state == JobState.SUCCEEDED, done
+    # the stopped attempt, the worker's own requeue, the attempt that succeeded
+    assert [a.outcome for a in done.history] == ["lost", "requeued", "succeeded"], done.history
+    assert done.history[1].by == "worker", (given_back.history, done.history)
+    assert done.history[0].worker == worker_id
+
+
 def test_the_whole_ensemble_down_for_20s_loses_nothing_and_kills_nobody(
     cluster: DevCluster, client: Client
 ) -> None:

@@ -278,3 +278,16 @@ def test_a_handler_that_raises_a_base_exception_fails_its_attempt_and_the_slot_s
     finally:
         wait_until(lambda: pipeline.outstanding == 0, 10, what="the pipeline to empty")
         pipeline.stop()
+
+
+def test_assignments_let_go_unstarted_are_listed_again(harness: Harness) -> None:
+    """A job dropped as another session's, or refused at its claim, may be back in the
+    inbox (taken back and assigned to us anew): the worker must list again, or it sits
+    assigned to a live worker that never looks at it."""
+    stale = Assignment(*harness.worker.get_versioned(harness.ids["a"]), "w1", generation=-1)
+    moved, version = harness.worker.get_versioned(harness.ids["b"])
+    harness.move_on("b")  # cancelled after we read it: the claim is refused
+    harness.pipeline.offer([stale, Assignment(moved, version, "w1", generation=0)])
+    wait_until(lambda: len(harness.released) == 2, 10, what="both assignments let go")
+    assert sorted(harness.released) == sorted([(harness.ids["a"], True), (harness.ids["b"], True)])
+    assert harness.job("a").state == JobState.ASSIGNED and harness.pipeline.outstanding == 0
