@@ -42,9 +42,9 @@ class Attempt:
     twice, across retries, requeues and revivals alike (``attempts`` is another count: the
     tries spent against ``max_attempts``, which a requeue by an operator gives back and a
     revival starts afresh).  A requeue entry has no number; it says who sent the job back
-    (``by``: ``operator`` or ``leader``), why (``error``), when (``started_at``, equal to
-    ``ended_at``) and from which worker (``worker``, empty if it had none); its outcome is
-    ``requeued``.
+    (``by``: ``operator``, ``leader`` or ``worker``), why (``error``), when (``started_at``,
+    equal to ``ended_at``) and from which worker (``worker``, empty if it had none); its
+    outcome is ``requeued``.
     """
 
     number: int | None

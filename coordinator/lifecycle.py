@@ -289,7 +289,8 @@ def requeue(
     """Take a job back from its worker: ``outcome`` is ``lost`` (its session is gone),
     ``timeout`` (the attempt ran past the job's timeout) or ``requeued`` (an operator asked,
     with ``spend_attempt=False``: the interrupted attempt does not count); ``reason`` says
-    it for people, ``by`` who asked (``leader`` or ``operator``).
+    it for people, ``by`` who asked (``leader``, ``operator``, or ``worker`` giving back an
+    attempt it stopped while cut off).
 
     An assigned job that never started costs no attempt.  A running one already counted
     its attempt at start, so when that was the last one the job is ``dead`` (and keeps

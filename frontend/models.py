@@ -164,7 +164,7 @@ class AttemptOut(BaseModel):
     outcome: str | None = None
     error: str | None = Field(None, description="What failed; for a requeue, why.")
     kind: str = Field("attempt", description="`attempt`, or `requeue`: sent back to the queue.")
-    by: str | None = Field(None, description="Who requeued it: `operator` or `leader`.")
+    by: str | None = Field(None, description="Who requeued it: `operator`, `leader` or `worker`.")
 
 
 def _unset(value: Any) -> bool:

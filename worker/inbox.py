@@ -7,11 +7,13 @@ watch and reads the new entries' records in one pipelined round.  An entry is *h
 that listing until the pipeline lets its job go (started and ended, refused, or dropped);
 a held entry is not offered twice.
 
-Only a record assigned to this worker, as read, is offered.  Everything else (the entry of
-our own running attempt, an entry whose job moved on) is let go at once, so a job let go
-after a refused claim can always be listed again without a loop: it is offered again only
-once its record is ours to start, which is exactly when it must be (it may have been taken
-back and assigned to us anew while we held it, and the listing skipped it as held).
+Only a record assigned to this worker, as read, is offered, and never twice at one
+version.  Everything else (the entry of our own running attempt, an entry whose job moved
+on, an assignment whose claim was refused for a reason the record does not show) is let
+go at once.  So a job let go unstarted can always be listed again without a loop: it is
+offered again only once its record changed and is ours to start, which is exactly when
+it must be (it may have been taken back and assigned to us anew while we held it, and the
+listing skipped it as held).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class Inbox:
         # job id -> the session generation it was taken under; from listing until let go
         self._held: dict[str, int] = {}
         self._lock = threading.Lock()
+        # job id -> the record version it was last offered at (the listing thread's)
+        self._offered: dict[str, int] = {}
         #: list again: a watch fired, a job was let go, the connection changed
         self.dirty = True
 
@@ -66,6 +70,8 @@ class Inbox:
     def _list(self, worker_id: str, generation: int) -> list[Assignment]:
         session, layout = self.store.session, self.store.layout
         job_ids = session.get_children(layout.inbox(worker_id), watch=self.touch)
+        listed = set(job_ids)
+        self._offered = {j: v for j, v in self._offered.items() if j in listed}
         with self._lock:
             new = sorted(j for j in job_ids if j not in self._held)
             self._held.update(dict.fromkeys(new, generation))
@@ -81,9 +87,14 @@ class Inbox:
         offered = []
         for job_id in new:
             found = records.get(job_id)
-            if found is None or not _assigned_to(found[0], worker_id):
-                self.release(job_id)  # gone, or not ours to start
+            if (
+                found is None
+                or not _assigned_to(found[0], worker_id)
+                or self._offered.get(job_id) == found[1]
+            ):
+                self.release(job_id)  # gone, not ours to start, or offered as it is already
                 continue
+            self._offered[job_id] = found[1]
             offered.append(Assignment(found[0], found[1], worker_id, generation))
         return offered
 

@@ -187,8 +187,11 @@ class LeaseKeeper(Generic[A]):
         """Do what is due; the attempts that are over now, with the reason (each once)."""
         over: list[tuple[A, str]] = []
         now = self._clock()
+        # connected again with the CONNECTED event still queued (the committer was busy):
+        # not too long, whatever the stale mark says
         too_long = (
             self._suspended_since is not None
+            and not self.session.connected.is_set()
             and now - self._suspended_since >= self.session.session_timeout
         )
         if self._session_over or too_long:

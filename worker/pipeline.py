@@ -37,9 +37,10 @@ from zkq.coordinator.lifecycle import Step
 from zkq.coordinator.store import JobStore
 from zkq.worker import retrying
 from zkq.worker.control import SESSION, AttemptControl
+from zkq.worker.cut_off import CutOff
 from zkq.worker.leases import ClaimChanged, LeaseKeeper, SessionChanged
 from zkq.worker.metrics import WorkerMetrics
-from zkq.worker.pools import Outcome, Pool, failure
+from zkq.worker.pools import Outcome, Pool, StopPolicy, failure
 from zkq.worker.registry import JobContext
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ class Started:
     began: float = field(default_factory=time.monotonic)
     #: why the attempt was stopped (the committer's): recorded already, its slot still busy
     revoked: str | None = None
+    #: stopped while cut off, and let go since (given back, or left to the leader)
+    settled: bool = False
 
 
 @dataclass
@@ -106,7 +109,11 @@ class Pipeline:
         metrics: WorkerMetrics,
         generation: Callable[[], int],
         release: Callable[[str, bool], None],
+        stop_grace: float = StopPolicy().kill_grace,
     ) -> None:
+        """``stop_grace``: how long the pool may take to stop a handler by force (its
+        ``kill_grace``), after which an attempt stopped while cut off is given back
+        whether its handler returned or not (:mod:`zkq.worker.cut_off`)."""
         self.store = store
         self.writer = FencedWriter(store)
         self.pool = pool
@@ -124,9 +131,8 @@ class Pipeline:
             store.session, store.layout, self._events.put_nowait
         )
         self._ready: queue.Queue[Started | None] = queue.Queue()
-        #: attempts stopped while cut off from ZooKeeper, to hand back once connected again
-        #: (the committer's)
-        self._cut_off: list[Started] = []
+        #: attempts stopped while cut off from ZooKeeper, to give back once connected again
+        self._cut_off: CutOff[Started] = CutOff(stop_grace + 1.0)
         #: handlers claimed and not yet returned (only the committer writes it)
         self.busy = 0
         #: claimed and not yet recorded as ended: what a drain waits for
@@ -213,8 +219,11 @@ class Pipeline:
         while not stopping:
             batch: list[Event] = []
             # a timeout: a deferred renewal or the suspension limit is due
+            wakes = (self.leases.next_wake(), self._cut_off.next_wake())
             with contextlib.suppress(queue.Empty):
-                batch.append(self._events.get(timeout=self.leases.next_wake()))
+                batch.append(
+                    self._events.get(timeout=min((w for w in wakes if w is not None), default=None))
+                )
             while len(batch) < COMMIT_GROUP:
                 try:
                     batch.append(self._events.get_nowait())
@@ -226,10 +235,11 @@ class Pipeline:
             self.busy -= len(finished)  # their slots are free from now on
             for f in finished:
                 self.leases.release(f.started.job.id, f.started)
+                self._cut_off.returned(f.started.job.id, f.started)
             # a revoked attempt was recorded when it was stopped: its return frees the slot
             finished = [f for f in finished if f.started.revoked is None]
             claims = [] if stopping else self._claimable()
-            given_back = self._to_give_back()
+            given_back = self._cut_off.due(self.store.session.connected.is_set())
             try:
                 self._commit(finished, claims, given_back)
             except Exception:
@@ -243,7 +253,9 @@ class Pipeline:
                 for claim in claims:
                     self.outstanding -= 1
                     self._release(claim.job.id, False)
-                self._cut_off.extend(given_back)  # at the next reconnection, again
+                for s in given_back:
+                    if not s.settled:
+                        self._cut_off.put_back(s.job.id, s)
             # renewals and revocations after the group: never part of its multi
             try:
                 self._revoke(self.leases.step())
@@ -279,18 +291,10 @@ class Pipeline:
                 # stopped on our own clock while cut off, and the session may yet live on
                 # (a ZooKeeper election restarts every session's timer): then its claim
                 # stays ours and nobody would take the job back before its timeout
-                self._cut_off.append(started)
+                self._cut_off.add(started.job.id, started)
                 continue
             self.outstanding -= 1
             self._release(started.job.id, True)
-
-    def _to_give_back(self) -> list[Started]:
-        """The cut-off attempts to settle now: once connected again (whether the session
-        lived on decides how, in :meth:`_commit`)."""
-        if not self._cut_off or not self.store.session.connected.is_set():
-            return []
-        out, self._cut_off = self._cut_off, []
-        return out
 
     def _claimable(self) -> list[Assignment]:
         """Queued assignments to claim now: as many as there are free slots."""
@@ -324,23 +328,22 @@ class Pipeline:
         steps: list[tuple[Job, int, Step]] = []
         owners: list[Finished | Assignment | Started] = []
         for s in given_back:
-            if s.generation != self.store.session.generation:
-                # the session did end: the leader takes the job back from the lost claim
-                self.outstanding -= 1
-                self._release(s.job.id, True)
-                continue
-            reason = (
-                f"worker {s.worker_id} was cut off from ZooKeeper for longer than its session "
-                "timeout: it stopped the handler and gave the job back"
-            )
-            steps.append(
-                (
-                    s.job,
-                    s.version,
-                    self.writer.give_back_step(s.job, s.version, s.worker_id, reason),
+            if s.generation == self.store.session.generation:
+                reason = (
+                    f"worker {s.worker_id} was cut off from ZooKeeper for longer than its "
+                    "session timeout: it stopped the handler and gave the job back"
                 )
-            )
-            owners.append(s)
+                try:
+                    step = self.writer.give_back_step(s.job, s.version, s.worker_id, reason)
+                except Exception:
+                    log.exception("cannot give the job back", extra=s.about)
+                else:
+                    steps.append((s.job, s.version, step))
+                    owners.append(s)
+                    continue
+            # the session did end (the leader takes the job back from the lost claim), or
+            # the give-back cannot be written (the claim times out on the leader's clock)
+            self._settle(s)
         for f in finished:
             if f.started.generation != generation:
                 self._ended(f, "abandoned")
@@ -371,10 +374,14 @@ class Pipeline:
                     "refused, moved on" if isinstance(result, Fenced) else step.job.state,
                     extra=owner.about,
                 )
-                self.outstanding -= 1
-                self._release(owner.job.id, True)
+                self._settle(owner)
             else:
                 self._claimed(owner, result)
+
+    def _settle(self, s: Started) -> None:
+        s.settled = True
+        self.outstanding -= 1
+        self._release(s.job.id, True)
 
     def _claimed(self, claim: Assignment, result: tuple[Job, int] | Fenced) -> None:
         if isinstance(result, Fenced):

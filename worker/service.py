@@ -138,6 +138,7 @@ class Worker:
             self.metrics,
             generation=lambda: self._registered_generation,
             release=self.inbox.release,
+            stop_grace=self.policy.kill_grace,
         )
         self._registration_dirty = True
         self._announce_drain = False

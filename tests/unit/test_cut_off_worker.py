@@ -18,7 +18,9 @@ from tests.memory_support import Leader, MemoryCluster
 from zkq.coordinator.history import AttemptOutcome
 from zkq.coordinator.job import JobState
 from zkq.coordinator.store import JobSpec, JobStore
+from zkq.coordinator.zk.memory import ManualClock
 from zkq.dev.waiting import wait_until
+from zkq.worker.cut_off import CutOff
 from zkq.worker.metrics import WorkerMetrics
 from zkq.worker.pipeline import Assignment, Pipeline
 from zkq.worker.pools import ThreadPool
@@ -96,8 +98,8 @@ def test_a_worker_whose_session_lived_on_gives_the_job_back(
     assert job.worker is None and job.attempts == 1
     assert client.session.exists(cluster.layout.claim(job_id)) is None
     assert client.session.exists(cluster.layout.inbox_entry("w1", job_id)) is None
-    wait_until(lambda: pipeline.outstanding == 0, 10, what="the give-back recorded")
-    assert cut_off["released"] == [(job_id, True)]
+    wait_until(lambda: cut_off["released"], 10, what="the give-back recorded")
+    assert cut_off["released"] == [(job_id, True)] and pipeline.outstanding == 0
     # and it runs again: the leader assigns it like any pending job
     cluster.register(client.session, "w2")
     Leader(cluster).rounds()
@@ -114,10 +116,31 @@ def test_a_worker_whose_session_ended_leaves_the_job_to_the_leader(
     cluster.zk.disconnect(worker.session)
     assert cut_off["stopped"].wait(10), "the handler was never stopped"
     cluster.zk.expire(worker.session)  # reconnects under a new session
-    wait_until(lambda: pipeline.outstanding == 0, 10, what="the attempt let go")
-    assert cut_off["released"] == [(job_id, True)]
+    wait_until(lambda: cut_off["released"], 10, what="the attempt let go")
+    assert cut_off["released"] == [(job_id, True)] and pipeline.outstanding == 0
     job = client.get(job_id)
     assert job.state == JobState.RUNNING and job.worker == "w1"  # the worker wrote nothing
     Leader(cluster).rounds()  # w1's registration went with its session: the leader requeues
     job = client.get(job_id)
     assert job.state == JobState.PENDING and job.history[-1].by == "leader"
+
+
+def test_a_stopped_attempt_is_given_back_once_its_handler_returned_or_its_slot_is_lost() -> None:
+    """While the stopped handler still runs, the claim keeps a second copy from starting
+    elsewhere; one that outlives the pool's stop grace has lost its slot, and may never
+    return."""
+    clock = ManualClock()
+    stopped: CutOff[str] = CutOff(grace=5.0, clock=clock)
+    stopped.add("j1", "A")
+    stopped.add("j2", "B")
+    assert stopped.next_wake() == pytest.approx(5.0)
+    stopped.returned("j1", "not A")  # another attempt of the job: not this one
+    assert stopped.due(connected=True) == []
+    stopped.returned("j1", "A")
+    assert stopped.due(connected=False) == []  # nothing is written while cut off
+    assert stopped.due(connected=True) == ["A"]
+    clock.advance(5.0)
+    assert stopped.next_wake() == pytest.approx(0.01)
+    assert stopped.due(connected=True) == ["B"] and len(stopped) == 0
+    stopped.put_back("j2", "B")  # settling failed: tried again at the next event
+    assert stopped.next_wake() is None and stopped.due(connected=True) == ["B"]

@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from tests.memory_support import Leader, MemoryCluster
+from zkq.coordinator.history import AttemptOutcome
 from zkq.coordinator.job import JobState
 from zkq.coordinator.store import JobSpec, JobStore
 from zkq.coordinator.zk import ConnectionLost
@@ -78,3 +79,25 @@ def test_a_listing_that_failed_is_made_again(cluster: MemoryCluster, client: Job
     cluster.zk.reconnect(worker.session)
     assert offered(inbox, "w1", 0) == [job.id]
     assert not inbox.dirty
+
+
+def test_an_assignment_is_offered_once_per_version_of_its_record(
+    cluster: MemoryCluster, client: JobStore
+) -> None:
+    """A claim refused for a reason the record does not show (a leftover claim node, an
+    older cluster's ACL) is let go and listed again: offering the same record again would
+    be refused again, in a loop.  Once the record changes, it is offered again."""
+    worker = cluster.store("worker")
+    inbox = Inbox(worker, threading.Event())
+    cluster.register(worker.session, "w1")
+    job = client.submit(JobSpec("t"))
+    leader = Leader(cluster)
+    leader.rounds()
+    assert offered(inbox, "w1", 0) == [job.id]
+    inbox.release(job.id, relist=True)  # refused at its claim; the record did not change
+    assert offered(inbox, "w1", 0) == []
+    assert offered(inbox, "w1", 0) == []
+    client.requeue(job.id, AttemptOutcome.REQUEUED, "by hand", spend_attempt=False, by="operator")
+    leader.rounds()  # assigned to w1 again: a new version
+    assert client.get(job.id).worker == "w1"
+    assert offered(inbox, "w1", 0) == [job.id]
